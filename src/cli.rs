@@ -1,0 +1,223 @@
+//! The command line: arguments, their defaults and units, and the help text that teaches.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  fetchpool https://example.com/a.iso https://example.com/b.iso
+  fetchpool -i urls.txt -o mirror -j 32 --report report.jsonl
+  fetchpool -i manifest.tsv --per-host 4 --retries 5 --max-time 600
+  cat urls.txt | fetchpool -i - -o out --json
+  fetchpool verify -i manifest.tsv -o mirror
+
+Job lists (one job per line; '#' comments and blank lines ignored):
+  plain   URL                                   file named after the URL's last segment
+  TSV     URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]  PATH relative to --output-dir
+  JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
+           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…}
+
+Exit status: 0 all ok or skipped, 1 some job failed, 2 usage or configuration error,
+130 interrupted (run the same command again to resume).
+Logs go to stderr; set RUST_LOG=fetchpool=debug (or -v, -vv) for more.";
+
+/// Bulk HTTP downloader: a fixed pool of threads, verified files, resumable runs.
+#[derive(Parser, Debug)]
+#[command(
+    name = "fetchpool",
+    version,
+    about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check files on disk against a manifest's sha256, in parallel; no network.
+    Verify(VerifyArgs),
+}
+
+/// `fetchpool verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Manifest with sha256 per file (TSV or JSON lines); '-' reads stdin.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Directory the manifest's paths are relative to.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Downloading.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// URLs to download (in addition to --input).
+    #[arg(value_name = "URL", help_heading = "Input")]
+    pub urls: Vec<String>,
+
+    /// Job list: plain URLs, TSV or JSON lines; '-' reads stdin. Repeatable.
+    #[arg(short, long, value_name = "FILE", help_heading = "Input")]
+    pub input: Vec<PathBuf>,
+
+    /// Read and check the list, print the plan, and exit without any request.
+    #[arg(long, help_heading = "Input")]
+    pub dry_run: bool,
+
+    /// Workers: the most requests in flight at once.
+    #[arg(
+        short = 'j',
+        long = "workers",
+        value_name = "N",
+        default_value_t = 16,
+        help_heading = "Concurrency"
+    )]
+    pub workers: usize,
+
+    /// The most requests in flight to one host (scheme, host and port).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        help_heading = "Concurrency"
+    )]
+    pub per_host: usize,
+
+    /// One job at a time, strictly in input order (retries included).
+    #[arg(long, help_heading = "Concurrency")]
+    pub serial: bool,
+
+    /// After the first failure, start no new job.
+    #[arg(long, help_heading = "Concurrency")]
+    pub fail_fast: bool,
+
+    /// Limit for DNS, TCP, TLS and proxy handshakes, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub connect_timeout: Duration,
+
+    /// Fail a transfer when no byte arrives for this long, in seconds (stall).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub idle_timeout: Duration,
+
+    /// A job's whole budget in seconds, retries included, from its first start [default: none].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub max_time: Option<Duration>,
+
+    /// Extra attempts for transient errors (connect, timeout, reset, 408/429/5xx).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Timeouts and retries"
+    )]
+    pub retries: u32,
+
+    /// Longest wait between attempts in seconds, Retry-After included.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub retry_max_delay: Duration,
+
+    /// Most redirects followed per request.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Proxy, redirects and TLS"
+    )]
+    pub max_redirects: u32,
+
+    /// Follow redirects from https to plain http.
+    #[arg(long, help_heading = "Proxy, redirects and TLS")]
+    pub allow_downgrade: bool,
+
+    /// Where files go; created if missing.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        help_heading = "Output and reporting"
+    )]
+    pub output_dir: PathBuf,
+
+    /// Extra request header, 'Name: value'. Repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "'K: V'",
+        help_heading = "Output and reporting"
+    )]
+    pub headers: Vec<String>,
+
+    /// Write one JSON object per job to FILE as jobs finish.
+    #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]
+    pub report: Option<PathBuf>,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long, help_heading = "Output and reporting")]
+    pub json: bool,
+
+    /// Print only errors.
+    #[arg(short, long, help_heading = "Output and reporting")]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output and reporting")]
+    pub verbose: u8,
+}
+
+/// Parses seconds: `10`, `2.5`, or with a unit: `500ms`, `30s`, `5m`, `1h`.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a duration; write seconds like 10 or 2.5, or 500ms, 5m")
+    })?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("unknown unit '{unit}' in '{s}'; use ms, s, m or h")),
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("'{s}' must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_with_units() {
+        assert_eq!(parse_secs("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_secs("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_secs("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_secs("ten").is_err());
+        assert!(parse_secs("-1").is_err());
+    }
+}

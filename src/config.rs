@@ -1,0 +1,207 @@
+//! The pool's configuration and its builder; every default and unit is stated here.
+//!
+//! [`PoolBuilder::build`] checks the configuration before any request: the output
+//! directory must be creatable and writable, CA files readable, proxies valid. Each
+//! error says what to fix.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::pool::Pool;
+
+/// Everything that shapes a run. Build it with [`Pool::builder`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Worker threads, hence the most requests in flight. Defaults to 16.
+    pub workers: usize,
+    /// Most requests in flight to one host (scheme, host and port). Defaults to 8.
+    pub per_host: usize,
+    /// One job at a time, strictly in submission order, retries included. Defaults to false.
+    pub serial: bool,
+    /// After the first failure, start no new job. Defaults to false.
+    pub fail_fast: bool,
+    /// Limit for DNS, TCP, TLS and proxy handshakes. Defaults to 10 s.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next byte (stall detector). Defaults to 30 s.
+    pub idle_timeout: Duration,
+    /// A job's whole budget, retries included, from its first start. Defaults to none.
+    pub max_time: Option<Duration>,
+    /// Extra attempts for transient errors. Defaults to 3.
+    pub retries: u32,
+    /// First backoff step; doubles each attempt, with full jitter. Defaults to 250 ms.
+    pub retry_base_delay: Duration,
+    /// Longest wait between attempts, `Retry-After` included. Defaults to 30 s.
+    pub retry_max_delay: Duration,
+    /// Where file jobs write, relative paths resolved against it. Defaults to `.`.
+    pub output_dir: PathBuf,
+    /// Headers sent with every request, before each job's own. Defaults to none.
+    pub headers: Vec<(String, String)>,
+    /// Most redirects followed per attempt. Defaults to 10.
+    pub max_redirects: u32,
+    /// Follow redirects from https to http. Defaults to false.
+    pub allow_downgrade: bool,
+    /// Largest body a memory job accepts, in bytes. Defaults to 64 MiB.
+    pub memory_limit: u64,
+    /// The `User-Agent` header. Defaults to `fetchpool/VERSION`.
+    pub user_agent: String,
+    /// How many queued jobs the scheduler holds to look past a busy host. Defaults to
+    /// 4096 or 64 per worker, whichever is larger. Memory grows with it, not with the list.
+    pub lookahead: usize,
+    /// Send [`crate::Event::Progress`] events. Defaults to true.
+    pub progress_events: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: 16,
+            per_host: 8,
+            serial: false,
+            fail_fast: false,
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_time: None,
+            retries: 3,
+            retry_base_delay: Duration::from_millis(250),
+            retry_max_delay: Duration::from_secs(30),
+            output_dir: PathBuf::from("."),
+            headers: Vec::new(),
+            max_redirects: 10,
+            allow_downgrade: false,
+            memory_limit: 64 << 20,
+            user_agent: concat!("fetchpool/", env!("CARGO_PKG_VERSION")).to_string(),
+            lookahead: 4096,
+            progress_events: true,
+        }
+    }
+}
+
+/// Builds a [`Pool`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let pool = fetchpool::Pool::builder()
+///     .workers(8)
+///     .per_host(4)
+///     .output_dir("downloads")
+///     .idle_timeout(Duration::from_secs(20))
+///     .build()?;
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PoolBuilder {
+    config: Config,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl PoolBuilder {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    setter!(/// Worker threads (at least 1). Defaults to 16.
+        workers: usize);
+    setter!(/// Most requests in flight per host (at least 1). Defaults to 8.
+        per_host: usize);
+    setter!(/// One job at a time in submission order. Defaults to false.
+        serial: bool);
+    setter!(/// Stop starting jobs after the first failure. Defaults to false.
+        fail_fast: bool);
+    setter!(/// Connection setup limit. Defaults to 10 s.
+        connect_timeout: Duration);
+    setter!(/// Stall limit: longest wait for the next byte. Defaults to 30 s.
+        idle_timeout: Duration);
+    setter!(/// A job's whole budget, retries included. Defaults to none.
+        max_time: Option<Duration>);
+    setter!(/// Extra attempts for transient errors. Defaults to 3.
+        retries: u32);
+    setter!(/// First backoff step. Defaults to 250 ms.
+        retry_base_delay: Duration);
+    setter!(/// Longest wait between attempts. Defaults to 30 s.
+        retry_max_delay: Duration);
+    setter!(/// Most redirects per attempt. Defaults to 10.
+        max_redirects: u32);
+    setter!(/// Follow https → http redirects. Defaults to false.
+        allow_downgrade: bool);
+    setter!(/// Largest memory-job body in bytes. Defaults to 64 MiB.
+        memory_limit: u64);
+    setter!(/// Queued jobs held to look past a busy host. Defaults to 4096.
+        lookahead: usize);
+    setter!(/// Send progress events. Defaults to true.
+        progress_events: bool);
+
+    /// Where file jobs write. Defaults to the current directory.
+    pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.output_dir = dir.into();
+        self
+    }
+
+    /// Adds a header sent with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `User-Agent` header. Defaults to `fetchpool/VERSION`.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.config.user_agent = ua.into();
+        self
+    }
+
+    /// The configuration as it stands.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks the configuration and makes the pool. Fails with [`Error::Config`] or
+    /// [`Error::Io`] before any request.
+    pub fn build(self) -> Result<Pool, Error> {
+        let mut config = self.config;
+        if config.workers == 0 {
+            return Err(Error::config(
+                "workers must be at least 1; use -j 1 for one at a time",
+            ));
+        }
+        if config.per_host == 0 {
+            return Err(Error::config("per-host limit must be at least 1"));
+        }
+        if config.serial {
+            config.workers = 1;
+        }
+        config.lookahead = config.lookahead.max(config.workers * 64);
+        check_output_dir(&config.output_dir)?;
+        Pool::new(config)
+    }
+}
+
+/// Creates the output directory if needed and proves it writable with a probe file.
+fn check_output_dir(dir: &PathBuf) -> Result<(), Error> {
+    fs::create_dir_all(dir).map_err(|e| {
+        Error::config(format!(
+            "cannot create output directory '{}': {e}; choose another with -o or fix its permissions",
+            dir.display()
+        ))
+    })?;
+    let probe = dir.join(format!(".fetchpool-probe-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| {
+        Error::config(format!(
+            "output directory '{}' is not writable: {e}; choose another with -o or fix its permissions",
+            dir.display()
+        ))
+    })?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}

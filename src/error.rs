@@ -1,0 +1,396 @@
+//! The error taxonomy: every way a job can fail, split by what the caller does next.
+//!
+//! A job's failure is one [`Error`]. Its [`ErrorKind`] is the short name that goes into
+//! reports (`"timeout"`, `"http"`, …) and [`Error::is_transient`] is the retry policy's
+//! only input. Context (the URL, the path, the phase) travels in fields, never only in a
+//! formatted string, so a caller can act on it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which phase of a request ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Establishing the connection: DNS, TCP, TLS and proxy handshakes (`--connect-timeout`).
+    Connect,
+    /// No byte arrived for the idle limit (`--idle-timeout`), while waiting for the response
+    /// head or in the middle of the body.
+    Stall,
+    /// The job's whole time budget, retries included, ran out (`--max-time`).
+    Deadline,
+}
+
+impl TimeoutPhase {
+    /// The phase's name as written in reports: `connect`, `stall` or `deadline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutPhase::Connect => "connect",
+            TimeoutPhase::Stall => "stall",
+            TimeoutPhase::Deadline => "deadline",
+        }
+    }
+}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The short, stable name of an error's category, as written in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The connection could not be established (refused, unreachable, DNS failure).
+    Connect,
+    /// The connection broke after it was established: reset, closed early, short body.
+    Network,
+    /// A timeout; see [`TimeoutPhase`].
+    Timeout,
+    /// The TLS handshake failed (unknown issuer, expired certificate, name mismatch).
+    Tls,
+    /// The server answered with a status that is not a success.
+    Http,
+    /// The server sent something that is not valid HTTP (garbage, oversized header).
+    Protocol,
+    /// The body's size or sha256 differs from what the job expects.
+    Checksum,
+    /// A local file operation failed (disk full, permission denied).
+    Io,
+    /// The proxy refused or failed the request.
+    Proxy,
+    /// A redirect loop, too many redirects, or a redirect fetchpool refuses to follow.
+    Redirect,
+    /// A job this one depends on did not succeed.
+    Dependency,
+    /// The job was cancelled (Ctrl-C, `--fail-fast`) before it could finish.
+    Cancelled,
+    /// The job or the configuration is invalid.
+    Config,
+}
+
+impl ErrorKind {
+    /// The name written in reports, for example `"timeout"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Http => "http",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Checksum => "checksum",
+            ErrorKind::Io => "io",
+            ErrorKind::Proxy => "proxy",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Dependency => "dependency",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A shared, cloneable underlying cause.
+type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a job failed, or why a configuration was refused.
+///
+/// Errors are cheap to clone (causes are shared) so that an outcome can be sent to
+/// several observers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection could not be established.
+    Connect {
+        /// What went wrong, in words.
+        message: String,
+        /// The underlying cause.
+        source: Option<Source>,
+    },
+    /// The connection broke after it was established (reset, closed, short body).
+    Network {
+        /// What went wrong, in words.
+        message: String,
+        /// The underlying cause.
+        source: Option<Source>,
+    },
+    /// A phase of the request ran out of time.
+    Timeout {
+        /// Which phase.
+        phase: TimeoutPhase,
+        /// The limit that was exceeded, when known.
+        limit: Option<Duration>,
+    },
+    /// The TLS handshake failed.
+    Tls {
+        /// The reason, for example "invalid peer certificate: UnknownIssuer".
+        reason: String,
+    },
+    /// The server answered with a status that is not a success.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// How long the server asked us to wait (`Retry-After`), when it said.
+        retry_after: Option<Duration>,
+    },
+    /// The server's answer is not valid HTTP.
+    Protocol {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The body's size or digest differs from what the job expects.
+    Checksum {
+        /// What was expected: a sha256 in hex, or a size in bytes.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+    /// A local file operation failed.
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// The proxy refused or failed the request.
+    Proxy {
+        /// The proxy (credentials redacted) and what it did.
+        message: String,
+    },
+    /// A redirect could not or would not be followed.
+    Redirect {
+        /// Why.
+        message: String,
+    },
+    /// A job this one depends on did not succeed.
+    Dependency {
+        /// The id of the job that failed or was cancelled.
+        id: String,
+    },
+    /// The job was cancelled before it could finish.
+    Cancelled {
+        /// Why: "interrupted", "fail-fast", …
+        reason: String,
+    },
+    /// The job or the configuration is invalid.
+    Config {
+        /// The problem and how to fix it.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The short category name used in reports.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Tls { .. } => ErrorKind::Tls,
+            Error::Status { .. } => ErrorKind::Http,
+            Error::Protocol { .. } => ErrorKind::Protocol,
+            Error::Checksum { .. } => ErrorKind::Checksum,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Proxy { .. } => ErrorKind::Proxy,
+            Error::Redirect { .. } => ErrorKind::Redirect,
+            Error::Dependency { .. } => ErrorKind::Dependency,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// Whether trying again may succeed: connection failures, timeouts, a connection that
+    /// broke mid-body, and the statuses 408, 429, 500, 502, 503 and 504.
+    ///
+    /// Never transient: other 4xx statuses, TLS errors (a bad certificate stays bad),
+    /// checksum mismatches, local I/O errors and configuration errors.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Network { .. } | Error::Timeout { .. } => true,
+            Error::Status { code, .. } => matches!(code, 408 | 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// The timeout phase, for timeouts.
+    pub fn phase(&self) -> Option<TimeoutPhase> {
+        match self {
+            Error::Timeout { phase, .. } => Some(*phase),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, for [`Error::Status`].
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The server's `Retry-After`, for [`Error::Status`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Shorthand for a configuration error.
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::Config {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for a local I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Connect { message, .. } => write!(f, "connection failed: {message}"),
+            Error::Network { message, .. } => write!(f, "connection broke: {message}"),
+            Error::Timeout { phase, limit } => {
+                let what = match phase {
+                    TimeoutPhase::Connect => "connecting took too long",
+                    TimeoutPhase::Stall => "no data received",
+                    TimeoutPhase::Deadline => "the job's time budget ran out",
+                };
+                match limit {
+                    Some(d) => write!(
+                        f,
+                        "timeout ({phase}): {what} (limit {:.1} s)",
+                        d.as_secs_f64()
+                    ),
+                    None => write!(f, "timeout ({phase}): {what}"),
+                }
+            }
+            Error::Tls { reason } => write!(f, "TLS handshake failed: {reason}"),
+            Error::Status { code, .. } => {
+                write!(f, "server answered HTTP {code}")?;
+                if let Some(reason) = status_reason(*code) {
+                    write!(f, " {reason}")?;
+                }
+                Ok(())
+            }
+            Error::Protocol { message } => write!(f, "invalid HTTP response: {message}"),
+            Error::Checksum { expected, actual } => {
+                write!(f, "checksum mismatch: expected {expected}, got {actual}")
+            }
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Proxy { message } => write!(f, "proxy error: {message}"),
+            Error::Redirect { message } => write!(f, "redirect refused: {message}"),
+            Error::Dependency { id } => {
+                write!(f, "not started: job '{id}' it depends on did not succeed")
+            }
+            Error::Cancelled { reason } => write!(f, "cancelled: {reason}"),
+            Error::Config { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Connect {
+                source: Some(s), ..
+            }
+            | Error::Network {
+                source: Some(s), ..
+            } => Some(s.as_ref() as &(dyn std::error::Error + 'static)),
+            Error::Io { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+fn status_reason(code: u16) -> Option<&'static str> {
+    Some(match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_statuses_are_exactly_the_retryable_ones() {
+        let transient: Vec<u16> = (100..600)
+            .filter(|&code| {
+                Error::Status {
+                    code,
+                    retry_after: None,
+                }
+                .is_transient()
+            })
+            .collect();
+        assert_eq!(transient, vec![408, 429, 500, 502, 503, 504]);
+    }
+
+    #[test]
+    fn tls_and_checksum_errors_are_never_retried() {
+        assert!(
+            !Error::Tls {
+                reason: "UnknownIssuer".into()
+            }
+            .is_transient()
+        );
+        let e = Error::Checksum {
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert!(!e.is_transient());
+        assert!(!Error::io("/x", io::Error::other("disk full")).is_transient());
+    }
+
+    #[test]
+    fn display_names_the_phase_and_status() {
+        let e = Error::Timeout {
+            phase: TimeoutPhase::Stall,
+            limit: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timeout (stall): no data received (limit 2.0 s)"
+        );
+        assert_eq!(
+            Error::Status {
+                code: 404,
+                retry_after: None
+            }
+            .to_string(),
+            "server answered HTTP 404 Not Found"
+        );
+    }
+}

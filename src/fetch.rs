@@ -1,0 +1,638 @@
+//! One attempt: request, follow redirects, stream the body to `PATH.part` while hashing,
+//! verify, and rename to `PATH`.
+//!
+//! Redirects are followed here rather than by ureq so that every hop is recorded, checked
+//! (scheme, downgrade, loops) and stripped of credentials when it leaves the host. A
+//! body-read failure and a file-write failure are told apart at the call site: the first
+//! is a network error, the second an [`Error::Io`] naming the file.
+
+use std::cell::RefCell;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use ureq::http::{self, Response};
+use ureq::{Body, RequestExt};
+
+use crate::error::{Error, TimeoutPhase};
+use crate::event::Event;
+use crate::job::Destination;
+use crate::retry::parse_retry_after;
+use crate::scheduler::Note;
+use crate::worker::{Context, Task};
+
+/// What a successful attempt produced.
+pub(crate) struct Success {
+    pub(crate) http_status: Option<u16>,
+    pub(crate) bytes: u64,
+    pub(crate) sha256: Option<String>,
+    pub(crate) resumed_from: Option<u64>,
+    pub(crate) redirects: Vec<String>,
+    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) skipped: bool,
+}
+
+/// Why an attempt failed, and what it learned on the way.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) redirects: Vec<String>,
+    /// Bytes left in `PATH.part` that a later attempt may continue from.
+    pub(crate) partial: Option<u64>,
+}
+
+impl Failure {
+    fn new(error: Error) -> Self {
+        Failure {
+            error,
+            http_status: None,
+            redirects: Vec::new(),
+            partial: None,
+        }
+    }
+}
+
+/// Size of each worker's read buffer: large enough that a fast local transfer costs few
+/// syscalls per megabyte, small enough to stay in cache.
+const BUF_SIZE: usize = 256 * 1024;
+/// Progress events per job: at most one per interval, and one per step of bytes.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF_SIZE]);
+}
+
+pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
+    let job = &task.pending.job;
+    let cfg = &ctx.config;
+    let mut url = job.url.clone();
+    let mut method = job.method.clone();
+    let mut body = job.body.clone();
+    let mut headers: Vec<(String, String)> = cfg
+        .headers
+        .iter()
+        .chain(job.headers.iter())
+        .cloned()
+        .collect();
+    let mut redirects: Vec<String> = Vec::new();
+    loop {
+        let fail = |error: Error, redirects: &Vec<String>| Failure {
+            error,
+            http_status: None,
+            redirects: redirects.clone(),
+            partial: None,
+        };
+        if let Some(d) = task.deadline
+            && Instant::now() >= d
+        {
+            return Err(fail(deadline_error(ctx), &redirects));
+        }
+        let response = send(ctx, &method, &url, &headers, body.as_deref(), task.deadline)
+            .map_err(|e| fail(e, &redirects))?;
+        let status = response.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308)
+            && let Some(location) = header(&response, "location")
+        {
+            let next = follow(cfg, &url, &location, &redirects).map_err(|e| Failure {
+                http_status: Some(status),
+                ..fail(e, &redirects)
+            })?;
+            if host_of(&next) != host_of(&url) {
+                headers.retain(|(k, _)| !is_credential(k));
+            }
+            if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
+                method = "GET".to_string();
+                body = None;
+            }
+            log::debug!("{} → {status} {next}", url);
+            emit(
+                ctx,
+                Event::Redirected {
+                    id: task.pending.id,
+                    status,
+                    to: next.clone(),
+                },
+            );
+            drain(response);
+            redirects.push(next.clone());
+            url = next;
+            continue;
+        }
+        if !(200..300).contains(&status) {
+            let retry_after = header(&response, "retry-after")
+                .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+            drain(response);
+            return Err(Failure {
+                http_status: Some(status),
+                ..fail(
+                    Error::Status {
+                        code: status,
+                        retry_after,
+                    },
+                    &redirects,
+                )
+            });
+        }
+        return receive(ctx, task, response)
+            .map(|mut s| {
+                s.redirects = redirects.clone();
+                s
+            })
+            .map_err(|mut f| {
+                f.redirects = redirects;
+                f.http_status = Some(status);
+                f
+            });
+    }
+}
+
+fn is_credential(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
+}
+
+fn send(
+    ctx: &Context,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    deadline: Option<Instant>,
+) -> Result<Response<Body>, Error> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let bad = |e: http::Error| {
+        Error::config(format!(
+            "cannot build the request for {url}: {e}; check the method and headers"
+        ))
+    };
+    let result = match body {
+        Some(bytes) => {
+            let req = builder.body(bytes).map_err(bad)?;
+            req.with_agent(&ctx.agent)
+                .configure()
+                .timeout_global(budget)
+                .run()
+        }
+        None => {
+            let req = builder.body(()).map_err(bad)?;
+            req.with_agent(&ctx.agent)
+                .configure()
+                .timeout_global(budget)
+                .run()
+        }
+    };
+    result.map_err(|e| from_ureq(ctx, e))
+}
+
+/// Maps ureq's errors onto the taxonomy. `ureq::Error::Io` before a response is a
+/// connection failure only when the connection was refused or unreachable; anything else
+/// broke an established connection.
+pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    use ureq::Timeout as T;
+    let cfg = &ctx.config;
+    match e {
+        U::Timeout(t) => match t {
+            T::Resolve | T::Connect => Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                limit: Some(cfg.connect_timeout),
+            },
+            T::Global | T::PerCall => deadline_error(ctx),
+            _ => Error::Timeout {
+                phase: TimeoutPhase::Stall,
+                limit: Some(cfg.idle_timeout),
+            },
+        },
+        U::HostNotFound => Error::Connect {
+            message: "host not found (DNS)".into(),
+            source: None,
+        },
+        U::ConnectionFailed => Error::Connect {
+            message: "could not connect to any address".into(),
+            source: None,
+        },
+        U::Io(io) => from_io(ctx, io),
+        U::Tls(reason) => Error::Tls {
+            reason: reason.to_string(),
+        },
+        U::Rustls(e) => Error::Tls {
+            reason: e.to_string(),
+        },
+        U::Pem(e) => Error::Tls {
+            reason: format!("bad PEM: {e}"),
+        },
+        U::Protocol(e) => Error::Protocol {
+            message: e.to_string(),
+        },
+        U::LargeResponseHeader(size, limit) => Error::Protocol {
+            message: format!("response header larger than {limit} bytes (at least {size})"),
+        },
+        U::BadUri(u) => Error::config(format!("invalid URL: {u}")),
+        U::InvalidProxyUrl => Error::Proxy {
+            message: "invalid proxy URL".into(),
+        },
+        U::TooManyRedirects | U::RedirectFailed => Error::Redirect {
+            message: e.to_string(),
+        },
+        U::Http(e) => Error::config(format!("cannot build the request: {e}")),
+        other => Error::Network {
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
+
+fn from_io(ctx: &Context, io: io::Error) -> Error {
+    use io::ErrorKind as K;
+    if io.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
+        let inner = io
+            .into_inner()
+            .expect("checked")
+            .downcast::<ureq::Error>()
+            .expect("checked");
+        return from_ureq(ctx, *inner);
+    }
+    match io.kind() {
+        K::TimedOut | K::WouldBlock => Error::Timeout {
+            phase: TimeoutPhase::Stall,
+            limit: Some(ctx.config.idle_timeout),
+        },
+        K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
+            Error::Connect {
+                message: io.to_string(),
+                source: Some(std::sync::Arc::new(io)),
+            }
+        }
+        _ => Error::Network {
+            message: io.to_string(),
+            source: Some(std::sync::Arc::new(io)),
+        },
+    }
+}
+
+fn deadline_error(ctx: &Context) -> Error {
+    Error::Timeout {
+        phase: TimeoutPhase::Deadline,
+        limit: ctx.config.max_time,
+    }
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Reads what is left of a small body so the connection can be reused; a large one is
+/// dropped with its connection.
+fn drain(response: Response<Body>) {
+    let _ = response
+        .into_body()
+        .into_with_config()
+        .limit(64 * 1024)
+        .read_to_vec();
+}
+
+/// Checks a redirect and returns the absolute URL it points to.
+fn follow(
+    cfg: &crate::config::Config,
+    from: &str,
+    location: &str,
+    seen: &[String],
+) -> Result<String, Error> {
+    if seen.len() as u32 >= cfg.max_redirects {
+        return Err(Error::Redirect {
+            message: format!(
+                "more than {} redirects; raise --max-redirects if this is expected",
+                cfg.max_redirects
+            ),
+        });
+    }
+    let next = resolve(from, location);
+    let scheme = next.split("://").next().unwrap_or("").to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(Error::Redirect {
+            message: format!("to '{next}': only http and https redirects are followed"),
+        });
+    }
+    if scheme == "http" && from.to_ascii_lowercase().starts_with("https:") && !cfg.allow_downgrade {
+        return Err(Error::Redirect {
+            message: format!(
+                "from https to plain http ({next}); pass --allow-downgrade to follow it"
+            ),
+        });
+    }
+    crate::job::check_url(&next).map_err(|e| Error::Redirect {
+        message: format!("to an invalid URL: {e}"),
+    })?;
+    if next == from || seen.contains(&next) {
+        return Err(Error::Redirect {
+            message: format!("loop: {next} was already visited"),
+        });
+    }
+    Ok(next)
+}
+
+/// `scheme://authority` of an absolute URL, lowercase.
+fn host_of(url: &str) -> String {
+    crate::plan::host_key(url)
+}
+
+/// Resolves a `Location` value against the URL it came from (RFC 3986 §5.2, without
+/// the rarely used corners).
+pub(crate) fn resolve(base: &str, reference: &str) -> String {
+    let reference = reference.trim();
+    if reference.contains("://") && !reference.starts_with('/') {
+        return reference.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    if let Some(net) = reference.strip_prefix("//") {
+        return format!("{scheme}://{net}");
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let base_path_full = &rest[authority_end..];
+    let base_path = base_path_full.split(['?', '#']).next().unwrap_or("");
+    let (ref_path, ref_tail) = match reference.find(['?', '#']) {
+        Some(i) => (&reference[..i], &reference[i..]),
+        None => (reference, ""),
+    };
+    let merged = if ref_path.starts_with('/') {
+        ref_path.to_string()
+    } else if ref_path.is_empty() {
+        if ref_tail.starts_with('#') {
+            let q = base_path_full.split('#').next().unwrap_or("");
+            return format!("{scheme}://{authority}{q}{ref_tail}");
+        }
+        base_path.to_string()
+    } else {
+        let dir = match base_path.rfind('/') {
+            Some(i) => &base_path[..=i],
+            None => "/",
+        };
+        format!("{dir}{ref_path}")
+    };
+    format!(
+        "{scheme}://{authority}{}{ref_tail}",
+        remove_dot_segments(&merged)
+    )
+}
+
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i == segments.len() - 1;
+        match *seg {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
+fn emit(ctx: &Context, event: Event) {
+    let _ = ctx.events.send(Note::Event(event));
+}
+
+/// Streams the body to its destination, hashing as it goes, and verifies it.
+fn receive(ctx: &Context, task: &Task, response: Response<Body>) -> Result<Success, Failure> {
+    let job = &task.pending.job;
+    let cfg = &ctx.config;
+    let status = response.status().as_u16();
+    let announced = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if let (Some(expected), Some(got)) = (job.size, announced)
+        && expected != got
+    {
+        return Err(Failure::new(Error::Checksum {
+            expected: format!("{expected} bytes"),
+            actual: format!("{got} bytes announced by the server"),
+        }));
+    }
+    let mut reader = response.into_body().into_reader();
+    let mut sink = match &job.dest {
+        Destination::File(rel) => Sink::file(&cfg.output_dir.join(rel)).map_err(Failure::new)?,
+        Destination::Memory => Sink::Memory(Vec::with_capacity(
+            announced.unwrap_or(0).min(cfg.memory_limit) as usize,
+        )),
+    };
+    let mut hasher = Sha256::new();
+    let mut bytes: u64 = 0;
+    let mut last_progress = Instant::now();
+    let mut last_progress_bytes = 0u64;
+    let result: Result<(), Error> = BUFFER.with_borrow_mut(|buf| {
+        loop {
+            if ctx.cancelled.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled {
+                    reason: "interrupted".into(),
+                });
+            }
+            let n = match reader.read(buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(from_io(ctx, e)),
+            };
+            let chunk = &buf[..n];
+            hasher.update(chunk);
+            bytes += n as u64;
+            sink.write(chunk, cfg.memory_limit)?;
+            if cfg.progress_events
+                && (bytes - last_progress_bytes >= 1 << 20
+                    || last_progress.elapsed() >= PROGRESS_INTERVAL)
+            {
+                last_progress = Instant::now();
+                last_progress_bytes = bytes;
+                emit(
+                    ctx,
+                    Event::Progress {
+                        id: task.pending.id,
+                        bytes,
+                        total: announced,
+                    },
+                );
+            }
+        }
+    });
+    if let Err(error) = result {
+        let partial = match &error {
+            Error::Io { .. } | Error::Checksum { .. } | Error::Config { .. } => None,
+            _ => Some(bytes),
+        };
+        sink.abandon(partial.is_some());
+        return Err(Failure {
+            partial,
+            ..Failure::new(error)
+        });
+    }
+    let digest = hex(&hasher.finalize());
+    if let Some(expected) = job.size
+        && expected != bytes
+    {
+        sink.abandon(false);
+        return Err(Failure::new(Error::Checksum {
+            expected: format!("{expected} bytes"),
+            actual: format!("{bytes} bytes"),
+        }));
+    }
+    if let Some(expected) = &job.sha256
+        && *expected != digest
+    {
+        sink.abandon(false);
+        return Err(Failure::new(Error::Checksum {
+            expected: expected.clone(),
+            actual: digest,
+        }));
+    }
+    let body = sink.commit().map_err(Failure::new)?;
+    Ok(Success {
+        http_status: Some(status),
+        bytes,
+        sha256: Some(digest),
+        resumed_from: None,
+        redirects: Vec::new(),
+        body,
+        skipped: false,
+    })
+}
+
+/// Where body bytes go: a `.part` file renamed on commit, or a bounded buffer.
+enum Sink {
+    File {
+        file: File,
+        part: PathBuf,
+        path: PathBuf,
+    },
+    Memory(Vec<u8>),
+}
+
+impl Sink {
+    fn file(path: &Path) -> Result<Sink, Error> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let part = part_path(path);
+        let file = File::create(&part).map_err(|e| Error::io(&part, e))?;
+        Ok(Sink::File {
+            file,
+            part,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(&mut self, chunk: &[u8], limit: u64) -> Result<(), Error> {
+        match self {
+            Sink::File { file, part, .. } => {
+                file.write_all(chunk).map_err(|e| Error::io(&*part, e))
+            }
+            Sink::Memory(v) => {
+                if v.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(Error::Checksum {
+                        expected: format!("at most {limit} bytes (memory limit)"),
+                        actual: "a larger body; write it to a file instead".into(),
+                    });
+                }
+                v.extend_from_slice(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives up on the body. A `.part` worth resuming is kept; anything else is removed.
+    fn abandon(self, keep: bool) {
+        if let Sink::File { part, .. } = self
+            && !keep
+        {
+            let _ = fs::remove_file(part);
+        }
+    }
+
+    /// Moves a complete, verified file into place, or hands back the buffer.
+    fn commit(self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Sink::File { file, part, path } => {
+                drop(file);
+                fs::rename(&part, &path).map_err(|e| Error::io(&path, e))?;
+                Ok(None)
+            }
+            Sink::Memory(v) => Ok(Some(v)),
+        }
+    }
+}
+
+/// `PATH.part`: where a body stays until it is complete and verified.
+pub(crate) fn part_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_locations_resolve_like_rfc3986() {
+        let base = "http://a/b/c/d;p?q";
+        for (r, want) in [
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q#s"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../g", "http://a/g"),
+            ("https://other:8443/x", "https://other:8443/x"),
+        ] {
+            assert_eq!(resolve(base, r), want, "resolving {r}");
+        }
+    }
+
+    #[test]
+    fn part_path_appends() {
+        assert_eq!(
+            part_path(Path::new("a/b.bin")),
+            PathBuf::from("a/b.bin.part")
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! What one job is: a request, where its body goes, and what the result must look like.
+//!
+//! A [`Job`] is plain data built by the manifest reader or by a library caller. The pool
+//! checks it ([`Job::check`]) before any request: the URL must be http(s), a file
+//! destination must stay inside the output directory.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::Error;
+
+/// A job's number within one run, in submission order starting at 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where a job's response body goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A file, relative to the pool's output directory. The body is written to
+    /// `PATH.part` and renamed to `PATH` only once complete and verified.
+    File(PathBuf),
+    /// Kept in memory and handed back in the outcome (API calls). Bounded by
+    /// [`crate::PoolBuilder::memory_limit`].
+    Memory,
+}
+
+/// Where a job came from, for error messages: a file name (or `-`, `args`) and a
+/// 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The job list's name as the user gave it.
+    pub source: String,
+    /// The 1-based line within it.
+    pub line: u64,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
+
+/// One request to make and what to do with its response.
+///
+/// ```
+/// use fetchpool::Job;
+/// let job = Job::new("http://127.0.0.1:8080/data/a.bin")
+///     .to_file("a.bin")
+///     .sha256("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+///     .header("Accept", "application/octet-stream");
+/// assert_eq!(job.path().unwrap().to_str(), Some("a.bin"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The URL to request (http or https).
+    pub url: String,
+    /// Where the body goes. Defaults to a file named after the URL's last path segment.
+    pub dest: Destination,
+    /// The expected sha256 of the body, lowercase hex.
+    pub sha256: Option<String>,
+    /// The expected size of the body in bytes.
+    pub size: Option<u64>,
+    /// A name other jobs can depend on.
+    pub id: Option<String>,
+    /// Ids of jobs that must succeed before this one starts.
+    pub after: Vec<String>,
+    /// The request method. Defaults to `GET`.
+    pub method: String,
+    /// Extra request headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// A request body.
+    pub body: Option<Vec<u8>>,
+    /// Higher runs first among jobs that are ready. Defaults to 0.
+    pub priority: i32,
+    /// Where the job was read from, for messages.
+    pub origin: Option<Origin>,
+}
+
+impl Job {
+    /// A `GET` of `url` into a file named after the URL's last path segment.
+    pub fn new(url: impl Into<String>) -> Job {
+        let url = url.into();
+        let dest = Destination::File(PathBuf::from(file_name_for(&url)));
+        Job {
+            url,
+            dest,
+            sha256: None,
+            size: None,
+            id: None,
+            after: Vec::new(),
+            method: "GET".to_string(),
+            headers: Vec::new(),
+            body: None,
+            priority: 0,
+            origin: None,
+        }
+    }
+
+    /// Write the body to `path`, relative to the output directory.
+    pub fn to_file(mut self, path: impl Into<PathBuf>) -> Job {
+        self.dest = Destination::File(path.into());
+        self
+    }
+
+    /// Keep the body in memory and return it in the outcome.
+    pub fn to_memory(mut self) -> Job {
+        self.dest = Destination::Memory;
+        self
+    }
+
+    /// Require the body's sha256 (hex) to be `hex`.
+    pub fn sha256(mut self, hex: impl Into<String>) -> Job {
+        self.sha256 = Some(hex.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Require the body to be exactly `bytes` long.
+    pub fn size(mut self, bytes: u64) -> Job {
+        self.size = Some(bytes);
+        self
+    }
+
+    /// Name this job so that others can depend on it.
+    pub fn id(mut self, id: impl Into<String>) -> Job {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Start only after the job named `id` succeeded.
+    pub fn after(mut self, id: impl Into<String>) -> Job {
+        self.after.push(id.into());
+        self
+    }
+
+    /// Use `method` instead of `GET`.
+    pub fn method(mut self, method: impl Into<String>) -> Job {
+        self.method = method.into();
+        self
+    }
+
+    /// Add a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Job {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Send `body` with the request.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Job {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Set the priority: higher runs first among ready jobs.
+    pub fn priority(mut self, priority: i32) -> Job {
+        self.priority = priority;
+        self
+    }
+
+    /// The destination path, for file jobs.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.dest {
+            Destination::File(p) => Some(p),
+            Destination::Memory => None,
+        }
+    }
+
+    /// Checks what can be checked without a network or a filesystem: the URL is http(s)
+    /// and parses, the destination stays inside the output directory, the sha256 is hex.
+    /// The message says what to fix; the caller adds the line.
+    pub fn check(&self) -> Result<(), Error> {
+        check_url(&self.url)?;
+        if let Destination::File(path) = &self.dest {
+            check_relative_path(path)?;
+        }
+        if let Some(hex) = &self.sha256
+            && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::config(format!(
+                "sha256 '{hex}' is not 64 hex digits; give the full lowercase hex digest"
+            )));
+        }
+        if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Error::config(format!(
+                "method '{}' is not an HTTP method; use GET, POST, PUT, …",
+                self.method
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `url` is an absolute http or https URL with a host.
+pub(crate) fn check_url(url: &str) -> Result<(), Error> {
+    let parsed: ureq::http::Uri = url.parse().map_err(|e| {
+        Error::config(format!(
+            "invalid URL '{url}': {e}; write it as http://host/path"
+        ))
+    })?;
+    match parsed.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => {
+            return Err(Error::config(format!(
+                "URL '{url}' has scheme '{other}'; fetchpool fetches only http:// and https:// URLs"
+            )));
+        }
+        None => {
+            return Err(Error::config(format!(
+                "URL '{url}' has no scheme; write it as http://{url} or https://{url}"
+            )));
+        }
+    }
+    match parsed.host() {
+        Some(h) if !h.is_empty() => Ok(()),
+        _ => Err(Error::config(format!(
+            "URL '{url}' has no host; write it as http://host/path"
+        ))),
+    }
+}
+
+/// Checks that `path` is relative and never climbs out of the directory it is joined to.
+pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::config("empty output path; give a file name"));
+    }
+    let mut depth: i64 = 0;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(Error::config(format!(
+                        "output path '{}' escapes the output directory; use a path inside it, without leading '..'",
+                        path.display()
+                    )));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(Error::config(format!(
+                    "output path '{}' is absolute; give a path relative to the output directory (-o)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if depth == 0 {
+        return Err(Error::config(format!(
+            "output path '{}' names the output directory itself; give a file name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The normalized form of a relative path (`a/./b/../c` → `a/c`), used to find two jobs
+/// that write the same file.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The file name for a URL given without a path: its last path segment, percent-decoded
+/// and sanitized; `index.html` when the path ends in `/`.
+pub fn file_name_for(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or("");
+    let after_scheme = without_query
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(without_query);
+    let path = after_scheme
+        .find('/')
+        .map(|i| &after_scheme[i..])
+        .unwrap_or("/");
+    let segment = path.rsplit('/').next().unwrap_or("");
+    let decoded = percent_decode(segment);
+    let cleaned: String = decoded
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() || c == ':' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        "index.html".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_come_from_the_last_segment_sanitized() {
+        assert_eq!(file_name_for("http://h/a/b/c.tar.gz?x=1"), "c.tar.gz");
+        assert_eq!(file_name_for("http://h/"), "index.html");
+        assert_eq!(file_name_for("http://h"), "index.html");
+        assert_eq!(file_name_for("http://h/a%20b.txt"), "a b.txt");
+        assert_eq!(
+            file_name_for("http://h/..%2F..%2Fetc%2Fpasswd"),
+            "_.._etc_passwd"
+        );
+        assert_eq!(file_name_for("http://h/.."), "index.html");
+        assert_eq!(file_name_for("http://h/%2e%2e"), "index.html");
+    }
+
+    #[test]
+    fn paths_that_escape_are_refused() {
+        assert!(check_relative_path(Path::new("a/b.txt")).is_ok());
+        assert!(check_relative_path(Path::new("a/../b.txt")).is_ok());
+        assert!(check_relative_path(Path::new("../x")).is_err());
+        assert!(check_relative_path(Path::new("a/../../x")).is_err());
+        assert!(check_relative_path(Path::new("/etc/passwd")).is_err());
+        assert!(check_relative_path(Path::new("a/..")).is_err());
+        assert!(check_relative_path(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(check_url("http://127.0.0.1:80/x").is_ok());
+        assert!(check_url("https://example.com").is_ok());
+        let e = check_url("ftp://example.com/x").unwrap_err().to_string();
+        assert!(e.contains("scheme 'ftp'"), "{e}");
+        assert!(check_url("example.com/x").is_err());
+        assert!(check_url("http://").is_err());
+        assert!(check_url("http://exa mple.com/").is_err());
+    }
+
+    #[test]
+    fn normalize_folds_dots() {
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
+    }
+}

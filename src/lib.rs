@@ -1,0 +1,50 @@
+//! fetchpool: bulk HTTP downloads and request runs on a fixed pool of threads.
+//!
+//! A scheduler thread hands jobs to `N` worker threads over bounded crossbeam channels;
+//! each worker makes blocking requests with one shared [`ureq::Agent`], reusing keep-alive
+//! connections the way a set of curl threads would. There is no async runtime.
+//!
+//! Every job ends `ok`, `skipped`, `failed` (with an [`ErrorKind`]) or `cancelled`.
+//! Bodies stream into `PATH.part` while their sha256 is computed, and only a complete,
+//! verified file is renamed to `PATH`.
+//!
+//! ```no_run
+//! use fetchpool::{Job, Pool};
+//!
+//! let pool = Pool::builder().workers(8).output_dir("downloads").build()?;
+//! let report = pool.run(vec![
+//!     Job::new("http://127.0.0.1:8080/a.bin").sha256(
+//!         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+//!     Job::new("http://127.0.0.1:8080/api/items").to_memory(),
+//! ])?;
+//! for outcome in &report.outcomes {
+//!     println!("{} {} {:?}", outcome.status, outcome.url, outcome.error);
+//! }
+//! # Ok::<(), fetchpool::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod agent;
+mod config;
+mod error;
+mod event;
+mod fetch;
+mod job;
+mod manifest;
+mod plan;
+mod pool;
+mod report;
+mod retry;
+mod scheduler;
+mod worker;
+
+pub use config::{Config, PoolBuilder};
+pub use error::{Error, ErrorKind, TimeoutPhase};
+pub use event::Event;
+pub use job::{Destination, Job, JobId, Origin, file_name_for};
+pub use manifest::ManifestReader;
+pub use plan::{Plan, PlanChecker};
+pub use pool::{CancelHandle, Pool, Session, Submitter};
+pub use report::{Outcome, Report, Status, Summary};
+pub use retry::{format_http_date, parse_http_date, parse_retry_after};

@@ -1,0 +1,252 @@
+//! Reads job lists, one job per line, streamed: the list is never held in memory.
+//!
+//! Three formats, chosen per line so that lists can be concatenated:
+//! - plain: `URL` (the file is named after the URL's last path segment);
+//! - TSV: `URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]`;
+//! - JSON lines: `{"url": …, "path": …, "sha256": …, "size": …, "id": …, "after": […],
+//!   "method": …, "headers": {…}, "body": …, "priority": …}`.
+//!
+//! Blank lines and lines starting with `#` are ignored. Every error names the list and
+//! the 1-based line, and says what to fix.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::job::{Job, Origin};
+
+/// An iterator over the jobs of one list.
+///
+/// ```
+/// use fetchpool::ManifestReader;
+/// let list = "# assets\nhttp://127.0.0.1/a.bin\nhttp://127.0.0.1/b\tdir/b.bin\n";
+/// let jobs: Vec<_> = ManifestReader::new("list.txt", list.as_bytes())
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(jobs[1].path().unwrap().to_str(), Some("dir/b.bin"));
+/// assert_eq!(jobs[1].origin.as_ref().unwrap().line, 3);
+/// ```
+pub struct ManifestReader<R> {
+    name: String,
+    input: R,
+    line_no: u64,
+    buf: String,
+    failed: bool,
+}
+
+impl<R: BufRead> ManifestReader<R> {
+    /// Reads the list `input`, called `name` in messages (a path, `-` for stdin).
+    pub fn new(name: impl Into<String>, input: R) -> Self {
+        ManifestReader {
+            name: name.into(),
+            input,
+            line_no: 0,
+            buf: String::new(),
+            failed: false,
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            source: self.name.clone(),
+            line: self.line_no,
+        }
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> Error {
+        Error::config(format!("{}:{}: {}", self.name, self.line_no, message))
+    }
+}
+
+impl<R: BufRead> Iterator for ManifestReader<R> {
+    type Item = Result<Job, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            self.buf.clear();
+            match self.input.read_line(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = true;
+                    self.line_no += 1;
+                    return Some(Err(self.error(format_args!(
+                        "cannot read the job list: {e} (job lists are UTF-8 text, one job per line)"
+                    ))));
+                }
+            }
+            self.line_no += 1;
+            let line = self.buf.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let parsed = parse_line(line).map_err(|m| self.error(m));
+            let parsed = parsed.and_then(|mut job| {
+                job.origin = Some(self.origin());
+                job.check().map_err(|e| self.error(e))?;
+                Ok(job)
+            });
+            return Some(parsed);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonJob {
+    url: String,
+    path: Option<String>,
+    sha256: Option<String>,
+    size: Option<u64>,
+    id: Option<String>,
+    #[serde(default)]
+    after: Vec<String>,
+    method: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    #[serde(default)]
+    memory: bool,
+    #[serde(default)]
+    priority: i32,
+}
+
+fn parse_line(line: &str) -> Result<Job, String> {
+    let trimmed = line.trim();
+    if trimmed.starts_with('{') {
+        return parse_json(trimmed);
+    }
+    if line.contains('\t') {
+        return parse_tsv(line);
+    }
+    if trimmed.contains(char::is_whitespace) {
+        return Err(format!(
+            "'{trimmed}' has spaces; separate URL, path, sha256 and size with TABs, or percent-encode spaces in the URL"
+        ));
+    }
+    Ok(Job::new(trimmed))
+}
+
+fn parse_tsv(line: &str) -> Result<Job, String> {
+    let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+    if fields.len() > 4 {
+        return Err(format!(
+            "{} tab-separated fields; expected URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]",
+            fields.len()
+        ));
+    }
+    let mut job = Job::new(fields[0]);
+    if let Some(path) = fields.get(1).filter(|p| !p.is_empty()) {
+        job = job.to_file(*path);
+    }
+    if let Some(sha) = fields.get(2).filter(|s| !s.is_empty() && **s != "-") {
+        job = job.sha256(*sha);
+    }
+    if let Some(size) = fields.get(3).filter(|s| !s.is_empty() && **s != "-") {
+        let n = size
+            .parse::<u64>()
+            .map_err(|_| format!("size '{size}' is not a number of bytes; write it as digits"))?;
+        job = job.size(n);
+    }
+    Ok(job)
+}
+
+fn parse_json(line: &str) -> Result<Job, String> {
+    let j: JsonJob = serde_json::from_str(line)
+        .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines format in --help"))?;
+    let mut job = Job::new(j.url);
+    if j.memory {
+        job = job.to_memory();
+    } else if let Some(path) = j.path {
+        job = job.to_file(path);
+    }
+    if let Some(sha) = j.sha256 {
+        job = job.sha256(sha);
+    }
+    job.size = j.size;
+    job.id = j.id;
+    job.after = j.after;
+    if let Some(m) = j.method {
+        job.method = m.to_ascii_uppercase();
+    }
+    job.headers = j.headers.into_iter().collect();
+    job.body = j.body.map(String::into_bytes);
+    job.priority = j.priority;
+    Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn read(list: &str) -> Vec<Result<Job, Error>> {
+        ManifestReader::new("jobs.txt", list.as_bytes()).collect()
+    }
+
+    #[test]
+    fn three_formats_on_one_list() {
+        let sha = "ab".repeat(32);
+        let list = format!(
+            "http://h/x/a.bin\n\n# comment\nhttp://h/b\tout/b.bin\t{sha}\t12\n{{\"url\":\"http://h/c\",\"path\":\"c.json\",\"id\":\"c\",\"after\":[\"x\"],\"method\":\"post\",\"headers\":{{\"K\":\"V\"}},\"body\":\"hi\"}}\n"
+        );
+        let jobs: Vec<Job> = read(&list).into_iter().map(Result::unwrap).collect();
+        assert_eq!(jobs.len(), 3);
+        assert_eq!(jobs[0].path(), Some(Path::new("a.bin")));
+        assert_eq!(jobs[1].path(), Some(Path::new("out/b.bin")));
+        assert_eq!(jobs[1].sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(jobs[1].size, Some(12));
+        assert_eq!(jobs[1].origin.as_ref().unwrap().line, 4);
+        assert_eq!(jobs[2].method, "POST");
+        assert_eq!(jobs[2].after, vec!["x".to_string()]);
+        assert_eq!(jobs[2].headers, vec![("K".to_string(), "V".to_string())]);
+        assert_eq!(jobs[2].body.as_deref(), Some(&b"hi"[..]));
+    }
+
+    #[test]
+    fn errors_name_the_list_and_line() {
+        let results = read(
+            "http://h/a\nftp://h/b\nhttp://h/c\t../../etc/x\n{\"url\":1}\nhttp://h/d\tp\tnothex\n",
+        );
+        let msgs: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("jobs.txt:2: ") && msgs[0].contains("ftp"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].starts_with("jobs.txt:3: ") && msgs[1].contains("escapes"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].starts_with("jobs.txt:4: ") && msgs[2].contains("JSON"),
+            "{}",
+            msgs[2]
+        );
+        assert!(
+            msgs[3].starts_with("jobs.txt:5: ") && msgs[3].contains("sha256"),
+            "{}",
+            msgs[3]
+        );
+    }
+
+    #[test]
+    fn crlf_lines_are_accepted() {
+        let jobs: Vec<Job> = read("http://h/a\r\nhttp://h/b\tb.x\r\n")
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(jobs[1].path(), Some(Path::new("b.x")));
+    }
+}

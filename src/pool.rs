@@ -1,0 +1,389 @@
+//! The public face of the machinery: a [`Pool`] runs jobs; a [`Session`] streams them.
+//!
+//! Threads are started in one place ([`Pool::start`]) and joined in one place
+//! ([`Session`]'s drop): one scheduler thread and `workers` worker threads, joined by
+//! bounded crossbeam channels. Everything blocks; nothing needs an async runtime.
+//!
+//! A run ends when no submitter is left and nothing is queued, waiting or in flight.
+//! [`Pool::run_with`] handles that for you, follow-up jobs included.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use crate::agent;
+use crate::config::{Config, PoolBuilder};
+use crate::error::Error;
+use crate::event::Event;
+use crate::job::{Job, JobId};
+use crate::plan::PlanChecker;
+use crate::report::{Report, Summary};
+use crate::scheduler::{self, Ctl, Note};
+use crate::worker;
+
+/// A configured pool of workers. Cheap to keep; threads exist only while a run does.
+///
+/// ```no_run
+/// use fetchpool::{Job, Pool};
+/// let pool = Pool::builder().workers(4).output_dir("out").build()?;
+/// let report = pool.run(vec![
+///     Job::new("http://127.0.0.1:8080/a.bin"),
+///     Job::new("http://127.0.0.1:8080/b.bin").to_file("sub/b.bin"),
+/// ])?;
+/// assert!(report.summary.all_succeeded());
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pool {
+    config: Arc<Config>,
+    agent: ureq::Agent,
+}
+
+impl Pool {
+    /// A builder with every default.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    pub(crate) fn new(config: Config) -> Result<Pool, Error> {
+        let agent = agent::build(&config)?;
+        Ok(Pool {
+            config: Arc::new(config),
+            agent,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs `jobs` to the end and returns every outcome.
+    ///
+    /// The whole list is checked first (two jobs writing one file, unknown dependency
+    /// ids, cycles): a problem is an [`Error::Config`] naming the jobs, and nothing is
+    /// requested. Individual failures are outcomes, not errors.
+    pub fn run(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Report, Error> {
+        let jobs: Vec<Job> = jobs.into_iter().collect();
+        let mut checker = PlanChecker::new();
+        for job in &jobs {
+            job.check()?;
+            checker.add(job);
+        }
+        if let Err(errors) = checker.finish("jobs") {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            return Err(Error::config(lines.join("\n")));
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let summary = self.run_with(jobs, |event, _| {
+            if let Event::Finished(outcome) = event {
+                outcomes.push((**outcome).clone());
+            }
+        });
+        Ok(Report { summary, outcomes })
+    }
+
+    /// Runs `jobs`, streamed from the iterator on a feeder thread, and calls `observer`
+    /// with every event on the calling thread. The observer may submit follow-up jobs
+    /// through the [`Submitter`] it is given; the run ends once the iterator is exhausted
+    /// and every job, follow-ups included, has finished.
+    ///
+    /// Jobs are checked one by one (an invalid job ends `failed` with kind `config`);
+    /// whole-list checks are the caller's (see [`crate::PlanChecker`]).
+    pub fn run_with<I, F>(&self, jobs: I, mut observer: F) -> Summary
+    where
+        I: IntoIterator<Item = Job>,
+        I::IntoIter: Send,
+        F: FnMut(&Event, &Submitter),
+    {
+        let (mut session, notes) = self.start_with_notes();
+        let feeder = session.submitter();
+        let jobs = jobs.into_iter();
+        thread::scope(|scope| {
+            scope.spawn(move || {
+                for job in jobs {
+                    if feeder.submit(job).is_err() {
+                        break;
+                    }
+                }
+                drop(feeder);
+                let _ = notes.send(Note::FeederDone);
+            });
+            let mut feeding = true;
+            loop {
+                if !feeding && session.is_settled() {
+                    session.close();
+                }
+                match session.next_note() {
+                    Some(Note::Event(event)) => {
+                        if let Some(own) = session.own.as_ref() {
+                            observer(&event, own);
+                        } else {
+                            observer(&event, &session.detached);
+                        }
+                    }
+                    Some(Note::FeederDone) => feeding = false,
+                    None => break,
+                }
+            }
+        });
+        session.finish_summary()
+    }
+
+    /// Starts the threads and returns a [`Session`] to submit jobs to and read events
+    /// from. Call [`Session::close`] when you will submit no more.
+    pub fn start(&self) -> Session {
+        self.start_with_notes().0
+    }
+
+    /// Starts a session and returns a sender that can put notes among its events.
+    fn start_with_notes(&self) -> (Session, Sender<Note>) {
+        let cfg = Arc::clone(&self.config);
+        let (input_tx, input_rx) = bounded::<(JobId, Job)>(1024);
+        let (work_tx, work_rx) = bounded::<worker::Task>(cfg.workers);
+        let (done_tx, done_rx) = bounded::<worker::Done>(cfg.workers);
+        let (event_tx, event_rx) = unbounded::<Note>();
+        let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+
+        let mut threads = Vec::with_capacity(cfg.workers + 1);
+        for n in 0..cfg.workers {
+            let ctx = worker::Context {
+                config: Arc::clone(&cfg),
+                agent: self.agent.clone(),
+                events: event_tx.clone(),
+                cancelled: Arc::clone(&cancelled),
+            };
+            let (rx, tx) = (work_rx.clone(), done_tx.clone());
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("fetchpool-worker-{n}"))
+                    .spawn(move || worker::run(ctx, rx, tx))
+                    .expect("spawning a worker thread"),
+            );
+        }
+        drop((work_rx, done_tx));
+        let sched = scheduler::Scheduler::new(
+            Arc::clone(&cfg),
+            input_rx,
+            ctl_rx,
+            work_tx,
+            done_rx,
+            event_tx.clone(),
+            Arc::clone(&cancelled),
+        );
+        threads.push(
+            thread::Builder::new()
+                .name("fetchpool-scheduler".into())
+                .spawn(move || sched.run())
+                .expect("spawning the scheduler thread"),
+        );
+        let own = Submitter {
+            input: Some(input_tx),
+            counters: Arc::clone(&counters),
+        };
+        let session = Session {
+            own: Some(own),
+            detached: Submitter {
+                input: None,
+                counters: Arc::clone(&counters),
+            },
+            events: event_rx,
+            ctl: ctl_tx,
+            threads,
+            counters,
+            cancelled,
+            agent: self.agent.clone(),
+            summary: Summary::default(),
+            started: Instant::now(),
+        };
+        (session, event_tx)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    submitted: AtomicU64,
+    finished: AtomicU64,
+}
+
+/// Submits jobs to a running [`Session`]. Cloneable; the session's input stays open while
+/// any clone is alive.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    input: Option<Sender<(JobId, Job)>>,
+    counters: Arc<Counters>,
+}
+
+impl Submitter {
+    /// Queues `job` and returns its id. Blocks while the queue is full (1,024 jobs). Fails
+    /// with [`Error::Cancelled`] once the session is closed or over.
+    pub fn submit(&self, job: Job) -> Result<JobId, Error> {
+        let input = self.input.as_ref().ok_or_else(closed)?;
+        let id = JobId(self.counters.submitted.fetch_add(1, Ordering::SeqCst));
+        input.send((id, job)).map_err(|_| {
+            self.counters.submitted.fetch_sub(1, Ordering::SeqCst);
+            closed()
+        })?;
+        Ok(id)
+    }
+}
+
+fn closed() -> Error {
+    Error::Cancelled {
+        reason: "the session is closed to new jobs".into(),
+    }
+}
+
+/// A running pool: submit jobs, read [`Event`]s, cancel. Dropping it cancels what is left
+/// and joins the threads.
+///
+/// ```no_run
+/// use fetchpool::{Event, Job, Pool};
+/// let pool = Pool::builder().build()?;
+/// let mut session = pool.start();
+/// session.submit(Job::new("http://127.0.0.1:8080/api/items").to_memory())?;
+/// session.close();
+/// for event in &mut session {
+///     if let Event::Finished(outcome) = event {
+///         println!("{} {}", outcome.status, outcome.url);
+///     }
+/// }
+/// let summary = session.wait();
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
+pub struct Session {
+    own: Option<Submitter>,
+    detached: Submitter,
+    events: Receiver<Note>,
+    ctl: Sender<Ctl>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    cancelled: Arc<AtomicBool>,
+    agent: ureq::Agent,
+    summary: Summary,
+    started: Instant,
+}
+
+impl Session {
+    /// Queues `job`; see [`Submitter::submit`].
+    pub fn submit(&self, job: Job) -> Result<JobId, Error> {
+        self.own.as_ref().ok_or_else(closed)?.submit(job)
+    }
+
+    /// A submitter for other threads or for follow-up jobs. The run cannot end while it
+    /// is alive: drop it when done.
+    pub fn submitter(&self) -> Submitter {
+        self.own.clone().unwrap_or_else(|| self.detached.clone())
+    }
+
+    /// Announces that this session will submit nothing more. The run ends once every
+    /// other [`Submitter`] is dropped and every job has finished.
+    pub fn close(&mut self) {
+        self.own = None;
+    }
+
+    /// Stops the run: no new job starts, transfers in flight are interrupted (partial
+    /// files stay for a later resume), and every job not finished ends `cancelled`.
+    /// Safe to call from any thread through a [`CancelHandle`].
+    pub fn cancel(&self) {
+        self.cancel_handle().cancel();
+    }
+
+    /// A handle that cancels this session from another thread (a signal handler).
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            cancelled: Arc::clone(&self.cancelled),
+            ctl: self.ctl.clone(),
+            agent: self.agent.clone(),
+        }
+    }
+
+    /// Whether every submitted job has finished.
+    fn is_settled(&self) -> bool {
+        self.counters.finished.load(Ordering::SeqCst)
+            == self.counters.submitted.load(Ordering::SeqCst)
+    }
+
+    fn next_note(&mut self) -> Option<Note> {
+        let note = self.events.recv().ok()?;
+        if let Note::Event(Event::Finished(outcome)) = &note {
+            self.summary.record(outcome);
+            self.counters.finished.fetch_add(1, Ordering::SeqCst);
+        }
+        Some(note)
+    }
+
+    /// The next event; `None` once the run is over. Blocks.
+    pub fn next_event(&mut self) -> Option<Event> {
+        loop {
+            match self.next_note()? {
+                Note::Event(e) => return Some(e),
+                Note::FeederDone => continue,
+            }
+        }
+    }
+
+    /// Reads the remaining events, joins the threads and returns the summary.
+    pub fn wait(mut self) -> Summary {
+        self.close();
+        while self.next_event().is_some() {}
+        self.finish_summary()
+    }
+
+    fn finish_summary(&mut self) -> Summary {
+        self.join();
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.elapsed = self.started.elapsed();
+        summary.interrupted = self.cancelled.load(Ordering::SeqCst);
+        summary
+    }
+
+    fn join(&mut self) {
+        self.own = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Iterator for Session {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.next_event()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.cancel();
+            self.own = None;
+            while self.next_note().is_some() {}
+            self.join();
+        }
+    }
+}
+
+/// Cancels a running session from any thread; see [`Session::cancel`].
+#[derive(Clone)]
+pub struct CancelHandle {
+    cancelled: Arc<AtomicBool>,
+    ctl: Sender<Ctl>,
+    agent: ureq::Agent,
+}
+
+impl CancelHandle {
+    /// Cancels the session. Idempotent.
+    pub fn cancel(&self) {
+        if !self.cancelled.swap(true, Ordering::SeqCst) {
+            let _ = self.ctl.send(Ctl::Cancel);
+            // Interrupts blocked reads and writes on every pooled connection.
+            self.agent.clone().shutdown();
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Outcomes and summaries: how every job ended, as values and as JSON.
+//!
+//! An [`Outcome`] is one job's end; [`Outcome::to_json`] is one line of `--report`.
+//! A [`Summary`] counts outcomes without keeping them, so a run of a million jobs costs
+//! the same memory as a run of ten.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorKind};
+use crate::job::JobId;
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Downloaded and verified.
+    Ok,
+    /// Already up to date; nothing was written.
+    Skipped,
+    /// Failed; the outcome's error says why.
+    Failed,
+    /// Never finished: interrupted, stopped by `--fail-fast`, or a dependency failed.
+    Cancelled,
+}
+
+impl Status {
+    /// The name written in reports: `ok`, `skipped`, `failed`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job's result is usable (ok or skipped).
+    pub fn is_success(self) -> bool {
+        matches!(self, Status::Ok | Status::Skipped)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one job ended, with everything a report line says.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The job's number in this run.
+    pub id: JobId,
+    /// The job's name, when it has one.
+    pub name: Option<String>,
+    /// The URL the job asked for (before redirects).
+    pub url: String,
+    /// The destination, relative to the output directory; `None` for memory jobs.
+    pub path: Option<PathBuf>,
+    /// How it ended.
+    pub status: Status,
+    /// The status of the last response received, if any.
+    pub http_status: Option<u16>,
+    /// Bytes in the final file or buffer.
+    pub bytes: u64,
+    /// The sha256 of the whole body, lowercase hex, when it was received.
+    pub sha256: Option<String>,
+    /// Attempts made, the first included; 0 when the job never started.
+    pub attempts: u32,
+    /// Time from the job's first start to its end (queue time excluded).
+    pub elapsed: Duration,
+    /// Where the last attempt resumed a partial download, in bytes.
+    pub resumed_from: Option<u64>,
+    /// The URLs of every redirect hop, in order.
+    pub redirects: Vec<String>,
+    /// Why it failed or was cancelled.
+    pub error: Option<Error>,
+    /// The body, for memory jobs that succeeded.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Outcome {
+    /// A job that ended without an attempt (cancelled, dependency failed, invalid).
+    pub(crate) fn not_started(
+        id: JobId,
+        job: &crate::job::Job,
+        status: Status,
+        error: Error,
+    ) -> Outcome {
+        Outcome {
+            id,
+            name: job.id.clone(),
+            url: job.url.clone(),
+            path: job.path().map(PathBuf::from),
+            status,
+            http_status: None,
+            bytes: 0,
+            sha256: None,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+            resumed_from: None,
+            redirects: Vec::new(),
+            error: Some(error),
+            body: None,
+        }
+    }
+
+    /// The outcome as one JSON object (one line of `--report`).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "url": self.url,
+            "path": self.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            "status": self.status.as_str(),
+            "http_status": self.http_status,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "attempts": self.attempts,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+            "resumed_from": self.resumed_from,
+            "redirects": self.redirects,
+            "error": self.error.as_ref().map(|e| json!({
+                "kind": e.kind().as_str(),
+                "phase": e.phase().map(|p| p.as_str()),
+                "message": e.to_string(),
+            })),
+        });
+        if let Some(name) = &self.name {
+            v["id"] = json!(name);
+        }
+        v
+    }
+}
+
+/// Counts and totals of a run; cheap to keep for any number of jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Jobs downloaded and verified.
+    pub ok: u64,
+    /// Jobs already up to date.
+    pub skipped: u64,
+    /// Jobs that failed.
+    pub failed: u64,
+    /// Jobs cancelled.
+    pub cancelled: u64,
+    /// Bytes written by jobs that ended ok.
+    pub bytes: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Failures and cancellations by error kind: count and the first few URLs.
+    pub failures: BTreeMap<ErrorKind, (u64, Vec<String>)>,
+    /// Whether the run was interrupted (the caller cancelled it).
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// How many URLs per error kind a summary keeps as examples.
+    const EXAMPLES: usize = 3;
+
+    /// Adds one outcome.
+    pub fn record(&mut self, outcome: &Outcome) {
+        match outcome.status {
+            Status::Ok => {
+                self.ok += 1;
+                self.bytes += outcome.bytes;
+            }
+            Status::Skipped => self.skipped += 1,
+            Status::Failed => self.failed += 1,
+            Status::Cancelled => self.cancelled += 1,
+        }
+        if let Some(e) = &outcome.error {
+            let entry = self.failures.entry(e.kind()).or_default();
+            entry.0 += 1;
+            if entry.1.len() < Self::EXAMPLES {
+                entry.1.push(outcome.url.clone());
+            }
+        }
+    }
+
+    /// Number of jobs counted.
+    pub fn total(&self) -> u64 {
+        self.ok + self.skipped + self.failed + self.cancelled
+    }
+
+    /// Whether every job ended ok or skipped.
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.cancelled == 0
+    }
+
+    /// The summary as one JSON object (`--json`).
+    pub fn to_json(&self) -> Value {
+        let secs = self.elapsed.as_secs_f64();
+        let failures: serde_json::Map<String, Value> = self
+            .failures
+            .iter()
+            .map(|(k, (n, urls))| {
+                (
+                    k.as_str().to_string(),
+                    json!({"count": n, "examples": urls}),
+                )
+            })
+            .collect();
+        json!({
+            "jobs": self.total(),
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "bytes": self.bytes,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+            "bytes_per_sec": if secs > 0.0 { (self.bytes as f64 / secs) as u64 } else { 0 },
+            "failures": failures,
+            "interrupted": self.interrupted,
+        })
+    }
+}
+
+/// A summary plus every outcome, in the order jobs finished. What [`crate::Pool::run`]
+/// returns; use [`crate::Pool::run_with`] to see outcomes without keeping them.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The counts.
+    pub summary: Summary,
+    /// Every outcome.
+    pub outcomes: Vec<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_line_has_every_contract_field() {
+        let o = Outcome {
+            id: JobId(0),
+            name: None,
+            url: "http://h/a".into(),
+            path: Some("a".into()),
+            status: Status::Failed,
+            http_status: Some(404),
+            bytes: 0,
+            sha256: None,
+            attempts: 1,
+            elapsed: Duration::from_millis(12),
+            resumed_from: None,
+            redirects: vec![],
+            error: Some(Error::Status {
+                code: 404,
+                retry_after: None,
+            }),
+            body: None,
+        };
+        let v = o.to_json();
+        for key in [
+            "url",
+            "path",
+            "status",
+            "http_status",
+            "bytes",
+            "sha256",
+            "attempts",
+            "elapsed_ms",
+            "resumed_from",
+            "redirects",
+            "error",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["error"]["kind"], "http");
+        assert_eq!(v["http_status"], 404);
+    }
+}

@@ -1,0 +1,140 @@
+//! The worker loop: take a task, make one attempt, hand the result back.
+//!
+//! Workers share one `ureq::Agent` (its connection pool is shared and thread-safe) and
+//! decide nothing: retries, ordering and host limits belong to the scheduler.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::fetch::{self, Failure, Success};
+use crate::job::{Job, JobId};
+use crate::report::{Outcome, Status};
+use crate::scheduler::Note;
+
+/// What a worker needs, shared by all of them.
+pub(crate) struct Context {
+    pub(crate) config: Arc<Config>,
+    pub(crate) agent: ureq::Agent,
+    pub(crate) events: Sender<Note>,
+    pub(crate) cancelled: Arc<AtomicBool>,
+}
+
+/// A job between its arrival and its outcome, with what its attempts so far learned.
+pub(crate) struct Pending {
+    pub(crate) id: JobId,
+    pub(crate) seq: u64,
+    pub(crate) host: usize,
+    pub(crate) job: Job,
+    pub(crate) attempts: u32,
+    pub(crate) first_start: Option<Instant>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) redirects: Vec<String>,
+    /// Bytes of the body already in `PATH.part` from an attempt that broke mid-way and
+    /// that a ranged request may continue.
+    pub(crate) partial: Option<u64>,
+}
+
+impl Pending {
+    pub(crate) fn new(id: JobId, seq: u64, host: usize, job: Job) -> Self {
+        Pending {
+            id,
+            seq,
+            host,
+            job,
+            attempts: 0,
+            first_start: None,
+            http_status: None,
+            redirects: Vec::new(),
+            partial: None,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.first_start.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// Keeps what a failed attempt learned for the next attempt and the report.
+    pub(crate) fn absorb(&mut self, failure: &Failure) {
+        if failure.http_status.is_some() {
+            self.http_status = failure.http_status;
+        }
+        self.redirects.clone_from(&failure.redirects);
+        self.partial = failure.partial;
+    }
+
+    pub(crate) fn outcome_success(&mut self, s: Success) -> Outcome {
+        Outcome {
+            id: self.id,
+            name: self.job.id.clone(),
+            url: self.job.url.clone(),
+            path: self.job.path().map(PathBuf::from),
+            status: if s.skipped {
+                Status::Skipped
+            } else {
+                Status::Ok
+            },
+            http_status: s.http_status,
+            bytes: s.bytes,
+            sha256: s.sha256,
+            attempts: self.attempts,
+            elapsed: self.elapsed(),
+            resumed_from: s.resumed_from,
+            redirects: s.redirects,
+            error: None,
+            body: s.body,
+        }
+    }
+
+    pub(crate) fn outcome_failure(&mut self, status: Status, error: Error) -> Outcome {
+        Outcome {
+            id: self.id,
+            name: self.job.id.clone(),
+            url: self.job.url.clone(),
+            path: self.job.path().map(PathBuf::from),
+            status,
+            http_status: self.http_status,
+            bytes: 0,
+            sha256: None,
+            attempts: self.attempts,
+            elapsed: self.elapsed(),
+            resumed_from: None,
+            redirects: std::mem::take(&mut self.redirects),
+            error: Some(error),
+            body: None,
+        }
+    }
+}
+
+/// One attempt to make.
+pub(crate) struct Task {
+    pub(crate) pending: Pending,
+    /// When the job's whole budget runs out, if it has one.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// An attempt's result, with the job handed back to the scheduler.
+pub(crate) struct Done {
+    pub(crate) pending: Pending,
+    pub(crate) result: Result<Success, Failure>,
+}
+
+pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
+    for task in tasks {
+        let result = fetch::attempt(&ctx, &task);
+        if done
+            .send(Done {
+                pending: task.pending,
+                result,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}

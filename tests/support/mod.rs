@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 mod helpers;
 mod reply;
 mod request;

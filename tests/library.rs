@@ -1,0 +1,109 @@
+//! The library as a non-async codebase uses it, and the examples as a user runs them.
+
+mod support;
+
+use std::process::Command;
+
+use fetchpool::{Event, Job, Pool, Status};
+use support::{TempDir, TestServer, random_bytes, sha256_hex};
+
+#[test]
+fn run_returns_every_outcome_and_memory_jobs_carry_their_body() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a.bin", random_bytes(9, 70_000));
+    server.route("/api", |_| support::Reply::ok(b"{\"n\":1}"));
+    let pool = Pool::builder()
+        .workers(2)
+        .output_dir(tmp.join("out"))
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/a.bin")).sha256(sha256_hex(&random_bytes(9, 70_000))),
+            Job::new(server.url("/api")).to_memory(),
+        ])
+        .unwrap();
+    assert_eq!(report.summary.ok, 2);
+    let api = report
+        .outcomes
+        .iter()
+        .find(|o| o.url.ends_with("/api"))
+        .unwrap();
+    assert_eq!(api.body.as_deref(), Some(&b"{\"n\":1}"[..]));
+    assert_eq!(api.path, None);
+    assert_eq!(
+        std::fs::read(tmp.join("out/a.bin")).unwrap(),
+        random_bytes(9, 70_000)
+    );
+}
+
+#[test]
+fn memory_jobs_are_bounded_by_the_memory_limit() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/big", random_bytes(1, 10_000));
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .memory_limit(1000)
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![Job::new(server.url("/big")).to_memory()])
+        .unwrap();
+    let o = &report.outcomes[0];
+    assert_eq!(o.status, Status::Failed);
+    assert!(o.body.is_none());
+    assert!(
+        o.error
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("memory limit")
+    );
+}
+
+#[test]
+fn a_session_streams_events_in_order_per_job() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/x", b"x".to_vec());
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let mut session = pool.start();
+    let id = session.submit(Job::new(server.url("/x"))).unwrap();
+    session.close();
+    let kinds: Vec<&str> = (&mut session)
+        .map(|e| match e {
+            Event::Queued { id: i, .. } if i == id => "queued",
+            Event::Started { id: i, .. } if i == id => "started",
+            Event::Finished(o) if o.id == id => "finished",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    assert_eq!(kinds, ["queued", "started", "finished"]);
+    assert_eq!(session.wait().ok, 1);
+}
+
+#[test]
+fn the_download_example_runs_against_the_test_server() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/one.bin", random_bytes(4, 1234));
+    let status = Command::new(support::cli::example("download"))
+        .arg(server.url("/one.bin"))
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(stdout.starts_with("ok\t"), "{stdout}");
+    assert_eq!(
+        std::fs::read(tmp.join("downloads/one.bin")).unwrap(),
+        random_bytes(4, 1234)
+    );
+}

@@ -1,0 +1,106 @@
+//! Runs the `fetchpool` binary the way a user would and reads back what it said: exit
+//! code, stdout, stderr and the `--report` lines.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fetchpool"))
+}
+
+/// An example program, built by `cargo test` next to the binary.
+pub fn example(name: &str) -> PathBuf {
+    bin().parent().unwrap().join("examples").join(name)
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The `--report` lines, when the run was given `report` (see [`fetchpool`]).
+    pub report: Vec<Value>,
+}
+
+impl Run {
+    /// The report line for `url`, panicking with the whole report when absent.
+    pub fn line(&self, url: &str) -> &Value {
+        self.report
+            .iter()
+            .find(|l| l["url"] == url)
+            .unwrap_or_else(|| panic!("no report line for {url}: {:#?}", self.report))
+    }
+
+    /// Report lines with `status`.
+    pub fn with_status(&self, status: &str) -> Vec<&Value> {
+        self.report
+            .iter()
+            .filter(|l| l["status"] == status)
+            .collect()
+    }
+}
+
+/// Runs `fetchpool ARGS` in `dir`, with `--report dir/report.jsonl` appended, stdin from
+/// `stdin` when given; waits for it and collects everything.
+pub fn fetchpool(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let report = dir.join("report.jsonl");
+    let _ = std::fs::remove_file(&report);
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(dir)
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start fetchpool");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().expect("wait for fetchpool");
+    finish(out, &report)
+}
+
+fn finish(out: Output, report: &Path) -> Run {
+    let report = std::fs::read_to_string(report)
+        .map(|s| {
+            s.lines()
+                .map(|l| serde_json::from_str(l).expect("report line is JSON"))
+                .collect()
+        })
+        .unwrap_or_default();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the name, for `-i`.
+pub fn write_list(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    name.to_string()
+}

@@ -46,3 +46,6 @@ demo: release
 
 clean:
 	$(CARGO) clean
+
+# Benchmarks against curl, aria2c and wget2 on a local nginx (see bench/README.md).
+include bench/bench.mk

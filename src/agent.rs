@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::resolve::CachingResolver;
 
 pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
     let idle = config.workers.max(config.per_host).max(4);
@@ -23,5 +24,10 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
         .proxy(None)
         .user_agent(config.user_agent.as_str())
         .build();
-    Ok(agent_config.new_agent())
+    let connector = ureq::unversioned::transport::DefaultConnector::default();
+    Ok(ureq::Agent::with_parts(
+        agent_config,
+        connector,
+        CachingResolver::default(),
+    ))
 }

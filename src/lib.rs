@@ -35,6 +35,7 @@ mod manifest;
 mod plan;
 mod pool;
 mod report;
+mod resolve;
 mod retry;
 mod scheduler;
 mod worker;

@@ -6,9 +6,12 @@
 //! pool holds a connection per worker, and the environment's proxy variables are ignored
 //! unless the caller asked for them.
 
+use ureq::unversioned::transport::{Connector, DefaultConnector};
+
 use crate::config::Config;
 use crate::error::Error;
 use crate::resolve::CachingResolver;
+use crate::reuse;
 
 pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
     let idle = config.workers.max(config.per_host).max(4);
@@ -24,7 +27,8 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
         .proxy(None)
         .user_agent(config.user_agent.as_str())
         .build();
-    let connector = ureq::unversioned::transport::DefaultConnector::default();
+    // The marker tells a stale pooled connection from a fresh one (see `reuse`).
+    let connector = reuse::Marker.chain(DefaultConnector::new());
     Ok(ureq::Agent::with_parts(
         agent_config,
         connector,

@@ -17,10 +17,12 @@ use sha2::{Digest, Sha256};
 use ureq::http::{self, Response};
 use ureq::{Body, RequestExt};
 
+use crate::config::Config;
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
 use crate::retry::parse_retry_after;
+use crate::reuse;
 use crate::scheduler::Note;
 use crate::worker::{Context, Task};
 
@@ -165,45 +167,77 @@ fn send(
     for (k, v) in headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let bad = |e: http::Error| {
         Error::config(format!(
             "cannot build the request for {url}: {e}; check the method and headers"
         ))
     };
     let result = match body {
-        Some(bytes) => {
-            let req = builder.body(bytes).map_err(bad)?;
-            req.with_agent(&ctx.agent)
-                .configure()
-                .timeout_global(budget)
-                .run()
-        }
-        None => {
-            let req = builder.body(()).map_err(bad)?;
-            req.with_agent(&ctx.agent)
-                .configure()
-                .timeout_global(budget)
-                .run()
-        }
+        Some(bytes) => run(ctx, url, builder.body(bytes).map_err(bad)?, deadline),
+        None => run(ctx, url, builder.body(()).map_err(bad)?, deadline),
     };
     result.map_err(|e| from_ureq(ctx, e))
 }
 
+/// Runs a request, sending it again at once when it met a stale pooled connection.
+fn run<B: ureq::AsSendBody + Clone>(
+    ctx: &Context,
+    url: &str,
+    request: http::Request<B>,
+    deadline: Option<Instant>,
+) -> Result<Response<Body>, ureq::Error> {
+    let mut stale = 0;
+    loop {
+        let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        reuse::begin();
+        let result = request
+            .clone()
+            .with_agent(&ctx.agent)
+            .configure()
+            .timeout_global(budget)
+            .run();
+        match result {
+            // Each stale try drops a dead connection from the pool; the bound only guards
+            // against a pool full of them.
+            Err(e) if reuse::is_stale(&e) && stale < MAX_STALE => {
+                stale += 1;
+                log::debug!("{url}: stale pooled connection ({e}); sending again");
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Stale pooled connections tried in a row before the failure counts as an attempt's.
+const MAX_STALE: u32 = 4;
+
+/// Maps ureq's errors onto the taxonomy; see [`classify`].
+pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
+    classify(&ctx.config, e)
+}
+
+fn from_io(ctx: &Context, io: io::Error) -> Error {
+    classify_io(&ctx.config, io)
+}
+
 /// Maps ureq's errors onto the taxonomy. `ureq::Error::Io` before a response is a
 /// connection failure only when the connection was refused or unreachable; anything else
-/// broke an established connection.
-pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
+/// broke an established connection. A timeout's phase comes from the limit that fired:
+/// resolve and connect are `connect`, the request's whole budget is `deadline`, and a
+/// read or write that waited too long is `stall`.
+fn classify(cfg: &Config, e: ureq::Error) -> Error {
     use ureq::Error as U;
     use ureq::Timeout as T;
-    let cfg = &ctx.config;
     match e {
         U::Timeout(t) => match t {
             T::Resolve | T::Connect => Error::Timeout {
                 phase: TimeoutPhase::Connect,
                 limit: Some(cfg.connect_timeout),
             },
-            T::Global | T::PerCall => deadline_error(ctx),
+            T::Global | T::PerCall => Error::Timeout {
+                phase: TimeoutPhase::Deadline,
+                limit: cfg.max_time,
+            },
             _ => Error::Timeout {
                 phase: TimeoutPhase::Stall,
                 limit: Some(cfg.idle_timeout),
@@ -217,7 +251,7 @@ pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
             message: "could not connect to any address".into(),
             source: None,
         },
-        U::Io(io) => from_io(ctx, io),
+        U::Io(io) => classify_io(cfg, io),
         U::Tls(reason) => Error::Tls {
             reason: reason.to_string(),
         },
@@ -226,6 +260,9 @@ pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
         },
         U::Pem(e) => Error::Tls {
             reason: format!("bad PEM: {e}"),
+        },
+        U::TlsRequired => Error::Tls {
+            reason: "the connection for an https URL is not TLS".into(),
         },
         U::Protocol(e) => Error::Protocol {
             message: e.to_string(),
@@ -236,6 +273,9 @@ pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
         U::BadUri(u) => Error::config(format!("invalid URL: {u}")),
         U::InvalidProxyUrl => Error::Proxy {
             message: "invalid proxy URL".into(),
+        },
+        U::ConnectProxyFailed(m) => Error::Proxy {
+            message: format!("CONNECT failed: {m}"),
         },
         U::TooManyRedirects | U::RedirectFailed => Error::Redirect {
             message: e.to_string(),
@@ -248,7 +288,9 @@ pub(crate) fn from_ureq(ctx: &Context, e: ureq::Error) -> Error {
     }
 }
 
-fn from_io(ctx: &Context, io: io::Error) -> Error {
+/// Maps an I/O error from the connection (a body read, ureq's transport); ureq errors
+/// carried inside an `io::Error` by the body reader are unwrapped first.
+fn classify_io(cfg: &Config, io: io::Error) -> Error {
     use io::ErrorKind as K;
     if io.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
         let inner = io
@@ -256,12 +298,12 @@ fn from_io(ctx: &Context, io: io::Error) -> Error {
             .expect("checked")
             .downcast::<ureq::Error>()
             .expect("checked");
-        return from_ureq(ctx, *inner);
+        return classify(cfg, *inner);
     }
     match io.kind() {
         K::TimedOut | K::WouldBlock => Error::Timeout {
             phase: TimeoutPhase::Stall,
-            limit: Some(ctx.config.idle_timeout),
+            limit: Some(cfg.idle_timeout),
         },
         K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
             Error::Connect {
@@ -626,6 +668,51 @@ mod tests {
         ] {
             assert_eq!(resolve(base, r), want, "resolving {r}");
         }
+    }
+
+    #[test]
+    fn timeouts_are_named_by_the_limit_that_fired() {
+        let cfg = Config {
+            max_time: Some(Duration::from_secs(60)),
+            ..Config::default()
+        };
+        let phase = |t| classify(&cfg, ureq::Error::Timeout(t)).phase();
+        assert_eq!(phase(ureq::Timeout::Connect), Some(TimeoutPhase::Connect));
+        assert_eq!(phase(ureq::Timeout::Resolve), Some(TimeoutPhase::Connect));
+        assert_eq!(phase(ureq::Timeout::Global), Some(TimeoutPhase::Deadline));
+        assert_eq!(phase(ureq::Timeout::PerRead), Some(TimeoutPhase::Stall));
+        assert_eq!(phase(ureq::Timeout::PerWrite), Some(TimeoutPhase::Stall));
+        assert_eq!(phase(ureq::Timeout::RecvBody), Some(TimeoutPhase::Stall));
+        let connect = classify(&cfg, ureq::Error::Timeout(ureq::Timeout::Connect));
+        assert_eq!(
+            connect.to_string(),
+            "timeout (connect): connecting took too long (limit 10.0 s)"
+        );
+        assert!(connect.is_transient());
+    }
+
+    #[test]
+    fn connection_errors_are_told_apart() {
+        use crate::error::ErrorKind as K;
+        let cfg = Config::default();
+        let kind = |e| classify(&cfg, e).kind();
+        let io = |k: io::ErrorKind| ureq::Error::Io(k.into());
+        assert_eq!(kind(io(io::ErrorKind::ConnectionRefused)), K::Connect);
+        assert_eq!(kind(ureq::Error::ConnectionFailed), K::Connect);
+        assert_eq!(kind(ureq::Error::HostNotFound), K::Connect);
+        assert_eq!(kind(io(io::ErrorKind::ConnectionReset)), K::Network);
+        assert_eq!(kind(io(io::ErrorKind::UnexpectedEof)), K::Network);
+        assert_eq!(kind(io(io::ErrorKind::TimedOut)), K::Timeout);
+        assert_eq!(
+            kind(ureq::Error::ConnectProxyFailed("403".into())),
+            K::Proxy
+        );
+        // A body reader hands ureq's errors back wrapped in an io::Error.
+        let wrapped = ureq::Error::Timeout(ureq::Timeout::PerRead).into_io();
+        assert_eq!(
+            classify_io(&cfg, wrapped).phase(),
+            Some(TimeoutPhase::Stall)
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod pool;
 mod report;
 mod resolve;
 mod retry;
+mod reuse;
 mod scheduler;
 mod worker;
 

@@ -1,0 +1,83 @@
+//! Stale keep-alive connections: telling a pooled connection the server already closed
+//! from a server that fails.
+//!
+//! A server may close an idle keep-alive connection at any moment; ureq probes a pooled
+//! connection before reusing it, but a close that races the next request still reaches
+//! the caller as "peer disconnected" before any response byte. That request never reached
+//! the server's application, so it is sent again at once on another connection and does
+//! not count as an attempt. The same error on a fresh connection is the server's doing and
+//! goes to the retry policy like any network failure.
+//!
+//! ureq does not say whether a request used a pooled connection, but it calls its
+//! connector chain only to open a new one, on the calling thread. [`Marker`] goes first in
+//! the chain and notes that on a thread-local flag, which [`fetch`](crate::fetch) resets
+//! before each request.
+
+use std::cell::Cell;
+use std::io;
+
+use ureq::unversioned::transport::{ConnectionDetails, Connector};
+
+thread_local! {
+    static OPENED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// First link of the connector chain: notes that this thread is opening a connection and
+/// passes on.
+#[derive(Debug, Default)]
+pub(crate) struct Marker;
+
+impl Connector<()> for Marker {
+    type Out = ();
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<()>, ureq::Error> {
+        OPENED.set(true);
+        Ok(chained)
+    }
+}
+
+/// Forgets earlier requests on this thread: call before each request.
+pub(crate) fn begin() {
+    OPENED.set(false);
+}
+
+/// Whether `e`, raised by the request since [`begin`], is a stale pooled connection: the
+/// request reused a connection and it closed or reset before any response byte.
+pub(crate) fn is_stale(e: &ureq::Error) -> bool {
+    use io::ErrorKind as K;
+    !OPENED.get()
+        && matches!(e, ureq::Error::Io(io) if matches!(
+            io.kind(),
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_reused_connection_that_broke_is_stale() {
+        let eof = || ureq::Error::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
+        begin();
+        assert!(is_stale(&eof()));
+        assert!(is_stale(&ureq::Error::Io(
+            io::ErrorKind::ConnectionReset.into()
+        )));
+        assert!(!is_stale(&ureq::Error::Io(
+            io::ErrorKind::ConnectionRefused.into()
+        )));
+        assert!(!is_stale(&ureq::Error::Timeout(
+            ureq::Timeout::RecvResponse
+        )));
+        OPENED.set(true);
+        assert!(
+            !is_stale(&eof()),
+            "a fresh connection is the server's doing"
+        );
+    }
+}

@@ -3,10 +3,12 @@
 //!
 //! A server may close an idle keep-alive connection at any moment; ureq probes a pooled
 //! connection before reusing it, but a close that races the next request still reaches
-//! the caller as "peer disconnected" before any response byte. That request never reached
-//! the server's application, so it is sent again at once on another connection and does
-//! not count as an attempt. The same error on a fresh connection is the server's doing and
-//! goes to the retry policy like any network failure.
+//! the caller as "peer disconnected" before any response byte. The server closed the
+//! connection rather than answer on it, so the request is sent again at once on another
+//! connection and does not count as an attempt. (Any method: the retry policy would retry
+//! the same network error anyway, only later and at the cost of an attempt.) The same error
+//! on a fresh connection is the server's doing and goes to the retry policy like any
+//! network failure.
 //!
 //! ureq does not say whether a request used a pooled connection, but it calls its
 //! connector chain only to open a new one, on the calling thread. [`Marker`] goes first in

@@ -113,7 +113,7 @@ fn two_503s_then_200_end_ok_after_three_attempts() {
 }
 
 #[test]
-fn not_found_and_forbidden_are_never_retried() {
+fn a_403_is_never_retried() {
     let server = TestServer::start();
     let tmp = TempDir::new();
     server.route("/forbidden", |_| Reply::status(403));

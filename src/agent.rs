@@ -11,6 +11,8 @@
 //! plain-http targets behind an HTTP proxy are sent in absolute form instead of through
 //! `CONNECT`, which proxies with packaged defaults refuse for ports other than 443.
 //!
+//! Names go through [`CachingResolver`] (see `crate::resolve`), the proxy's name too.
+//!
 //! TLS is rustls with Mozilla's roots (ureq's default). Extra CA files replace that
 //! default with the same roots as whole certificates plus the files' certificates,
 //! because ureq's [`RootCerts`] is either "the built-in roots" or "exactly these".

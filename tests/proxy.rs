@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use support::cli::{fetchpool, fetchpool_env};
 use support::proxy::TestProxy;
+use support::socks::SocksProxy;
 use support::tls::{Leaf, TestCa, TlsFront};
 use support::{Reply, TempDir, TestServer};
 
@@ -205,10 +206,8 @@ fn empty_proxy_flag_and_no_proxy_env_turn_the_environment_off() {
 fn unreachable_proxy_is_kind_proxy_and_never_falls_back_to_direct() {
     let origin = TestServer::start();
     origin.file("/f", b"x".to_vec());
-    // A port nothing listens on: bind, note it, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://127.0.0.1:{}", dead.local_addr().unwrap().port());
-    drop(dead);
+    // Port 1 (tcpmux): nothing listens there on a test machine; the connection is refused.
+    let dead_url = "http://127.0.0.1:1".to_string();
     let tmp = TempDir::new();
     let run = fetchpool(
         tmp.path(),
@@ -339,4 +338,75 @@ fn invalid_proxy_url_is_a_configuration_error_before_any_request() {
     assert_eq!(env.code, 2);
     assert!(env.stderr.contains("http_proxy"), "{}", env.stderr);
     assert_eq!(origin.connections(), 0);
+}
+
+#[test]
+fn socks5h_carries_both_hops_of_a_cross_host_redirect_with_credentials() {
+    let (a, b) = two_hosts();
+    let socks = SocksProxy::start();
+    socks.require_auth("ann", "pw:1");
+    let tmp = TempDir::new();
+    let url = format!("socks5h://ann:pw%3A1@127.0.0.1:{}", socks.port());
+    let run = fetchpool(
+        tmp.path(),
+        &[&a.url("/start"), "-o", "out", "--proxy", &url, "-vv"],
+        None,
+    );
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert_eq!(std::fs::read(tmp.join("out/start")).unwrap(), b"from B");
+    let targets: Vec<String> = socks.targets().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(targets, [authority(a.port()), authority(b.port())]);
+    assert_eq!(
+        socks.offered(),
+        vec![("ann".to_string(), "pw:1".to_string()); 2]
+    );
+    for origin in [&a, &b] {
+        assert_eq!(
+            sorted(origin.peers()),
+            sorted(socks.upstream_addrs(&authority(origin.port())))
+        );
+    }
+    assert!(!run.stderr.contains("pw:1") && !run.stderr.contains("pw%3A1"));
+}
+
+#[test]
+fn socks_proxy_refusing_credentials_is_kind_proxy() {
+    let origin = TestServer::start();
+    origin.file("/f", b"x".to_vec());
+    let socks = SocksProxy::start();
+    socks.require_auth("ann", "right");
+    let tmp = TempDir::new();
+    let url = format!("socks5://ann:wrong@127.0.0.1:{}", socks.port());
+    let run = fetchpool(
+        tmp.path(),
+        &[&origin.url("/f"), "-o", "out", "--proxy", &url],
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let line = run.line(&origin.url("/f"));
+    assert_eq!(line["error"]["kind"], "proxy", "{line}");
+    assert!(!format!("{line}").contains("wrong"), "{line}");
+    assert_eq!(origin.connections(), 0);
+}
+
+#[test]
+fn library_pool_with_a_proxy_sends_every_hop_through_it() {
+    let (a, b) = two_hosts();
+    let proxy = TestProxy::start();
+    let tmp = TempDir::new();
+    let pool = fetchpool::Pool::builder()
+        .workers(2)
+        .output_dir(tmp.path())
+        .proxy(proxy.url())
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![fetchpool::Job::new(a.url("/start")).to_memory()])
+        .unwrap();
+    let outcome = &report.outcomes[0];
+    assert_eq!(outcome.status, fetchpool::Status::Ok, "{:?}", outcome.error);
+    assert_eq!(outcome.body.as_deref(), Some(&b"from B"[..]));
+    assert_eq!(outcome.redirects, [b.url("/file")]);
+    assert_eq!(proxy.requests().len(), 2);
+    assert_only_proxy_connected(&proxy, &[&a, &b]);
 }

@@ -1,7 +1,7 @@
 # fetchpool — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: all build release test check fmt lint doc deps-check demo help clean
+.PHONY: all build release test check fmt lint doc deps-check demo interop help clean
 
 all: build
 
@@ -43,6 +43,11 @@ check: fmt lint doc deps-check test
 
 demo: release
 	@bash data/demo.sh
+
+# Real nginx, tinyproxy and Squid on loopback (root; apt-get install nginx tinyproxy squid
+# openssl curl python3). See interop/run.sh for what runs and which config lines change.
+interop: build
+	@bash interop/run.sh
 
 clean:
 	$(CARGO) clean

@@ -3,18 +3,47 @@
 //! Every ureq default that would hurt a bulk downloader is set explicitly here: statuses
 //! are not errors (a 503 keeps its `Retry-After`), redirects are followed by
 //! [`crate::fetch`] (so every hop is checked and recorded), timeouts are on, the idle
-//! pool holds a connection per worker, and the environment's proxy variables are ignored
-//! unless the caller asked for them.
+//! pool holds a connection per worker, and the agent itself has no proxy: the proxy is
+//! chosen per request (per redirect hop) by [`crate::proxy::ProxySettings::choose`] and
+//! set on that request's config, so ureq's environment reading never applies.
+//!
+//! The connector chain is ureq's default one with [`AbsoluteFormConnector`] in front:
+//! plain-http targets behind an HTTP proxy are sent in absolute form instead of through
+//! `CONNECT`, which proxies with packaged defaults refuse for ports other than 443.
+//!
+//! Names go through [`CachingResolver`] (see `crate::resolve`), the proxy's name too.
+//!
+//! TLS is rustls with Mozilla's roots (ureq's default). Extra CA files replace that
+//! default with the same roots as whole certificates plus the files' certificates,
+//! because ureq's [`RootCerts`] is either "the built-in roots" or "exactly these".
 
-use ureq::unversioned::transport::{Connector, DefaultConnector};
+use std::path::Path;
+use std::sync::Arc;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, Connector, RustlsConnector, SocksConnector, TcpConnector,
+};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::proxy_http::AbsoluteFormConnector;
 use crate::resolve::CachingResolver;
 use crate::reuse;
 
 pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
     let idle = config.workers.max(config.per_host).max(4);
+    let mut tls = TlsConfig::builder();
+    if !config.ca_certs.is_empty() {
+        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        for path in &config.ca_certs {
+            roots.extend(read_ca_file(path)?);
+        }
+        tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
+    }
     let agent_config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -25,13 +54,63 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
         .max_idle_connections(idle * 2)
         .max_idle_connections_per_host(idle)
         .proxy(None)
+        .tls_config(tls.build())
         .user_agent(config.user_agent.as_str())
         .build();
-    // The marker tells a stale pooled connection from a fresh one (see `reuse`).
-    let connector = reuse::Marker.chain(DefaultConnector::new());
+    // The marker tells a stale pooled connection from a fresh one (see `reuse`); the
+    // absolute-form connector sends plain-http targets to an HTTP proxy without CONNECT.
+    let connector = reuse::Marker
+        .chain(AbsoluteFormConnector::default())
+        .chain(SocksConnector::default())
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(RustlsConnector::default());
     Ok(ureq::Agent::with_parts(
         agent_config,
         connector,
         CachingResolver::default(),
     ))
+}
+
+/// Every certificate in a PEM file; a file without one is an error, as is one that
+/// cannot be read or parsed.
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
+    let fix = "give --cacert a PEM file with at least one CERTIFICATE block";
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read CA file '{}': {e}; {fix}",
+            path.display()
+        ))
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "CA file '{}' is not valid PEM: {e}; {fix}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "CA file '{}' holds no certificate; {fix}",
+            path.display()
+        )));
+    }
+    // rustls skips certificates it cannot parse as trust anchors; refuse them here instead.
+    for c in &certs {
+        let der = rustls::pki_types::CertificateDer::from(c.der());
+        let mut store = rustls::RootCertStore::empty();
+        if store.add(der).is_err() {
+            return Err(Error::config(format!(
+                "CA file '{}' holds a certificate that is not a valid X.509 CA certificate; {fix}",
+                path.display()
+            )));
+        }
+    }
+    Ok(certs)
 }

@@ -142,6 +142,24 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Proxy, redirects and TLS")]
     pub allow_downgrade: bool,
 
+    /// Proxy for every request and redirect hop: http://, https://, socks5:// or
+    /// socks5h://, with optional user:password@. '' means no proxy (environment ignored).
+    #[arg(long, value_name = "URL", help_heading = "Proxy, redirects and TLS")]
+    pub proxy: Option<String>,
+
+    /// Hosts reached without the proxy, curl's rules: 'example.com,10.0.0.0/8,*'.
+    /// Overrides NO_PROXY.
+    #[arg(long, value_name = "LIST", help_heading = "Proxy, redirects and TLS")]
+    pub no_proxy: Option<String>,
+
+    /// Ignore http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY (read by default, as curl does).
+    #[arg(long, help_heading = "Proxy, redirects and TLS")]
+    pub no_proxy_env: bool,
+
+    /// Also trust the CA certificate(s) in this PEM file. Repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Proxy, redirects and TLS")]
+    pub cacert: Vec<PathBuf>,
+
     /// Where files go; created if missing.
     #[arg(
         short,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::pool::Pool;
+use crate::proxy::ProxySettings;
 
 /// Everything that shapes a run. Build it with [`Pool::builder`].
 #[derive(Debug, Clone)]
@@ -52,6 +53,13 @@ pub struct Config {
     pub lookahead: usize,
     /// Send [`crate::Event::Progress`] events. Defaults to true.
     pub progress_events: bool,
+    /// Which proxy each request (each redirect hop) goes through. Defaults to none
+    /// (direct); set with [`PoolBuilder::proxy`], [`PoolBuilder::no_proxy`] and
+    /// [`PoolBuilder::proxy_from_env`].
+    pub proxy: ProxySettings,
+    /// PEM files whose certificates are trusted in addition to Mozilla's roots.
+    /// Defaults to none.
+    pub ca_certs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -75,6 +83,8 @@ impl Default for Config {
             user_agent: concat!("fetchpool/", env!("CARGO_PKG_VERSION")).to_string(),
             lookahead: 4096,
             progress_events: true,
+            proxy: ProxySettings::direct(),
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -94,6 +104,19 @@ impl Default for Config {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     config: Config,
+    proxy: Option<Secret>,
+    no_proxy: Option<String>,
+    proxy_from_env: bool,
+}
+
+/// A proxy URL as given, which may hold a password: never shown by `Debug`.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 macro_rules! setter {
@@ -161,6 +184,42 @@ impl PoolBuilder {
         self
     }
 
+    /// The proxy for every request: `http://`, `https://`, `socks5://` or `socks5h://`,
+    /// with optional `user:password@` (percent-encoded). An empty string means "no
+    /// proxy", also when [`PoolBuilder::proxy_from_env`] is on. Defaults to none.
+    ///
+    /// A request that should use a proxy never falls back to a direct connection.
+    /// Plain-http targets behind an HTTP proxy are sent in absolute form (as curl does),
+    /// https targets through `CONNECT`.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(Secret(url.into()));
+        self
+    }
+
+    /// Hosts reached directly, with curl's `NO_PROXY` rules (see
+    /// [`crate::proxy::NoProxy`]); overrides the environment's `NO_PROXY`. Defaults to none.
+    pub fn no_proxy(mut self, list: impl Into<String>) -> Self {
+        self.no_proxy = Some(list.into());
+        self
+    }
+
+    /// Read `http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` and friends as curl
+    /// does (see [`crate::proxy`]); [`PoolBuilder::proxy`] and
+    /// [`PoolBuilder::no_proxy`] win over them. Defaults to false: the library reads
+    /// the environment only when asked.
+    pub fn proxy_from_env(mut self, yes: bool) -> Self {
+        self.proxy_from_env = yes;
+        self
+    }
+
+    /// Trusts the certificates of this PEM file in addition to Mozilla's roots
+    /// (repeatable). An unreadable file or one without a certificate fails
+    /// [`PoolBuilder::build`]. Defaults to none.
+    pub fn ca_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.ca_certs.push(path.into());
+        self
+    }
+
     /// The configuration as it stands.
     pub fn config(&self) -> &Config {
         &self.config
@@ -182,6 +241,14 @@ impl PoolBuilder {
             config.workers = 1;
         }
         config.lookahead = config.lookahead.max(config.workers * 64);
+        let proxy = self.proxy.as_ref().map(|s| s.0.as_str());
+        let no_proxy = self.no_proxy.as_deref();
+        let settings = if self.proxy_from_env {
+            ProxySettings::from_env(proxy, no_proxy)
+        } else {
+            ProxySettings::new(proxy, no_proxy)
+        };
+        config.proxy = settings.map_err(|e| Error::config(e.to_string()))?;
         check_output_dir(&config.output_dir)?;
         Pool::new(config)
     }

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
+use crate::proxy::{ProxyChoice, ProxyScheme};
 use crate::retry::parse_retry_after;
 use crate::reuse;
 use crate::scheduler::Note;
@@ -98,7 +99,7 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         if matches!(status, 301 | 302 | 303 | 307 | 308)
             && let Some(location) = header(&response, "location")
         {
-            let next = follow(cfg, &url, &location, &redirects).map_err(|e| Failure {
+            let next = follow(cfg, &url, &location, &job.url, &redirects).map_err(|e| Failure {
                 http_status: Some(status),
                 ..fail(e, &redirects)
             })?;
@@ -172,11 +173,81 @@ fn send(
             "cannot build the request for {url}: {e}; check the method and headers"
         ))
     };
+    // Chosen per hop: a redirect to another host or scheme may need another proxy or
+    // none (NO_PROXY). The agent has no proxy of its own, so `None` here is direct.
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Error::config(format!("invalid URL {url}: {e}")))?;
+    let proxy = ctx.config.proxy.choose(&uri);
     let result = match body {
-        Some(bytes) => run(ctx, url, builder.body(bytes).map_err(bad)?, deadline),
-        None => run(ctx, url, builder.body(()).map_err(bad)?, deadline),
+        Some(bytes) => run(ctx, url, builder.body(bytes).map_err(bad)?, proxy, deadline),
+        None => run(ctx, url, builder.body(()).map_err(bad)?, proxy, deadline),
     };
-    result.map_err(|e| from_ureq(ctx, e))
+    let response = result.map_err(|e| match proxy {
+        Some(p) => proxy_error(ctx, p, e),
+        None => from_ureq(ctx, e),
+    })?;
+    if let Some(p) = proxy
+        && let Some(error) = proxy_refusal(p, &response)
+    {
+        drain(response);
+        return Err(error);
+    }
+    Ok(response)
+}
+
+/// A failure on the way through proxy `p`. Reaching the proxy and its answer to
+/// `CONNECT` are the proxy's part (kind `proxy`, never retried as a direct attempt);
+/// TLS and timeouts keep their own kinds. The message names the proxy redacted.
+fn proxy_error(ctx: &Context, p: &ProxyChoice, e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    let message = match &e {
+        U::ConnectProxyFailed(_) => format!("{}: {e}", p.redacted()),
+        U::InvalidProxyUrl => format!("{}: invalid proxy URL", p.redacted()),
+        U::ConnectionFailed => format!("{}: could not connect to the proxy", p.redacted()),
+        U::HostNotFound => format!("{}: proxy host not found (DNS)", p.redacted()),
+        U::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            format!("{}: could not connect to the proxy: {io}", p.redacted())
+        }
+        // ureq's SOCKS connector reports handshake failures as plain I/O errors.
+        U::Io(io) if matches!(p.scheme(), ProxyScheme::Socks5 | ProxyScheme::Socks5h) => {
+            format!("{}: SOCKS: {io}", p.redacted())
+        }
+        _ => return from_ureq(ctx, e),
+    };
+    Error::Proxy { message }
+}
+
+/// An error status that the proxy, not the origin, produced for an absolute-form
+/// request: `407` always, and `502`/`503`/`504`/`403` when the proxy marks it as its
+/// own (Squid's `X-Squid-Error`, tinyproxy's `Server: tinyproxy`). Other statuses
+/// pass as the origin's (kind `http`): a proxy that relays an origin's 502 adds `Via`
+/// too, so `Via` alone proves nothing.
+fn proxy_refusal(p: &ProxyChoice, response: &Response<Body>) -> Option<Error> {
+    let status = response.status().as_u16();
+    let own = header(response, "x-squid-error")
+        .map(|e| format!(" ({e})"))
+        .or_else(|| {
+            header(response, "server")
+                .filter(|s| s.to_ascii_lowercase().starts_with("tinyproxy"))
+                .map(|_| String::new())
+        });
+    let message = match (status, own) {
+        (407, _) => format!(
+            "{}: 407 proxy authentication required; put user:password in the proxy URL",
+            p.redacted()
+        ),
+        (400..=599, Some(detail)) => format!("{}: answered {status}{detail}", p.redacted()),
+        _ => return None,
+    };
+    Some(Error::Proxy { message })
 }
 
 /// Runs a request, sending it again at once when it met a stale pooled connection.
@@ -184,6 +255,7 @@ fn run<B: ureq::AsSendBody + Clone>(
     ctx: &Context,
     url: &str,
     request: http::Request<B>,
+    proxy: Option<&ProxyChoice>,
     deadline: Option<Instant>,
 ) -> Result<Response<Body>, ureq::Error> {
     let mut stale = 0;
@@ -194,6 +266,7 @@ fn run<B: ureq::AsSendBody + Clone>(
             .clone()
             .with_agent(&ctx.agent)
             .configure()
+            .proxy(proxy.map(ProxyChoice::to_ureq))
             .timeout_global(budget)
             .run();
         match result {
@@ -256,7 +329,7 @@ fn classify(cfg: &Config, e: ureq::Error) -> Error {
             reason: reason.to_string(),
         },
         U::Rustls(e) => Error::Tls {
-            reason: e.to_string(),
+            reason: tls_reason(&e),
         },
         U::Pem(e) => Error::Tls {
             reason: format!("bad PEM: {e}"),
@@ -300,6 +373,14 @@ fn classify_io(cfg: &Config, io: io::Error) -> Error {
             .expect("checked");
         return classify(cfg, *inner);
     }
+    if let Some(tls) = io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return Error::Tls {
+            reason: tls_reason(tls),
+        };
+    }
     match io.kind() {
         K::TimedOut | K::WouldBlock => Error::Timeout {
             phase: TimeoutPhase::Stall,
@@ -315,6 +396,29 @@ fn classify_io(cfg: &Config, io: io::Error) -> Error {
             message: io.to_string(),
             source: Some(std::sync::Arc::new(io)),
         },
+    }
+}
+
+/// Names the certificate problems users meet, in words, with rustls' own text after.
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let plain = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => Some("unknown issuer; trust its CA with --cacert FILE"),
+            C::Expired | C::ExpiredContext { .. } => Some("certificate expired"),
+            C::NotValidYet | C::NotValidYetContext { .. } => Some("certificate not valid yet"),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                Some("name mismatch: the certificate is not valid for this host")
+            }
+            C::Revoked => Some("certificate revoked"),
+            C::BadSignature => Some("bad certificate signature"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match plain {
+        Some(p) => format!("{p} ({e})"),
+        None => e.to_string(),
     }
 }
 
@@ -348,6 +452,7 @@ fn follow(
     cfg: &crate::config::Config,
     from: &str,
     location: &str,
+    start: &str,
     seen: &[String],
 ) -> Result<String, Error> {
     if seen.len() as u32 >= cfg.max_redirects {
@@ -375,7 +480,7 @@ fn follow(
     crate::job::check_url(&next).map_err(|e| Error::Redirect {
         message: format!("to an invalid URL: {e}"),
     })?;
-    if next == from || seen.contains(&next) {
+    if next == from || next == start || seen.contains(&next) {
         return Err(Error::Redirect {
             message: format!("loop: {next} was already visited"),
         });

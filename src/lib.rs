@@ -34,6 +34,8 @@ mod job;
 mod manifest;
 mod plan;
 mod pool;
+pub mod proxy;
+mod proxy_http;
 mod report;
 mod resolve;
 mod retry;

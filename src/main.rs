@@ -135,8 +135,18 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .retry_max_delay(args.retry_max_delay)
         .max_redirects(args.max_redirects)
         .allow_downgrade(args.allow_downgrade)
+        .proxy_from_env(!args.no_proxy_env)
         .output_dir(&args.output_dir)
         .progress_events(false);
+    if let Some(p) = &args.proxy {
+        b = b.proxy(p);
+    }
+    if let Some(list) = &args.no_proxy {
+        b = b.no_proxy(list);
+    }
+    for ca in &args.cacert {
+        b = b.ca_cert(ca);
+    }
     for h in &args.headers {
         let (k, v) = h
             .split_once(':')

@@ -48,6 +48,12 @@ impl Run {
 /// Runs `fetchpool ARGS` in `dir`, with `--report dir/report.jsonl` appended, stdin from
 /// `stdin` when given; waits for it and collects everything.
 pub fn fetchpool(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    fetchpool_env(dir, args, stdin, &[])
+}
+
+/// As [`fetchpool`], with `env` set on top of an environment cleared of every proxy
+/// variable (so only the ones a test names apply).
+pub fn fetchpool_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let report = dir.join("report.jsonl");
     let _ = std::fs::remove_file(&report);
     let mut cmd = Command::new(bin());
@@ -63,6 +69,8 @@ pub fn fetchpool(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
         .env_remove("all_proxy")
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
+        .env_remove("REQUEST_METHOD")
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

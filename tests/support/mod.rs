@@ -9,16 +9,23 @@
 //! connections ([`Reply`]). It counts connections and logs every request with its timing, so
 //! tests can assert on connection reuse, headers sent and concurrency reached.
 //!
+//! Beside it: a forward proxy ([`proxy::TestProxy`], absolute form and `CONNECT`) and a
+//! SOCKS5 proxy ([`socks::SocksProxy`]) that log what they carry, and a TLS front with a CA made at test time ([`tls::TlsFront`]).
+//!
 //! Each test binary uses a subset of this module, hence the blanket `dead_code` allowance.
 
 #![allow(dead_code)]
 
 pub mod cli;
 mod helpers;
+pub mod proxy;
+mod relay;
 mod reply;
 mod request;
 mod resource;
 mod server;
+pub mod socks;
+pub mod tls;
 
 // Re-exports are the module's API; a test binary that skips some would warn without this.
 #[allow(unused_imports)]

@@ -41,6 +41,8 @@ struct Shared {
     routes: Mutex<HashMap<String, Handler>>,
     fallback: Mutex<Option<Handler>>,
     connections: AtomicUsize,
+    /// The client address of every accepted connection, in accept order.
+    peers: Mutex<Vec<SocketAddr>>,
     close_every: AtomicUsize,
     panics: AtomicUsize,
     log: Mutex<Vec<RequestLog>>,
@@ -62,6 +64,7 @@ impl TestServer {
             routes: Mutex::default(),
             fallback: Mutex::default(),
             connections: AtomicUsize::new(0),
+            peers: Mutex::default(),
             close_every: AtomicUsize::new(0),
             panics: AtomicUsize::new(0),
             log: Mutex::default(),
@@ -133,6 +136,12 @@ impl TestServer {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// The client address of every connection accepted so far, in accept order (to prove
+    /// that only a proxy connected).
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        lock(&self.shared.peers).clone()
     }
 
     /// Every request whose head was read so far, in arrival order.
@@ -215,6 +224,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         let Ok(stream) = stream else { continue };
         let conn = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(peer) = stream.peer_addr() {
+            lock(&shared.peers).push(peer);
+        }
         let _ = stream.set_nodelay(true);
         if let Ok(clone) = stream.try_clone() {
             lock(&shared.open).insert(conn, clone);

@@ -36,9 +36,11 @@ mod plan;
 mod pool;
 mod report;
 mod resolve;
+mod resume;
 mod retry;
 mod reuse;
 mod scheduler;
+mod verify;
 mod worker;
 
 pub use config::{Config, PoolBuilder};
@@ -50,3 +52,4 @@ pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use retry::{format_http_date, parse_http_date, parse_retry_after};
+pub use verify::{Problem, Verification, verify};

@@ -163,23 +163,12 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
                 skipped: true,
             });
         }
-        let from = match resume::judge(prep.resume.as_ref(), status, response.headers()) {
-            RangeAnswer::Fresh => None,
-            RangeAnswer::Continue(n) => Some(n),
-            RangeAnswer::Complete(n) => {
-                let head = response.headers().clone();
-                drain(response);
-                return receive(ctx, task, status, &head, &mut io::empty(), Some(n), &prep)
-                    .map(|mut s| {
-                        s.redirects = redirects.clone();
-                        s
-                    })
-                    .map_err(|mut f| {
-                        f.redirects = redirects;
-                        f.http_status = Some(status);
-                        f
-                    });
-            }
+        // Where this body starts within the file, and whether it is already complete.
+        let (from, complete) = match resume::judge(prep.resume.as_ref(), status, response.headers())
+        {
+            RangeAnswer::Fresh => (None, false),
+            RangeAnswer::Continue(n) => (Some(n), false),
+            RangeAnswer::Complete(n) => (Some(n), true),
             RangeAnswer::Restart if prep.resume.is_some() => {
                 log::info!("{url}: {status} does not continue the partial file; starting over");
                 drain(response);
@@ -200,7 +189,7 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
                 });
             }
         };
-        if !(200..300).contains(&status) {
+        if !(200..300).contains(&status) && !complete {
             let retry_after = header(&response, "retry-after")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now()));
             drain(response);
@@ -216,7 +205,12 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             });
         }
         let head = response.headers().clone();
-        let mut reader = response.into_body().into_reader();
+        let mut reader: Box<dyn Read> = if complete {
+            drain(response);
+            Box::new(io::empty())
+        } else {
+            Box::new(response.into_body().into_reader())
+        };
         return receive(ctx, task, status, &head, &mut reader, from, &prep)
             .map(|mut s| {
                 s.redirects = redirects.clone();

@@ -66,9 +66,11 @@ pub(crate) fn meta_path(path: &Path) -> PathBuf {
 }
 
 impl Sidecar {
-    pub(crate) fn read(path: &Path) -> Option<Sidecar> {
-        let text = fs::read(meta_path(path)).ok()?;
-        serde_json::from_slice(&text).ok()
+    /// `Ok(None)`: a sidecar that is there but unreadable or not ours to trust.
+    /// `Err`: none at all (the common case costs one failed `open`).
+    pub(crate) fn read(path: &Path) -> io::Result<Option<Sidecar>> {
+        let text = fs::read(meta_path(path))?;
+        Ok(serde_json::from_slice(&text).ok())
     }
 
     pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
@@ -128,12 +130,16 @@ impl Prepared {
         }
         let path = output_dir.join(rel);
         let sidecar = Sidecar::read(&path);
-        let meta_exists = sidecar.is_some() || meta_path(&path).exists();
-        let resume = sidecar.filter(|s| s.url == job.url).and_then(|sidecar| {
-            let offset = fs::metadata(part_path(&path)).ok()?.len();
-            let fits = sidecar.total.is_none_or(|t| offset <= t);
-            (offset > 0 && fits).then_some(ResumePoint { offset, sidecar })
-        });
+        let meta_exists = sidecar.is_ok();
+        let resume = sidecar
+            .ok()
+            .flatten()
+            .filter(|s| s.url == job.url)
+            .and_then(|sidecar| {
+                let offset = fs::metadata(part_path(&path)).ok()?.len();
+                let fits = sidecar.total.is_none_or(|t| offset <= t);
+                (offset > 0 && fits).then_some(ResumePoint { offset, sidecar })
+            });
         let stored = if job.sha256.is_none() {
             load_stored(output_dir, rel, &job.url)
         } else {

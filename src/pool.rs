@@ -116,12 +116,13 @@ impl Pool {
         on_start(session.cancel_handle());
         let feeder = session.submitter();
         let precheck = Arc::clone(&session.precheck);
+        let cancelled = Arc::clone(&session.cancelled);
         let output_dir = self.config.output_dir.clone();
         let jobs = jobs.into_iter();
         thread::scope(|scope| {
             scope.spawn(move || {
                 // Files already right are found a batch at a time, hashed in parallel.
-                for job in precheck.stream(&output_dir, jobs) {
+                for job in precheck.stream(&output_dir, &cancelled, jobs) {
                     if feeder.submit(job).is_err() {
                         break;
                     }

@@ -28,6 +28,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use rayon::prelude::*;
@@ -401,9 +402,11 @@ impl Precheck {
     }
 
     /// Wraps a job stream: each batch of jobs is checked in parallel before it is handed on.
+    /// Once `cancelled` is set, jobs pass unchecked (they are about to be cancelled).
     pub(crate) fn stream<'a, I>(
         &'a self,
         output_dir: &'a Path,
+        cancelled: &'a AtomicBool,
         jobs: I,
     ) -> impl Iterator<Item = Job> + Send + 'a
     where
@@ -414,6 +417,10 @@ impl Precheck {
         std::iter::from_fn(move || {
             if batch.len() == 0 {
                 let next: Vec<Job> = jobs.by_ref().take(PRECHECK_BATCH).collect();
+                if cancelled.load(Ordering::Relaxed) {
+                    batch = next.into_iter();
+                    return batch.next();
+                }
                 let verdicts: Vec<(PathBuf, Option<UpToDate>)> = next
                     .par_iter()
                     .filter_map(|job| {

@@ -1,8 +1,9 @@
 //! `fetchpool verify`: checks files on disk against a job list's sha256, in parallel, with
 //! no network.
 //!
-//! Jobs are read as a stream and hashed a batch at a time on rayon's pool (one thread per
-//! core), so a list of any length costs the memory of one batch plus the problems found.
+//! Jobs are read as a stream and handed to rayon's pool (one thread per core) as threads
+//! come free, so a list of any length costs the memory of the jobs in flight plus the
+//! problems found.
 
 use std::path::{Path, PathBuf};
 
@@ -12,9 +13,6 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::job::{Destination, Job};
 use crate::resume::hash_file;
-
-/// Jobs hashed at once: enough to keep every core busy across files of uneven size.
-const BATCH: usize = 256;
 
 /// What is wrong with one listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,36 +99,65 @@ enum Verdict {
 /// ```
 pub fn verify(
     dir: impl AsRef<Path>,
-    jobs: impl IntoIterator<Item = Result<Job, Error>>,
+    jobs: impl IntoIterator<Item = Result<Job, Error>, IntoIter: Send>,
 ) -> Result<Verification, Error> {
     let dir = dir.as_ref();
-    let mut out = Verification::default();
-    let mut jobs = jobs.into_iter();
-    loop {
-        let batch: Vec<Job> = jobs
-            .by_ref()
-            .take(BATCH)
-            .collect::<Result<Vec<Job>, Error>>()?;
-        if batch.is_empty() {
-            return Ok(out);
-        }
-        let verdicts: Vec<Verdict> = batch
-            .par_iter()
-            .filter_map(|job| match &job.dest {
-                Destination::File(rel) => Some(check(dir, rel, job)),
+    // `par_bridge` hands jobs to idle threads as they come: no batch waits for its largest
+    // file, and only the jobs in flight are held.
+    let verdicts = jobs
+        .into_iter()
+        .enumerate()
+        .par_bridge()
+        .map(|(n, job)| {
+            let job = job?;
+            Ok(match &job.dest {
+                Destination::File(rel) => Some((n, check(dir, rel, &job))),
                 Destination::Memory => None,
             })
-            .collect();
-        for v in verdicts {
-            match v {
-                Verdict::Ok(bytes) => {
-                    out.ok += 1;
-                    out.bytes += bytes;
-                }
-                Verdict::Unchecked => out.unchecked += 1,
-                Verdict::Bad(path, problem) => out.problems.push((path, problem)),
+        })
+        .try_fold(Tally::default, |mut t, v: Result<_, Error>| {
+            if let Some((n, verdict)) = v? {
+                t.add(n, verdict);
             }
+            Ok::<_, Error>(t)
+        })
+        .try_reduce(Tally::default, |mut a, b| {
+            a.merge(b);
+            Ok(a)
+        })?;
+    Ok(verdicts.finish())
+}
+
+/// One thread's share of the result; problems keep their list position for sorting.
+#[derive(Default)]
+struct Tally {
+    out: Verification,
+    problems: Vec<(usize, PathBuf, Problem)>,
+}
+
+impl Tally {
+    fn add(&mut self, n: usize, verdict: Verdict) {
+        match verdict {
+            Verdict::Ok(bytes) => {
+                self.out.ok += 1;
+                self.out.bytes += bytes;
+            }
+            Verdict::Unchecked => self.out.unchecked += 1,
+            Verdict::Bad(path, problem) => self.problems.push((n, path, problem)),
         }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.out.ok += other.out.ok;
+        self.out.bytes += other.out.bytes;
+        self.out.unchecked += other.out.unchecked;
+        self.problems.extend(other.problems);
+    }
+
+    fn finish(mut self) -> Verification {
+        self.problems.sort_by_key(|(n, _, _)| *n);
+        self.out.problems = self.problems.into_iter().map(|(_, p, e)| (p, e)).collect();
+        self.out
     }
 }
 

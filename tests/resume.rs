@@ -418,3 +418,33 @@ fn a_part_already_whole_is_finished_from_the_416_without_a_body() {
     assert!(fs::read(tmp.join("out/whole")).unwrap() == body);
     assert!(!tmp.join("out/whole.part.meta").exists());
 }
+
+#[test]
+fn jobs_submitted_one_by_one_to_a_session_are_skipped_when_their_file_is_right() {
+    let server = TestServer::start();
+    let body = random_bytes(9, 50_000);
+    server.file("/s.bin", body.clone());
+    let tmp = TempDir::new();
+    fs::create_dir_all(tmp.join("out")).unwrap();
+    fs::write(tmp.join("out/s.bin"), &body).unwrap();
+    let pool = fetchpool::Pool::builder()
+        .workers(2)
+        .output_dir(tmp.join("out"))
+        .build()
+        .unwrap();
+    let mut session = pool.start();
+    session
+        .submit(fetchpool::Job::new(server.url("/s.bin")).sha256(sha256_hex(&body)))
+        .unwrap();
+    session.close();
+    let outcomes: Vec<_> = (&mut session)
+        .filter_map(|e| match e {
+            fetchpool::Event::Finished(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].status, fetchpool::Status::Skipped);
+    assert_eq!(outcomes[0].bytes, body.len() as u64);
+    assert_eq!(server.requests().len(), 0);
+}

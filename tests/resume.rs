@@ -448,3 +448,34 @@ fn jobs_submitted_one_by_one_to_a_session_are_skipped_when_their_file_is_right()
     assert_eq!(outcomes[0].bytes, body.len() as u64);
     assert_eq!(server.requests().len(), 0);
 }
+
+#[test]
+fn ctrl_c_interrupts_a_stalled_transfer_without_waiting_for_the_idle_timeout() {
+    let server = TestServer::start();
+    let body = random_bytes(10, 4 << 20);
+    let res = Resource::new(body);
+    server.route("/stall", move |req| {
+        Reply::file(req, &res).stall_after(2 << 20)
+    });
+    let tmp = TempDir::new();
+    let child = spawn(
+        tmp.path(),
+        &[&server.url("/stall"), "-o", "out", "--idle-timeout", "60"],
+    );
+    let part = tmp.join("out/stall.part");
+    assert!(wait_until(Duration::from_secs(20), || size(&part) == 2 << 20));
+    let signalled = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = wait(child, tmp.path());
+    assert_eq!(run.code, 130, "stderr: {}", run.stderr);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "took {:?}: the blocked read was not interrupted",
+        signalled.elapsed()
+    );
+    assert_eq!(size(&part), 2 << 20);
+    assert!(tmp.join("out/stall.part.meta").exists());
+}

@@ -5,6 +5,9 @@
 //! (scheme, downgrade, loops) and stripped of credentials when it leaves the host. A
 //! body-read failure and a file-write failure are told apart at the call site: the first
 //! is a network error, the second an [`Error::Io`] naming the file.
+//!
+//! Whether a request is ranged or conditional, and what a 206, 304 or 416 answer means for
+//! the `.part` on disk, is decided in [`crate::resume`]; this module applies it.
 
 use std::cell::RefCell;
 use std::fs::{self, File};

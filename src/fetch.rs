@@ -5,6 +5,9 @@
 //! (scheme, downgrade, loops) and stripped of credentials when it leaves the host. A
 //! body-read failure and a file-write failure are told apart at the call site: the first
 //! is a network error, the second an [`Error::Io`] naming the file.
+//!
+//! Whether a request is ranged or conditional, and what a 206, 304 or 416 answer means for
+//! the `.part` on disk, is decided in [`crate::resume`]; this module applies it.
 
 use std::cell::RefCell;
 use std::fs::{self, File};
@@ -22,6 +25,7 @@ use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
 use crate::proxy::{ProxyChoice, ProxyScheme};
+use crate::resume::{self, Prepared, RangeAnswer, Sidecar};
 use crate::retry::parse_retry_after;
 use crate::reuse;
 use crate::scheduler::Note;
@@ -81,6 +85,22 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         .cloned()
         .collect();
     let mut redirects: Vec<String> = Vec::new();
+    let out_path = match &job.dest {
+        Destination::File(rel) => Some(cfg.output_dir.join(rel)),
+        Destination::Memory => None,
+    };
+    if let Some(up) = ctx.precheck.up_to_date(&cfg.output_dir, job) {
+        return Ok(Success {
+            http_status: None,
+            bytes: up.len,
+            sha256: job.sha256.clone(),
+            resumed_from: None,
+            redirects,
+            body: None,
+            skipped: true,
+        });
+    }
+    let mut prep = Prepared::for_job(&cfg.output_dir, job);
     loop {
         let fail = |error: Error, redirects: &Vec<String>| Failure {
             error,
@@ -93,7 +113,9 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         {
             return Err(fail(deadline_error(ctx), &redirects));
         }
-        let response = send(ctx, &method, &url, &headers, body.as_deref(), task.deadline)
+        let mut sent = headers.clone();
+        sent.extend(prep.headers());
+        let response = send(ctx, &method, &url, &sent, body.as_deref(), task.deadline)
             .map_err(|e| fail(e, &redirects))?;
         let status = response.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308)
@@ -124,7 +146,54 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             url = next;
             continue;
         }
-        if !(200..300).contains(&status) {
+        if status == 304 && prep.stored.is_some() {
+            drain(response);
+            if let Some(path) = &out_path
+                && prep.meta_exists
+            {
+                resume::discard(path);
+            }
+            let bytes = out_path
+                .as_ref()
+                .and_then(|p| fs::metadata(p).ok())
+                .map_or(0, |m| m.len());
+            return Ok(Success {
+                http_status: Some(304),
+                bytes,
+                sha256: None,
+                resumed_from: None,
+                redirects,
+                body: None,
+                skipped: true,
+            });
+        }
+        // Where this body starts within the file, and whether it is already complete.
+        let (from, complete) = match resume::judge(prep.resume.as_ref(), status, response.headers())
+        {
+            RangeAnswer::Fresh => (None, false),
+            RangeAnswer::Continue(n) => (Some(n), false),
+            RangeAnswer::Complete(n) => (Some(n), true),
+            RangeAnswer::Restart if prep.resume.is_some() => {
+                log::info!("{url}: {status} does not continue the partial file; starting over");
+                drain(response);
+                prep.drop_resume(out_path.as_deref());
+                prep.meta_exists = false;
+                continue;
+            }
+            RangeAnswer::Restart => {
+                drain(response);
+                return Err(Failure {
+                    http_status: Some(status),
+                    ..fail(
+                        Error::Protocol {
+                            message: format!("{status} answer to a request without Range"),
+                        },
+                        &redirects,
+                    )
+                });
+            }
+        };
+        if !(200..300).contains(&status) && !complete {
             let retry_after = header(&response, "retry-after")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now()));
             drain(response);
@@ -139,7 +208,14 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
                 )
             });
         }
-        return receive(ctx, task, response)
+        let head = response.headers().clone();
+        let mut reader: Box<dyn Read> = if complete {
+            drain(response);
+            Box::new(io::empty())
+        } else {
+            Box::new(response.into_body().into_reader())
+        };
+        return receive(ctx, task, status, &head, &mut reader, from, &prep)
             .map(|mut s| {
                 s.redirects = redirects.clone();
                 s
@@ -567,31 +643,69 @@ fn emit(ctx: &Context, event: Event) {
     let _ = ctx.events.send(Note::Event(event));
 }
 
-/// Streams the body to its destination, hashing as it goes, and verifies it.
-fn receive(ctx: &Context, task: &Task, response: Response<Body>) -> Result<Success, Failure> {
+/// Streams the body to its destination, hashing as it goes, and verifies it. `from` is the
+/// offset a ranged answer continues at; the bytes already in `PATH.part` are hashed first so
+/// that the sha256 covers the whole file.
+fn receive(
+    ctx: &Context,
+    task: &Task,
+    status: u16,
+    head: &http::HeaderMap,
+    reader: &mut dyn Read,
+    from: Option<u64>,
+    prep: &Prepared,
+) -> Result<Success, Failure> {
     let job = &task.pending.job;
     let cfg = &ctx.config;
-    let status = response.status().as_u16();
-    let announced = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+    let length = head
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let recorded = prep.resume.as_ref().and_then(|r| r.sidecar.total);
+    let announced = match from {
+        None => length,
+        Some(n) if status == 416 => Some(n),
+        Some(n) => recorded.or(length.map(|l| n + l)),
+    };
+    let offset = from.unwrap_or(0);
     if let (Some(expected), Some(got)) = (job.size, announced)
         && expected != got
     {
+        if let Destination::File(rel) = &job.dest {
+            resume::discard(&cfg.output_dir.join(rel));
+        }
         return Err(Failure::new(Error::Checksum {
             expected: format!("{expected} bytes"),
             actual: format!("{got} bytes announced by the server"),
         }));
     }
-    let mut reader = response.into_body().into_reader();
+    let mut hasher = Sha256::new();
     let mut sink = match &job.dest {
-        Destination::File(rel) => Sink::file(&cfg.output_dir.join(rel)).map_err(Failure::new)?,
+        Destination::File(rel) => {
+            let sidecar = match (from, resume::range_validator(head)) {
+                (None, Some(validator)) => Some(Sidecar {
+                    url: job.url.clone(),
+                    validator,
+                    total: announced,
+                }),
+                _ => None,
+            };
+            Sink::file(
+                &cfg.output_dir.join(rel),
+                offset,
+                &mut hasher,
+                sidecar,
+                prep.meta_exists,
+            )
+            .map_err(Failure::new)?
+        }
         Destination::Memory => Sink::Memory(Vec::with_capacity(
             announced.unwrap_or(0).min(cfg.memory_limit) as usize,
         )),
     };
-    let mut hasher = Sha256::new();
-    let mut bytes: u64 = 0;
+    let mut bytes: u64 = offset;
     let mut last_progress = Instant::now();
-    let mut last_progress_bytes = 0u64;
+    let mut last_progress_bytes = bytes;
     let result: Result<(), Error> = BUFFER.with_borrow_mut(|buf| {
         loop {
             if ctx.cancelled.load(Ordering::Relaxed) {
@@ -627,11 +741,11 @@ fn receive(ctx: &Context, task: &Task, response: Response<Body>) -> Result<Succe
         }
     });
     if let Err(error) = result {
-        let partial = match &error {
-            Error::Io { .. } | Error::Checksum { .. } | Error::Config { .. } => None,
-            _ => Some(bytes),
+        let keep = match &error {
+            Error::Io { .. } | Error::Checksum { .. } | Error::Config { .. } => false,
+            _ => bytes > 0,
         };
-        sink.abandon(partial.is_some());
+        let partial = sink.abandon(keep).then_some(bytes);
         return Err(Failure {
             partial,
             ..Failure::new(error)
@@ -657,11 +771,14 @@ fn receive(ctx: &Context, task: &Task, response: Response<Body>) -> Result<Succe
         }));
     }
     let body = sink.commit().map_err(Failure::new)?;
+    if let Destination::File(rel) = &job.dest {
+        resume::remember(&cfg.output_dir, rel, &job.url, head);
+    }
     Ok(Success {
         http_status: Some(status),
         bytes,
         sha256: Some(digest),
-        resumed_from: None,
+        resumed_from: from,
         redirects: Vec::new(),
         body,
         skipped: false,
@@ -674,21 +791,71 @@ enum Sink {
         file: File,
         part: PathBuf,
         path: PathBuf,
+        /// The sidecar this body can be resumed with, when it has a validator.
+        sidecar: Option<Sidecar>,
+        /// Whether `PATH.part.meta` is on disk for this body.
+        sidecar_written: bool,
     },
     Memory(Vec<u8>),
 }
 
 impl Sink {
-    fn file(path: &Path) -> Result<Sink, Error> {
+    /// Opens `PATH.part`: truncated for a fresh body; for a ranged one, cut to `offset`
+    /// bytes which go through `hasher` first. A fresh body's sidecar is written before the
+    /// first byte when the body is large (see [`resume::SIDECAR_THRESHOLD`]); a stale one
+    /// is removed so that it can never describe these bytes.
+    fn file(
+        path: &Path,
+        offset: u64,
+        hasher: &mut Sha256,
+        sidecar: Option<Sidecar>,
+        meta_exists: bool,
+    ) -> Result<Sink, Error> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let part = part_path(path);
-        let file = File::create(&part).map_err(|e| Error::io(&part, e))?;
+        let io_err = |e| Error::io(&part, e);
+        let mut sidecar_written = offset > 0;
+        let file = if offset > 0 {
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&part)
+                .map_err(io_err)?;
+            let copied =
+                io::copy(&mut (&mut file).take(offset), &mut HashWriter(hasher)).map_err(io_err)?;
+            if copied != offset {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("holds {copied} bytes, {offset} expected; it changed during the run"),
+                )));
+            }
+            file.set_len(offset).map_err(io_err)?;
+            file
+        } else {
+            let file = File::create(&part).map_err(io_err)?;
+            let total = sidecar.as_ref().map(|s| s.total);
+            match &sidecar {
+                Some(s) if total.is_some_and(resume::wants_early_sidecar) => match s.write(path) {
+                    Ok(()) => sidecar_written = true,
+                    Err(e) => {
+                        log::warn!("{}: cannot write the resume sidecar: {e}", path.display())
+                    }
+                },
+                _ if meta_exists => {
+                    let _ = fs::remove_file(resume::meta_path(path));
+                }
+                _ => {}
+            }
+            file
+        };
         Ok(Sink::File {
             file,
             part,
             path: path.to_path_buf(),
+            sidecar,
+            sidecar_written,
         })
     }
 
@@ -710,25 +877,58 @@ impl Sink {
         }
     }
 
-    /// Gives up on the body. A `.part` worth resuming is kept; anything else is removed.
-    fn abandon(self, keep: bool) {
-        if let Sink::File { part, .. } = self
-            && !keep
-        {
-            let _ = fs::remove_file(part);
+    /// Gives up on the body. A `.part` worth resuming is kept with its sidecar (written now
+    /// if the body was small); one without a validator, or not worth keeping, is removed.
+    /// Returns whether the part was kept.
+    fn abandon(self, keep: bool) -> bool {
+        let Sink::File {
+            path,
+            sidecar,
+            sidecar_written,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let kept = keep && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
+        if !kept {
+            resume::discard(&path);
         }
+        kept
     }
 
     /// Moves a complete, verified file into place, or hands back the buffer.
     fn commit(self) -> Result<Option<Vec<u8>>, Error> {
         match self {
-            Sink::File { file, part, path } => {
+            Sink::File {
+                file,
+                part,
+                path,
+                sidecar_written,
+                ..
+            } => {
                 drop(file);
                 fs::rename(&part, &path).map_err(|e| Error::io(&path, e))?;
+                if sidecar_written {
+                    let _ = fs::remove_file(resume::meta_path(&path));
+                }
                 Ok(None)
             }
             Sink::Memory(v) => Ok(Some(v)),
         }
+    }
+}
+
+/// Feeds bytes copied from a file into a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

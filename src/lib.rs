@@ -38,9 +38,11 @@ pub mod proxy;
 mod proxy_http;
 mod report;
 mod resolve;
+mod resume;
 mod retry;
 mod reuse;
 mod scheduler;
+mod verify;
 mod worker;
 
 pub use config::{Config, PoolBuilder};
@@ -52,3 +54,4 @@ pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use retry::{format_http_date, parse_http_date, parse_retry_after};
+pub use verify::{Problem, Verification, verify};

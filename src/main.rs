@@ -221,27 +221,38 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     });
     let mut report_error: Option<io::Error> = None;
-    let summary = pool.run_with(jobs, |event, _| {
-        if let Event::Finished(outcome) = event {
-            if let Some(w) = report.as_mut()
-                && report_error.is_none()
-            {
-                let line = outcome.to_json().to_string();
-                if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
-                    report_error = Some(e);
+    let interrupt = interrupt::install();
+    let summary = pool.run_with_cancel(
+        jobs,
+        |h| interrupt.arm(h),
+        |event, _| {
+            if let Event::Finished(outcome) = event {
+                if let Some(w) = report.as_mut()
+                    && report_error.is_none()
+                {
+                    let line = outcome.to_json().to_string();
+                    if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
+                        report_error = Some(e);
+                    }
+                }
+                if !outcome.status.is_success() {
+                    if let Some(e) = &outcome.error {
+                        log::warn!("{} {}: {e}", outcome.status, outcome.url);
+                    }
                 }
             }
-            if !outcome.status.is_success() {
-                if let Some(e) = &outcome.error {
-                    log::warn!("{} {}: {e}", outcome.status, outcome.url);
-                }
-            }
-        }
-    });
+        },
+    );
     if let Some(e) = report_error {
         eprintln!("fetchpool: writing the report failed: {e}");
     }
     print_summary(&args, &summary);
+    if summary.interrupted {
+        eprintln!(
+            "fetchpool: interrupted; partial downloads are kept next to their files (.part). \
+             Run the same command again to resume them."
+        );
+    }
     let reread = reread_errors.load(Ordering::Relaxed);
     Ok(if summary.interrupted {
         EXIT_INTERRUPTED
@@ -316,6 +327,109 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn verify(_args: cli::VerifyArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("verify is not available yet")
+/// `fetchpool verify`: hashes every listed file in parallel; no network.
+fn verify(args: cli::VerifyArgs) -> anyhow::Result<u8> {
+    let (name, reader): (String, Box<dyn BufRead + Send>) = if args.input == Path::new("-") {
+        ("-".into(), Box::new(BufReader::new(io::stdin())))
+    } else {
+        let file = File::open(&args.input)
+            .with_context(|| format!("cannot open job list '{}'", args.input.display()))?;
+        (
+            args.input.display().to_string(),
+            Box::new(BufReader::with_capacity(64 * 1024, file)),
+        )
+    };
+    let jobs = ManifestReader::new(name, reader);
+    let result = match fetchpool::verify(&args.output_dir, jobs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fetchpool: {e}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    if args.json {
+        println!("{}", result.to_json());
+    } else {
+        for (path, problem) in &result.problems {
+            match problem {
+                fetchpool::Problem::Missing => println!("missing\t{}", path.display()),
+                fetchpool::Problem::Mismatch { expected, actual } => println!(
+                    "mismatch\t{}\texpected {expected}, found {actual}",
+                    path.display()
+                ),
+                fetchpool::Problem::Unreadable { message } => {
+                    println!("unreadable\t{}\t{message}", path.display())
+                }
+                _ => println!("problem\t{}", path.display()),
+            }
+        }
+    }
+    eprintln!(
+        "{} files ok ({}), {} with problems{}",
+        result.ok,
+        human_bytes(result.bytes),
+        result.problems.len(),
+        if result.unchecked > 0 {
+            format!(", {} present without sha256 or size", result.unchecked)
+        } else {
+            String::new()
+        }
+    );
+    Ok(if result.is_clean() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// Ctrl-C: the first cancels the run (in-flight transfers stop, partial files stay for a
+/// resume, the report still gets a `cancelled` line per job); a second exits at once.
+mod interrupt {
+    use std::sync::{Arc, Mutex};
+
+    use fetchpool::CancelHandle;
+
+    #[derive(Clone, Default)]
+    pub struct Interrupt(Arc<Mutex<State>>);
+
+    #[derive(Default)]
+    struct State {
+        handle: Option<CancelHandle>,
+        signals: u32,
+    }
+
+    /// Installs the handler; a failure to install only costs the graceful stop.
+    pub fn install() -> Interrupt {
+        let it = Interrupt::default();
+        let shared = it.clone();
+        let installed = ctrlc::set_handler(move || {
+            let mut state = shared.0.lock().unwrap_or_else(|e| e.into_inner());
+            state.signals += 1;
+            if state.signals > 1 {
+                eprintln!("fetchpool: interrupted again; exiting now");
+                std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+            }
+            eprintln!(
+                "fetchpool: interrupting; keeping partial files for a resume (Ctrl-C again to quit at once)"
+            );
+            if let Some(h) = &state.handle {
+                h.cancel();
+            }
+        });
+        if let Err(e) = installed {
+            log::warn!("cannot install the Ctrl-C handler: {e}");
+        }
+        it
+    }
+
+    impl Interrupt {
+        /// Binds the handler to a run; a signal that came before cancels it at once.
+        pub fn arm(&self, handle: CancelHandle) {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if state.signals > 0 {
+                handle.cancel();
+            }
+            state.handle = Some(handle);
+        }
+    }
 }

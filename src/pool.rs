@@ -21,6 +21,7 @@ use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::plan::PlanChecker;
 use crate::report::{Report, Summary};
+use crate::resume::Precheck;
 use crate::scheduler::{self, Ctl, Note};
 use crate::worker;
 
@@ -93,18 +94,35 @@ impl Pool {
     ///
     /// Jobs are checked one by one (an invalid job ends `failed` with kind `config`);
     /// whole-list checks are the caller's (see [`crate::PlanChecker`]).
-    pub fn run_with<I, F>(&self, jobs: I, mut observer: F) -> Summary
+    pub fn run_with<I, F>(&self, jobs: I, observer: F) -> Summary
     where
         I: IntoIterator<Item = Job>,
         I::IntoIter: Send,
         F: FnMut(&Event, &Submitter),
     {
+        self.run_with_cancel(jobs, |_| {}, observer)
+    }
+
+    /// [`Pool::run_with`], handing `on_start` a [`CancelHandle`] for this run before the
+    /// first job is submitted: what a Ctrl-C handler needs.
+    pub fn run_with_cancel<I, S, F>(&self, jobs: I, on_start: S, mut observer: F) -> Summary
+    where
+        I: IntoIterator<Item = Job>,
+        I::IntoIter: Send,
+        S: FnOnce(CancelHandle),
+        F: FnMut(&Event, &Submitter),
+    {
         let (mut session, notes) = self.start_with_notes();
+        on_start(session.cancel_handle());
         let feeder = session.submitter();
+        let precheck = Arc::clone(&session.precheck);
+        let cancelled = Arc::clone(&session.cancelled);
+        let output_dir = self.config.output_dir.clone();
         let jobs = jobs.into_iter();
         thread::scope(|scope| {
             scope.spawn(move || {
-                for job in jobs {
+                // Files already right are found a batch at a time, hashed in parallel.
+                for job in precheck.stream(&output_dir, &cancelled, jobs) {
                     if feeder.submit(job).is_err() {
                         break;
                     }
@@ -149,6 +167,7 @@ impl Pool {
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
+        let precheck = Arc::new(Precheck::default());
 
         let mut threads = Vec::with_capacity(cfg.workers + 1);
         for n in 0..cfg.workers {
@@ -157,6 +176,7 @@ impl Pool {
                 agent: self.agent.clone(),
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
+                precheck: Arc::clone(&precheck),
             };
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
             threads.push(
@@ -197,6 +217,7 @@ impl Pool {
             threads,
             counters,
             cancelled,
+            precheck,
             agent: self.agent.clone(),
             summary: Summary::default(),
             started: Instant::now(),
@@ -264,6 +285,7 @@ pub struct Session {
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
     cancelled: Arc<AtomicBool>,
+    precheck: Arc<Precheck>,
     agent: ureq::Agent,
     summary: Summary,
     started: Instant,

@@ -23,6 +23,8 @@ pub(crate) struct Context {
     pub(crate) agent: ureq::Agent,
     pub(crate) events: Sender<Note>,
     pub(crate) cancelled: Arc<AtomicBool>,
+    /// Verdicts of the up-to-date pre-check, shared with the session's feeder.
+    pub(crate) precheck: Arc<crate::resume::Precheck>,
 }
 
 /// A job between its arrival and its outcome, with what its attempts so far learned.

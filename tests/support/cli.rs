@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -54,6 +54,41 @@ pub fn fetchpool(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
 /// As [`fetchpool`], with `env` set on top of an environment cleared of every proxy
 /// variable (so only the ones a test names apply).
 pub fn fetchpool_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    let mut cmd = command(dir, args, env);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().expect("start fetchpool");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    wait(child, dir)
+}
+
+/// Starts `fetchpool ARGS` in `dir` like [`fetchpool`] does, without waiting, so that a
+/// test can signal it (`child.id()`); collect it with [`wait`].
+pub fn spawn(dir: &Path, args: &[&str]) -> Child {
+    command(dir, args, &[])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start fetchpool")
+}
+
+/// Waits for a run started by [`spawn`] and collects what it said. A run ended by a
+/// signal has code -1.
+pub fn wait(child: Child, dir: &Path) -> Run {
+    let out = child.wait_with_output().expect("wait for fetchpool");
+    finish(out, &dir.join("report.jsonl"))
+}
+
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let report = dir.join("report.jsonl");
     let _ = std::fs::remove_file(&report);
     let mut cmd = Command::new(bin());
@@ -71,24 +106,9 @@ pub fn fetchpool_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&st
         .env_remove("no_proxy")
         .env_remove("REQUEST_METHOD")
         .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start fetchpool");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().expect("wait for fetchpool");
-    finish(out, &report)
+    cmd
 }
 
 fn finish(out: Output, report: &Path) -> Run {

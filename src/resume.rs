@@ -1,0 +1,541 @@
+//! Interrupted work continues and unchanged work is skipped: the `.part` sidecar, ranged
+//! and conditional requests, the validator store and the up-to-date pre-check.
+//!
+//! **Sidecar.** `PATH.part.meta` is one JSON line naming the URL, the validator (a strong
+//! `ETag`, else `Last-Modified`) and the announced total. It is written before the first
+//! body byte only when the body is larger than [`SIDECAR_THRESHOLD`] or of unknown length,
+//! so a kill of any size leaves a resumable state where resuming pays. Smaller bodies write
+//! it only when an attempt breaks or is cancelled mid-way (rare, and enough for a retry or
+//! a Ctrl-C to resume); a `kill -9` during a small body costs at most 1 MiB again.
+//!
+//! **Resume.** A `.part` with a sidecar for the same URL turns the request into
+//! `Range: bytes=N-` with `If-Range: VALIDATOR`. Only a 206 whose `Content-Range` starts at
+//! N and ends at the recorded total continues the file; a 200 restarts from zero (the file
+//! changed, or the server ignores ranges); a 416 saying the total is N means the part is
+//! already whole; anything else drops the part and asks again without a range. Without a
+//! usable validator there is no resume at all: bytes of two versions are never spliced.
+//!
+//! **Skip.** A job with a sha256 whose file already has it is skipped without a request;
+//! [`Precheck`] hashes existing files in parallel with rayon, a batch at a time as jobs
+//! stream, so memory stays flat. Without a sha256, the validator store (one small file per
+//! output path under `OUTPUT/.fetchpool/validators/`, read only when that job runs, so
+//! nothing of it is held in memory) makes the request conditional; a 304 skips the job and
+//! leaves the file untouched. A stored entry counts only while the file keeps the size and
+//! mtime it had when the entry was written.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::UNIX_EPOCH;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ureq::http::HeaderMap;
+
+use crate::fetch::{hex, part_path};
+use crate::job::{Destination, Job};
+
+/// Bodies larger than this (in bytes), or of unknown length, get their sidecar before the
+/// first body byte. 1 MiB: below it, a restart costs less than the sidecar's write and
+/// removal would on every successful download.
+pub(crate) const SIDECAR_THRESHOLD: u64 = 1 << 20;
+
+/// How many jobs the pre-check hashes at once. Large enough to keep every core busy,
+/// small enough that the first downloads start at once.
+const PRECHECK_BATCH: usize = 64;
+
+/// What `PATH.part.meta` records about the body in `PATH.part`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sidecar {
+    /// The job's URL (before redirects).
+    pub(crate) url: String,
+    /// The `If-Range` value: a strong entity tag, or a `Last-Modified` date.
+    pub(crate) validator: String,
+    /// The whole body's length, when the server announced it.
+    pub(crate) total: Option<u64>,
+}
+
+/// `PATH.part.meta`.
+pub(crate) fn meta_path(path: &Path) -> PathBuf {
+    let mut s = part_path(path).into_os_string();
+    s.push(".meta");
+    PathBuf::from(s)
+}
+
+impl Sidecar {
+    /// `Ok(None)`: a sidecar that is there but unreadable or not ours to trust.
+    /// `Err`: none at all (the common case costs one failed `open`).
+    pub(crate) fn read(path: &Path) -> io::Result<Option<Sidecar>> {
+        let text = fs::read(meta_path(path))?;
+        Ok(serde_json::from_slice(&text).ok())
+    }
+
+    pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
+        let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
+        line.push(b'\n');
+        fs::write(meta_path(path), line)
+    }
+}
+
+/// The validator a later `If-Range` can use: a strong `ETag`, else `Last-Modified`. A weak
+/// tag cannot guard a range (RFC 9110 §13.1.5), so it does not count.
+pub(crate) fn range_validator(headers: &HeaderMap) -> Option<String> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match get("etag") {
+        Some(tag) if tag.starts_with('"') => Some(tag.to_string()),
+        _ => get("last-modified").map(str::to_string),
+    }
+}
+
+/// Where a ranged request picks up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResumePoint {
+    /// Bytes of `PATH.part` kept; the `Range` start.
+    pub(crate) offset: u64,
+    pub(crate) sidecar: Sidecar,
+}
+
+/// Validators remembered from the last download of a file, for a conditional request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    url: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    /// The file's size and mtime (ns since the epoch) when the entry was written: a file
+    /// changed locally since then is not vouched for.
+    len: u64,
+    mtime_ns: u64,
+}
+
+/// What earlier runs and attempts left that this attempt can build on.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    pub(crate) resume: Option<ResumePoint>,
+    pub(crate) stored: Option<Stored>,
+    /// A sidecar file exists (usable or not) and must not outlive a fresh download.
+    pub(crate) meta_exists: bool,
+}
+
+impl Prepared {
+    /// Looks at `PATH`, `PATH.part` and their metadata for a plain GET of a file.
+    pub(crate) fn for_job(output_dir: &Path, job: &Job) -> Prepared {
+        let Destination::File(rel) = &job.dest else {
+            return Prepared::default();
+        };
+        if !job.method.eq_ignore_ascii_case("GET") || job.body.is_some() {
+            return Prepared::default();
+        }
+        let path = output_dir.join(rel);
+        let sidecar = Sidecar::read(&path);
+        let meta_exists = sidecar.is_ok();
+        let resume = sidecar
+            .ok()
+            .flatten()
+            .filter(|s| s.url == job.url)
+            .and_then(|sidecar| {
+                let offset = fs::metadata(part_path(&path)).ok()?.len();
+                let fits = sidecar.total.is_none_or(|t| offset <= t);
+                (offset > 0 && fits).then_some(ResumePoint { offset, sidecar })
+            });
+        let stored = if job.sha256.is_none() {
+            load_stored(output_dir, rel, &job.url)
+        } else {
+            None
+        };
+        Prepared {
+            resume,
+            stored,
+            meta_exists,
+        }
+    }
+
+    /// The request headers this preparation adds.
+    pub(crate) fn headers(&self) -> Vec<(String, String)> {
+        let mut h = Vec::new();
+        if let Some(r) = &self.resume {
+            h.push(("Range".into(), format!("bytes={}-", r.offset)));
+            h.push(("If-Range".into(), r.sidecar.validator.clone()));
+        }
+        if let Some(s) = &self.stored {
+            if let Some(tag) = &s.etag {
+                h.push(("If-None-Match".into(), tag.clone()));
+            } else if let Some(date) = &s.last_modified {
+                h.push(("If-Modified-Since".into(), date.clone()));
+            }
+        }
+        h
+    }
+
+    /// Forgets the resume point (after the server refused it).
+    pub(crate) fn drop_resume(&mut self, path: Option<&Path>) {
+        self.resume = None;
+        if let Some(path) = path {
+            discard(path);
+        }
+    }
+}
+
+/// Removes `PATH.part` and its sidecar.
+pub(crate) fn discard(path: &Path) {
+    let _ = fs::remove_file(part_path(path));
+    let _ = fs::remove_file(meta_path(path));
+}
+
+/// What a response to a ranged request means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RangeAnswer {
+    /// No range was asked, or the server sent the whole body (200): write from zero.
+    Fresh,
+    /// A valid 206: append to the part from this offset.
+    Continue(u64),
+    /// 416 saying the part already holds the whole body.
+    Complete(u64),
+    /// Anything else: the part cannot be trusted; ask again without a range.
+    Restart,
+}
+
+/// Judges a response against the range that was asked.
+pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderMap) -> RangeAnswer {
+    let content_range = headers
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range);
+    let Some(r) = resume else {
+        // A 206 nobody asked for holds only part of the body.
+        return if status == 206 {
+            RangeAnswer::Restart
+        } else {
+            RangeAnswer::Fresh
+        };
+    };
+    let total_fits = |t: Option<u64>| match (t, r.sidecar.total) {
+        (Some(t), Some(want)) => t == want,
+        _ => true,
+    };
+    match (status, content_range) {
+        (206, Some(ContentRange::Bytes { start, end, total }))
+            if start == r.offset
+                && total_fits(total)
+                && total.is_none_or(|t| end + 1 == t)
+                && end >= start =>
+        {
+            RangeAnswer::Continue(start)
+        }
+        (416, Some(ContentRange::Unsatisfied { total }))
+            if total == r.offset && total_fits(Some(total)) =>
+        {
+            RangeAnswer::Complete(total)
+        }
+        (206 | 416, _) => RangeAnswer::Restart,
+        _ => RangeAnswer::Fresh,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ContentRange {
+    Bytes {
+        start: u64,
+        end: u64,
+        total: Option<u64>,
+    },
+    Unsatisfied {
+        total: u64,
+    },
+}
+
+/// `bytes 10-99/100`, `bytes 10-99/*` or `bytes */100`.
+fn parse_content_range(v: &str) -> Option<ContentRange> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (span, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    if span.trim() == "*" {
+        return Some(ContentRange::Unsatisfied { total: total? });
+    }
+    let (a, b) = span.trim().split_once('-')?;
+    Some(ContentRange::Bytes {
+        start: a.trim().parse().ok()?,
+        end: b.trim().parse().ok()?,
+        total,
+    })
+}
+
+/// Whether a fresh body of `announced` length gets its sidecar before the first byte.
+pub(crate) fn wants_early_sidecar(announced: Option<u64>) -> bool {
+    announced.is_none_or(|n| n > SIDECAR_THRESHOLD)
+}
+
+// ---- the validator store ----
+
+fn store_path(output_dir: &Path, rel: &Path) -> PathBuf {
+    let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
+    output_dir
+        .join(".fetchpool")
+        .join("validators")
+        .join(&key[..2])
+        .join(&key[2..])
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64)> {
+    let m = fs::metadata(path).ok()?;
+    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some((m.len(), mtime.as_nanos() as u64))
+}
+
+fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
+    let text = fs::read(store_path(output_dir, rel)).ok()?;
+    let stored: Stored = serde_json::from_slice(&text).ok()?;
+    let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
+    (stored.url == url && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
+}
+
+/// Remembers the validators of a file just put in place. Best effort: a store that cannot
+/// be written only costs a full download next time.
+pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &HeaderMap) {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (etag, last_modified) = (get("etag"), get("last-modified"));
+    if etag.is_none() && last_modified.is_none() {
+        return;
+    }
+    let Some((len, mtime_ns)) = stamp(&output_dir.join(rel)) else {
+        return;
+    };
+    let entry = Stored {
+        url: url.to_string(),
+        etag,
+        last_modified,
+        len,
+        mtime_ns,
+    };
+    let file = store_path(output_dir, rel);
+    let written = file
+        .parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|_| fs::write(&file, serde_json::to_vec(&entry).map_err(io::Error::other)?));
+    if let Err(e) = written {
+        log::debug!("validator store {}: {e}", file.display());
+    }
+}
+
+// ---- the up-to-date check ----
+
+/// Sha256 of a whole file, lowercase hex.
+pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((hex(&hasher.finalize()), len))
+}
+
+/// An existing file that already has the job's sha256 (and size, when given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UpToDate {
+    pub(crate) len: u64,
+}
+
+/// Hashes `PATH` when the job names a sha256 and the file exists.
+fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
+    let (Destination::File(rel), Some(want)) = (&job.dest, &job.sha256) else {
+        return None;
+    };
+    let path = output_dir.join(rel);
+    if !path.is_file() {
+        return None;
+    }
+    let verdict = match hash_file(&path) {
+        Ok((got, len)) if got == *want && job.size.is_none_or(|s| s == len) => {
+            Some(UpToDate { len })
+        }
+        _ => None,
+    };
+    Some(verdict)
+}
+
+/// Verdicts of the pre-check, waiting for their jobs to reach a worker. An entry lives from
+/// its batch's hashing to its job's attempt, so the map holds at most what the scheduler
+/// and the submission channel hold: bounded, however long the list.
+#[derive(Debug, Default)]
+pub(crate) struct Precheck {
+    verdicts: Mutex<HashMap<PathBuf, Option<UpToDate>>>,
+}
+
+impl Precheck {
+    /// Whether the job's file is already right: the pre-check's verdict when it made one,
+    /// else hashed now (jobs submitted one by one through a `Session`).
+    pub(crate) fn up_to_date(&self, output_dir: &Path, job: &Job) -> Option<UpToDate> {
+        let Destination::File(rel) = &job.dest else {
+            return None;
+        };
+        job.sha256.as_ref()?;
+        let known = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(rel);
+        match known {
+            Some(verdict) => verdict,
+            None => check_file(output_dir, job).flatten(),
+        }
+    }
+
+    /// Wraps a job stream: each batch of jobs is checked in parallel before it is handed on.
+    /// Once `cancelled` is set, jobs pass unchecked (they are about to be cancelled).
+    pub(crate) fn stream<'a, I>(
+        &'a self,
+        output_dir: &'a Path,
+        cancelled: &'a AtomicBool,
+        jobs: I,
+    ) -> impl Iterator<Item = Job> + Send + 'a
+    where
+        I: Iterator<Item = Job> + Send + 'a,
+    {
+        let mut jobs = jobs.fuse();
+        let mut batch: std::vec::IntoIter<Job> = Vec::new().into_iter();
+        std::iter::from_fn(move || {
+            if batch.len() == 0 {
+                let next: Vec<Job> = jobs.by_ref().take(PRECHECK_BATCH).collect();
+                if cancelled.load(Ordering::Relaxed) {
+                    batch = next.into_iter();
+                    return batch.next();
+                }
+                let verdicts: Vec<(PathBuf, Option<UpToDate>)> = next
+                    .par_iter()
+                    .filter_map(|job| {
+                        let v = check_file(output_dir, job)?;
+                        Some((job.path()?.to_path_buf(), v))
+                    })
+                    .collect();
+                if !verdicts.is_empty() {
+                    self.verdicts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(verdicts);
+                }
+                batch = next.into_iter();
+            }
+            batch.next()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ureq::http::HeaderValue;
+
+    fn point(offset: u64, total: Option<u64>) -> ResumePoint {
+        ResumePoint {
+            offset,
+            sidecar: Sidecar {
+                url: "http://h/a".into(),
+                validator: "\"v1\"".into(),
+                total,
+            },
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_a_206_from_the_offset_to_the_recorded_total_continues() {
+        let p = point(400, Some(1000));
+        let cr = |v: &str| headers(&[("content-range", v)]);
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-999/1000")),
+            RangeAnswer::Continue(400)
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 0-999/1000")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-999/2000")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-499/1000")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(judge(Some(&p), 206, &headers(&[])), RangeAnswer::Restart);
+        assert_eq!(judge(Some(&p), 200, &headers(&[])), RangeAnswer::Fresh);
+        assert_eq!(judge(None, 206, &cr("bytes 0-9/10")), RangeAnswer::Restart);
+    }
+
+    #[test]
+    fn a_416_means_complete_only_when_the_total_is_the_offset() {
+        let whole = point(1000, Some(1000));
+        let cr = |v: &str| headers(&[("content-range", v)]);
+        assert_eq!(
+            judge(Some(&whole), 416, &cr("bytes */1000")),
+            RangeAnswer::Complete(1000)
+        );
+        assert_eq!(
+            judge(Some(&point(1200, None)), 416, &cr("bytes */1000")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&whole), 416, &headers(&[])),
+            RangeAnswer::Restart
+        );
+    }
+
+    #[test]
+    fn weak_etags_do_not_guard_ranges() {
+        let h = headers(&[
+            ("etag", "W/\"x\""),
+            ("last-modified", "Wed, 01 Jan 2025 00:00:00 GMT"),
+        ]);
+        assert_eq!(
+            range_validator(&h).as_deref(),
+            Some("Wed, 01 Jan 2025 00:00:00 GMT")
+        );
+        let h = headers(&[("etag", "\"x\"")]);
+        assert_eq!(range_validator(&h).as_deref(), Some("\"x\""));
+        assert_eq!(range_validator(&headers(&[])), None);
+    }
+
+    #[test]
+    fn small_known_bodies_skip_the_early_sidecar() {
+        assert!(!wants_early_sidecar(Some(1000)));
+        assert!(!wants_early_sidecar(Some(SIDECAR_THRESHOLD)));
+        assert!(wants_early_sidecar(Some(SIDECAR_THRESHOLD + 1)));
+        assert!(wants_early_sidecar(None));
+    }
+
+    #[test]
+    fn sidecar_sits_next_to_the_part() {
+        assert_eq!(
+            meta_path(Path::new("d/a.bin")),
+            PathBuf::from("d/a.bin.part.meta")
+        );
+    }
+}

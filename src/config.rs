@@ -60,6 +60,9 @@ pub struct Config {
     /// PEM files whose certificates are trusted in addition to Mozilla's roots.
     /// Defaults to none.
     pub ca_certs: Vec<PathBuf>,
+    /// One byte rate shared by all workers, in bytes per second. Defaults to none
+    /// (unlimited).
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             progress_events: true,
             proxy: ProxySettings::direct(),
             ca_certs: Vec::new(),
+            limit_rate: None,
         }
     }
 }
@@ -165,6 +169,9 @@ impl PoolBuilder {
         lookahead: usize);
     setter!(/// Send progress events. Defaults to true.
         progress_events: bool);
+    setter!(/// Overall byte rate of the run in bytes per second, shared by every worker.
+        /// Defaults to none (unlimited).
+        limit_rate: Option<u64>);
 
     /// Where file jobs write. Defaults to the current directory.
     pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {

@@ -713,9 +713,13 @@ fn receive(
                     reason: "interrupted".into(),
                 });
             }
-            let n = match reader.read(buf) {
+            let want = ctx.read_size(buf.len());
+            let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => return Ok(()),
-                Ok(n) => n,
+                Ok(n) => {
+                    ctx.throttle(n);
+                    n
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(from_io(ctx, e)),
             };

@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::plan::PlanChecker;
+use crate::ratelimit::RateLimiter;
 use crate::report::{Report, Summary};
 use crate::resume::Precheck;
 use crate::scheduler::{self, Ctl, Note};
@@ -168,6 +169,8 @@ impl Pool {
         let cancelled = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let precheck = Arc::new(Precheck::default());
+        // One bucket per run, shared by every worker: the limit is overall, not per worker.
+        let limiter = cfg.limit_rate.map(|r| Arc::new(RateLimiter::new(r)));
 
         let mut threads = Vec::with_capacity(cfg.workers + 1);
         for n in 0..cfg.workers {
@@ -177,6 +180,7 @@ impl Pool {
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
                 precheck: Arc::clone(&precheck),
+                limiter: limiter.clone(),
             };
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
             threads.push(

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fetch::{self, Failure, Success};
 use crate::job::{Job, JobId};
+use crate::ratelimit::RateLimiter;
 use crate::report::{Outcome, Status};
 use crate::scheduler::Note;
 
@@ -25,6 +26,26 @@ pub(crate) struct Context {
     pub(crate) cancelled: Arc<AtomicBool>,
     /// Verdicts of the up-to-date pre-check, shared with the session's feeder.
     pub(crate) precheck: Arc<crate::resume::Precheck>,
+    /// The run's shared byte-rate limit (`--limit-rate`), if any.
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+}
+
+impl Context {
+    /// How much of a `buf`-byte buffer one read may fill: all of it, or under a rate
+    /// limit a small slice, so the shared budget flows smoothly.
+    pub(crate) fn read_size(&self, buf: usize) -> usize {
+        self.limiter.as_ref().map_or(buf, |l| l.chunk(buf))
+    }
+
+    /// Accounts for `n` bytes just read; under a rate limit, sleeps until they fit it.
+    pub(crate) fn throttle(&self, n: usize) {
+        if let Some(l) = &self.limiter {
+            let wait = l.take(n as u64);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
 }
 
 /// A job between its arrival and its outcome, with what its attempts so far learned.

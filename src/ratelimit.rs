@@ -1,0 +1,158 @@
+//! One overall byte rate shared by every worker (`--limit-rate`).
+//!
+//! A token bucket behind a mutex: a worker takes tokens for the bytes it just read and,
+//! when the bucket is in debt, sleeps until the debt is paid. The debt is shared, so N
+//! workers together never exceed the rate, however many there are. The bucket holds at
+//! most 50 ms worth of tokens and workers read at most that much at a time, so the flow is
+//! smooth (about twenty small reads a second) rather than a burst followed by a pause.
+//! The lock is held for a few arithmetic operations, never while sleeping.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Shares `bytes_per_sec` among all the threads that read through it.
+///
+/// ```
+/// use fetchpool::RateLimiter;
+/// let limiter = RateLimiter::new(1 << 20); // 1 MiB/s
+/// assert_eq!(limiter.chunk(256 * 1024), 52_428); // read at most 50 ms worth at a time
+/// let wait = limiter.take(1 << 20); // a whole second's worth, all at once
+/// assert!(wait > std::time::Duration::from_millis(900));
+/// ```
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Tokens available; negative when readers are in debt.
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// How much time the bucket holds: the most a reader gets without waiting.
+const BURST: f64 = 0.05;
+/// The smallest read, so very low rates still make progress in whole packets.
+const MIN_CHUNK: usize = 512;
+
+impl RateLimiter {
+    /// A limiter for `bytes_per_sec` (at least 1), starting with a full 50 ms bucket.
+    pub fn new(bytes_per_sec: u64) -> RateLimiter {
+        let rate = bytes_per_sec.max(1) as f64;
+        let burst = rate * BURST;
+        RateLimiter {
+            rate,
+            burst,
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                refilled: Instant::now(),
+            }),
+        }
+    }
+
+    /// The rate in bytes per second.
+    pub fn rate(&self) -> u64 {
+        self.rate as u64
+    }
+
+    /// How many bytes to read at once, given a buffer of `buf` bytes: 50 ms worth, at
+    /// least 512 bytes, at most `buf`.
+    pub fn chunk(&self, buf: usize) -> usize {
+        (self.burst as usize).max(MIN_CHUNK).min(buf)
+    }
+
+    /// Takes `n` bytes' worth of tokens and returns how long the caller must sleep before
+    /// reading again (zero while the bucket has tokens).
+    pub fn take(&self, n: u64) -> Duration {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let elapsed = now.duration_since(b.refilled).as_secs_f64();
+        b.refilled = now;
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst) - n as f64;
+        if b.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-b.tokens / self.rate)
+        }
+    }
+}
+
+/// Parses a rate like curl's `--limit-rate`: bytes per second, with an optional suffix
+/// `K`, `M`, `G` or `T` (either case) that is 1024-based, as in curl: `500K` is 512,000
+/// bytes/s and `2M` is 2,097,152. Fractions are allowed: `1.5M`. A trailing `B`, `/s` or
+/// `B/s` is accepted (`10MB/s`).
+///
+/// ```
+/// assert_eq!(fetchpool::parse_rate("2M"), Ok(2 * 1024 * 1024));
+/// assert_eq!(fetchpool::parse_rate("500k"), Ok(500 * 1024));
+/// assert_eq!(fetchpool::parse_rate("1000"), Ok(1000));
+/// ```
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let (num, scale) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let scale: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => {
+                    return Err(format!(
+                        "unknown unit '{c}' in '{s}'; use K, M or G (1024-based, as curl)"
+                    ));
+                }
+            };
+            (&t[..i], scale)
+        }
+        _ => (t, 1),
+    };
+    let value: f64 = num.trim().parse().map_err(|_| {
+        format!("'{s}' is not a rate; write bytes per second like 500K, 10M or 1.5G")
+    })?;
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(format!("'{s}' must be at least 1 byte per second"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_1024_based_like_curl() {
+        assert_eq!(parse_rate("10M"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_rate("1.5k"), Ok(1536));
+        assert_eq!(parse_rate("2G"), Ok(2 << 30));
+        assert_eq!(parse_rate("10MB/s"), Ok(10 << 20));
+        assert_eq!(parse_rate(" 42 "), Ok(42));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("10X").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1M").is_err());
+    }
+
+    #[test]
+    fn debt_is_shared_so_the_overall_rate_holds() {
+        let l = RateLimiter::new(1000);
+        // The full bucket (50 bytes) passes at once; then each taker waits its share.
+        assert_eq!(l.take(50), Duration::ZERO);
+        let first = l.take(100);
+        let second = l.take(100);
+        assert!((0.09..0.11).contains(&first.as_secs_f64()), "{first:?}");
+        assert!((0.19..0.21).contains(&second.as_secs_f64()), "{second:?}");
+    }
+
+    #[test]
+    fn chunks_are_fifty_milliseconds_of_bytes_within_the_buffer() {
+        assert_eq!(RateLimiter::new(2 << 20).chunk(256 << 10), 104_857);
+        assert_eq!(RateLimiter::new(100).chunk(256 << 10), 512);
+        assert_eq!(RateLimiter::new(1 << 30).chunk(256 << 10), 256 << 10);
+    }
+}

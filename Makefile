@@ -1,7 +1,7 @@
 # fetchpool — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: all build release test check fmt lint doc deps-check demo interop help clean
+.PHONY: all build release test check fmt lint doc docs deps-check demo interop help clean
 
 all: build
 
@@ -10,6 +10,7 @@ help:
 	@echo "make release     optimized binary at target/release/fetchpool"
 	@echo "make test        the whole test suite (what CI runs)"
 	@echo "make check       fmt, clippy -D warnings, docs, no async runtime, tests"
+	@echo "make docs        shell completions and man page in target/docs (clap_complete, clap_mangen)"
 	@echo "make demo        serve data/demo on 127.0.0.1 and download it with checksums and a report"
 	@echo "make interop     downloads through real tinyproxy and Squid from a real nginx"
 	@echo "make bench       fetchpool against curl, aria2c and wget2 on a local nginx"
@@ -32,6 +33,11 @@ lint:
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+# Completions and man pages come from the binary's own src/cli.rs, through an example, so
+# the binary links neither generator.
+docs:
+	$(CARGO) run --quiet --example gen_docs -- target/docs
 
 # The design card forbids an async runtime anywhere in the dependency tree.
 deps-check:

@@ -10,6 +10,12 @@ Examples:
   fetchpool https://example.com/a.iso https://example.com/b.iso
   fetchpool -i urls.txt -o mirror -j 32 --report report.jsonl
   fetchpool -i manifest.tsv --per-host 4 --retries 5 --max-time 600
+  fetchpool -i manifest.tsv --limit-rate 10M          at most 10 MiB/s in total
+  fetchpool -i manifest.tsv --dry-run                 check the list, print the plan
+  fetchpool -i manifest.tsv --report r.jsonl --retry-failed r.jsonl
+                                                      re-run only what failed last time
+  fetchpool -i manifest.tsv --shard 2/8               this machine's eighth of the list
+  fetchpool -i manifest.tsv --shard auto              Kubernetes Indexed Job or Slurm array
   cat urls.txt | fetchpool -i - -o out --json
   fetchpool verify -i manifest.tsv -o mirror
 
@@ -19,8 +25,12 @@ Job lists (one job per line; '#' comments and blank lines ignored):
   JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
            \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…}
 
+Units: durations in seconds (or 500ms, 5m, 1h); rates in bytes per second with K, M, G
+suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
+
 Exit status: 0 all ok or skipped, 1 some job failed, 2 usage or configuration error,
 130 interrupted (run the same command again to resume).
+Progress bar on stderr when it is a terminal; otherwise only the final summary.
 Logs go to stderr; set RUST_LOG=fetchpool=debug (or -v, -vv) for more.";
 
 /// Bulk HTTP downloader: a fixed pool of threads, verified files, resumable runs.
@@ -73,9 +83,28 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "FILE", help_heading = "Input")]
     pub input: Vec<PathBuf>,
 
-    /// Read and check the list, print the plan, and exit without any request.
+    /// Read and check the list, print the plan (jobs, hosts, files already up to date),
+    /// and exit without any request.
     #[arg(long, help_heading = "Input")]
     pub dry_run: bool,
+
+    /// Re-run only the jobs that failed or were cancelled in an earlier --report FILE.
+    /// Give the same job list as that run: the report names the jobs, the list says how
+    /// to check them (sha256, size, headers).
+    #[arg(long, value_name = "REPORT", help_heading = "Input")]
+    pub retry_failed: Option<PathBuf>,
+
+    /// Take only shard K of N of the job list, stable by output path, so N machines can
+    /// split one list without coordination; 'auto' reads a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX) or a Slurm array (SLURM_ARRAY_TASK_ID) [default: all].
+    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard, help_heading = "Input")]
+    pub shard: Option<ShardArg>,
+
+    /// Number of shards for --shard auto, when the environment does not say it
+    /// (Kubernetes: the Job's completions; also read from FETCHPOOL_SHARD_COUNT)
+    /// [default: from the environment].
+    #[arg(long, value_name = "N", help_heading = "Input")]
+    pub shard_count: Option<u64>,
 
     /// Workers: the most requests in flight at once.
     #[arg(
@@ -103,6 +132,11 @@ pub struct RunArgs {
     /// After the first failure, start no new job.
     #[arg(long, help_heading = "Concurrency")]
     pub fail_fast: bool,
+
+    /// Overall download rate shared by all workers, in bytes per second; K, M and G are
+    /// 1024-based as in curl (10M = 10 MiB/s) [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = fetchpool::parse_rate, help_heading = "Concurrency")]
+    pub limit_rate: Option<u64>,
 
     /// Limit for DNS, TCP, TLS and proxy handshakes, in seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, help_heading = "Timeouts and retries")]
@@ -143,12 +177,13 @@ pub struct RunArgs {
     pub allow_downgrade: bool,
 
     /// Proxy for every request and redirect hop: http://, https://, socks5:// or
-    /// socks5h://, with optional user:password@. '' means no proxy (environment ignored).
+    /// socks5h://, with optional user:password@. '' means no proxy (environment ignored)
+    /// [default: from the environment].
     #[arg(long, value_name = "URL", help_heading = "Proxy, redirects and TLS")]
     pub proxy: Option<String>,
 
     /// Hosts reached without the proxy, curl's rules: 'example.com,10.0.0.0/8,*'.
-    /// Overrides NO_PROXY.
+    /// Overrides NO_PROXY [default: from NO_PROXY].
     #[arg(long, value_name = "LIST", help_heading = "Proxy, redirects and TLS")]
     pub no_proxy: Option<String>,
 
@@ -156,7 +191,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Proxy, redirects and TLS")]
     pub no_proxy_env: bool,
 
-    /// Also trust the CA certificate(s) in this PEM file. Repeatable.
+    /// Also trust the CA certificate(s) in this PEM file. Repeatable [default: Mozilla's
+    /// roots only].
     #[arg(long, value_name = "FILE", help_heading = "Proxy, redirects and TLS")]
     pub cacert: Vec<PathBuf>,
 
@@ -179,7 +215,7 @@ pub struct RunArgs {
     )]
     pub headers: Vec<String>,
 
-    /// Write one JSON object per job to FILE as jobs finish.
+    /// Write one JSON object per job to FILE as jobs finish [default: none].
     #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]
     pub report: Option<PathBuf>,
 
@@ -187,13 +223,32 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output and reporting")]
     pub json: bool,
 
-    /// Print only errors.
+    /// Print only errors: no progress bar, no summary.
     #[arg(short, long, help_heading = "Output and reporting")]
     pub quiet: bool,
 
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output and reporting")]
     pub verbose: u8,
+}
+
+/// What `--shard` asked for: a fixed shard, or one read from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    /// `--shard K/N`.
+    Fixed(fetchpool::Shard),
+    /// `--shard auto`.
+    Auto,
+}
+
+/// Parses `K/N` or `auto`.
+pub fn parse_shard(s: &str) -> Result<ShardArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(ShardArg::Auto);
+    }
+    fetchpool::Shard::parse(s)
+        .map(ShardArg::Fixed)
+        .map_err(|e| e.to_string())
 }
 
 /// Parses seconds: `10`, `2.5`, or with a unit: `500ms`, `30s`, `5m`, `1h`.

@@ -6,7 +6,10 @@
 //! file so that it too can be read twice.
 
 mod cli;
+mod hints;
+mod progress;
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use clap::Parser;
-use fetchpool::{Event, Job, ManifestReader, Pool, PoolBuilder, Summary};
+use fetchpool::{ErrorKind, Event, Job, ManifestReader, Pool, PoolBuilder, Shard, Summary};
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, RunArgs, ShardArg};
 
 /// Exit codes, as documented in `--help`.
 const EXIT_OK: u8 = 0;
@@ -50,6 +53,8 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp_millis()
+        // Through the bar when one is drawn, so log lines never tear it.
+        .target(env_logger::Target::Pipe(Box::new(progress::LogWriter)))
         .init();
 }
 
@@ -136,6 +141,7 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .max_redirects(args.max_redirects)
         .allow_downgrade(args.allow_downgrade)
         .proxy_from_env(!args.no_proxy_env)
+        .limit_rate(args.limit_rate)
         .output_dir(&args.output_dir)
         .progress_events(false);
     if let Some(p) = &args.proxy {
@@ -156,42 +162,145 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     Ok(b)
 }
 
-fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let mut spool = Spool(None);
-    let sources = sources(&args, &mut spool)?;
-    let pool = builder(&args)?.build()?;
+/// The shard this process takes, if any; `auto` reads the batch system's variables.
+fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
+    Ok(match args.shard {
+        None => {
+            if args.shard_count.is_some() {
+                anyhow::bail!("--shard-count only goes with --shard auto");
+            }
+            None
+        }
+        Some(ShardArg::Fixed(s)) => Some(s),
+        Some(ShardArg::Auto) => Some(Shard::from_env(
+            |k| std::env::var(k).ok(),
+            args.shard_count,
+        )?),
+    })
+}
 
-    // First pass: check every line and the whole list before any request.
-    let mut checker = fetchpool::PlanChecker::new();
-    let mut errors = Vec::new();
-    for source in &sources {
-        let mut line_checker = std::mem::take(&mut checker);
-        for job in source.open()? {
-            match job {
-                Ok(job) => line_checker.add(&job),
-                Err(e) => errors.push(e.to_string()),
+/// The jobs an earlier report says did not succeed, keyed by URL and path.
+///
+/// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
+/// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
+/// one did. Jobs that ended ok or skipped are left alone.
+struct RetrySet {
+    report: PathBuf,
+    jobs: HashSet<(String, Option<String>)>,
+}
+
+impl RetrySet {
+    fn read(path: &Path) -> anyhow::Result<RetrySet> {
+        let file = File::open(path).with_context(|| {
+            format!(
+                "cannot open the report '{}' for --retry-failed",
+                path.display()
+            )
+        })?;
+        let mut jobs = HashSet::new();
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.with_context(|| format!("cannot read '{}'", path.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{}:{}: not a report line (JSON); --retry-failed takes a file written by --report",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+            let (Some(url), Some(status)) = (v["url"].as_str(), v["status"].as_str()) else {
+                anyhow::bail!(
+                    "{}:{}: a report line needs \"url\" and \"status\"; --retry-failed takes a file written by --report",
+                    path.display(),
+                    n + 1
+                );
+            };
+            if matches!(status, "failed" | "cancelled") {
+                jobs.insert((url.to_string(), v["path"].as_str().map(str::to_string)));
             }
         }
-        checker = line_checker;
+        Ok(RetrySet {
+            report: path.to_path_buf(),
+            jobs,
+        })
     }
-    let names: Vec<&str> = sources.iter().map(Source::name).collect();
-    let plan = match checker.finish(&names.join(", ")) {
-        Ok(plan) if errors.is_empty() => plan,
-        Ok(_) => return Ok(config_errors(&errors)),
-        Err(more) => {
-            errors.extend(more.iter().map(|e| e.to_string()));
-            return Ok(config_errors(&errors));
-        }
+
+    fn contains(&self, job: &Job) -> bool {
+        // Borrowed lookups on a tuple key need an owned probe; failures are few.
+        let path = job.path().map(|p| p.to_string_lossy().into_owned());
+        self.jobs.contains(&(job.url.clone(), path))
+    }
+}
+
+/// Which listed jobs this run takes: its shard, and only earlier failures when retrying.
+struct Selection {
+    shard: Option<Shard>,
+    retry: Option<RetrySet>,
+}
+
+impl Selection {
+    fn takes(&self, job: &Job) -> bool {
+        self.shard.is_none_or(|s| s.contains(job))
+            && self.retry.as_ref().is_none_or(|r| r.contains(job))
+    }
+
+    fn is_all(&self) -> bool {
+        self.shard.is_none() && self.retry.is_none()
+    }
+}
+
+/// What the check pass learned: the plan of the selected jobs, and how many were listed.
+struct Checked {
+    plan: fetchpool::Plan,
+    listed: u64,
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let selection = Selection {
+        shard: shard(&args)?,
+        retry: args
+            .retry_failed
+            .as_deref()
+            .map(RetrySet::read)
+            .transpose()?,
     };
-    if args.dry_run {
-        println!(
-            "{} jobs to {} hosts, output in {}",
-            plan.jobs,
-            plan.hosts.len(),
-            args.output_dir.display()
+    if args.retry_failed.is_some() && args.input.is_empty() && args.urls.is_empty() {
+        anyhow::bail!(
+            "--retry-failed needs the job list the report came from: give the same -i FILE or \
+             URLs again (the report names the jobs; the list says how to check them)"
         );
-        for (host, n) in &plan.hosts {
-            println!("  {host}\t{n} jobs");
+    }
+    let mut spool = Spool(None);
+    let sources = sources(&args, &mut spool)?;
+    // The bar is the only consumer of progress events; without it the workers skip them.
+    let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
+    let pool = builder(&args)?.progress_events(show_bar).build()?;
+
+    let checked = match check(&sources, &selection)? {
+        Ok(checked) => checked,
+        Err(errors) => return Ok(config_errors(&errors)),
+    };
+    if let Some(retry) = &selection.retry {
+        let missing = (retry.jobs.len() as u64).saturating_sub(checked.plan.jobs);
+        if missing > 0 && selection.shard.is_none() {
+            log::warn!(
+                "{missing} failed job(s) in {} are not in the job list; it changed since that run",
+                retry.report.display()
+            );
+        }
+    }
+    if args.dry_run {
+        print_plan(&args, &sources, &selection, &checked);
+        return Ok(EXIT_OK);
+    }
+    if checked.plan.jobs == 0 && !selection.is_all() {
+        if !args.quiet {
+            eprintln!(
+                "fetchpool: {} — nothing to do",
+                describe_selection(&selection, &checked)
+            );
         }
         return Ok(EXIT_OK);
     }
@@ -202,6 +311,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         })?)),
         None => None,
     };
+    let mut bar = show_bar.then(|| progress::Progress::new(checked.plan.jobs));
+
     let reread_errors = AtomicUsize::new(0);
     let jobs = sources.iter().flat_map(|s| match s.open() {
         Ok(reader) => {
@@ -212,7 +323,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         ))))),
     });
     let jobs = jobs.filter_map(|j| match j {
-        Ok(job) => Some(job),
+        Ok(job) => selection.takes(&job).then_some(job),
         Err(e) => {
             // The list changed between the check and the run; say so, never skip silently.
             log::error!("{e}");
@@ -221,11 +332,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     });
     let mut report_error: Option<io::Error> = None;
+    let mut first_failures: BTreeMap<ErrorKind, (String, String)> = BTreeMap::new();
     let interrupt = interrupt::install();
     let summary = pool.run_with_cancel(
         jobs,
         |h| interrupt.arm(h),
         |event, _| {
+            if let Some(bar) = bar.as_mut() {
+                bar.observe(event);
+            }
             if let Event::Finished(outcome) = event {
                 if let Some(w) = report.as_mut()
                     && report_error.is_none()
@@ -235,18 +350,29 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
                         report_error = Some(e);
                     }
                 }
-                if !outcome.status.is_success() {
-                    if let Some(e) = &outcome.error {
-                        log::warn!("{} {}: {e}", outcome.status, outcome.url);
+                if !outcome.status.is_success()
+                    && let Some(e) = &outcome.error
+                {
+                    first_failures
+                        .entry(e.kind())
+                        .or_insert_with(|| (outcome.url.clone(), e.to_string()));
+                    match &bar {
+                        Some(bar) => {
+                            bar.println(format!("{} {}: {e}", outcome.status, outcome.url))
+                        }
+                        None => log::warn!("{} {}: {e}", outcome.status, outcome.url),
                     }
                 }
             }
         },
     );
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     if let Some(e) = report_error {
         eprintln!("fetchpool: writing the report failed: {e}");
     }
-    print_summary(&args, &summary);
+    print_summary(&args, &summary, &first_failures);
     if summary.interrupted {
         eprintln!(
             "fetchpool: interrupted; partial downloads are kept next to their files (.part). \
@@ -268,6 +394,162 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// First pass: checks every line and the whole selection before any request. Every
+/// line is validated, even those of other shards, so every machine of a sharded run
+/// rejects a broken list alike; the whole-list checks (duplicate paths, dependencies)
+/// apply to the jobs this run takes.
+fn check(
+    sources: &[Source],
+    selection: &Selection,
+) -> anyhow::Result<Result<Checked, Vec<String>>> {
+    let mut checker = fetchpool::PlanChecker::new();
+    let mut errors = Vec::new();
+    let mut listed = 0;
+    for source in sources {
+        for job in source.open()? {
+            match job {
+                Ok(job) => {
+                    listed += 1;
+                    if selection.takes(&job) {
+                        checker.add(&job);
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    let names: Vec<&str> = sources.iter().map(Source::name).collect();
+    Ok(match checker.finish(&names.join(", ")) {
+        Ok(plan) if errors.is_empty() => Ok(Checked { plan, listed }),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more.iter().map(|e| e.to_string()));
+            Err(errors)
+        }
+    })
+}
+
+fn describe_selection(selection: &Selection, checked: &Checked) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = selection.shard {
+        parts.push(format!("shard {s}"));
+    }
+    if let Some(r) = &selection.retry {
+        parts.push(format!("failed in {}", r.report.display()));
+    }
+    format!(
+        "{} of {} listed jobs ({})",
+        checked.plan.jobs,
+        checked.listed,
+        parts.join(", ")
+    )
+}
+
+/// `--dry-run`: what the run would do, with no request. Files already up to date are
+/// counted by hashing them (in parallel), as the run's pre-check would.
+fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, checked: &Checked) {
+    let up_to_date = count_up_to_date(sources, selection, &args.output_dir);
+    let plan = &checked.plan;
+    if args.json {
+        let hosts: serde_json::Map<String, serde_json::Value> = plan
+            .hosts
+            .iter()
+            .map(|(h, n)| (h.clone(), serde_json::json!(n)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "listed": checked.listed,
+                "jobs": plan.jobs,
+                "shard": selection.shard.map(|s| s.to_string()),
+                "retry_failed": selection.retry.as_ref().map(|r| r.report.display().to_string()),
+                "hosts": hosts,
+                "up_to_date": up_to_date,
+                "to_fetch": plan.jobs - up_to_date,
+                "output_dir": args.output_dir.display().to_string(),
+            })
+        );
+        return;
+    }
+    let selected = if selection.is_all() {
+        String::new()
+    } else {
+        format!(" — {}", describe_selection(selection, checked))
+    };
+    println!(
+        "dry run: {} jobs to {} host(s), output in {}{selected}",
+        plan.jobs,
+        plan.hosts.len(),
+        args.output_dir.display()
+    );
+    for (host, n) in &plan.hosts {
+        println!("  {host}\t{n} jobs");
+    }
+    println!("  already up to date (sha256 matches): {up_to_date}");
+    println!("  to fetch: {}", plan.jobs - up_to_date);
+    println!("no request was made");
+}
+
+/// Counts selected jobs whose file already exists with the listed sha256 (and size).
+///
+/// A seam: the run's own up-to-date check (issue 5) should replace this once it lands,
+/// so that `--dry-run` and the run can never disagree.
+fn count_up_to_date(sources: &[Source], selection: &Selection, dir: &Path) -> u64 {
+    use rayon::prelude::*;
+    let candidates = sources
+        .iter()
+        .filter_map(|s| s.open().ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|job| selection.takes(job))
+        .filter_map(|job| {
+            let path = dir.join(job.path()?);
+            let sha = job.sha256.clone()?;
+            let len = std::fs::metadata(&path).ok()?.len();
+            job.size.is_none_or(|s| s == len).then_some((path, sha))
+        });
+    // Batches keep memory flat on long lists while rayon hashes a batch in parallel.
+    let mut count = 0;
+    let mut batch = Vec::with_capacity(256);
+    let mut flush = |batch: &mut Vec<(PathBuf, String)>| {
+        count += batch
+            .par_iter()
+            .filter(|(path, sha)| sha256_file(path).is_some_and(|h| h == *sha))
+            .count() as u64;
+        batch.clear();
+    };
+    for c in candidates {
+        batch.push(c);
+        if batch.len() == 256 {
+            flush(&mut batch);
+        }
+    }
+    flush(&mut batch);
+    count
+}
+
+fn sha256_file(path: &Path) -> Option<String> {
+    use sha2::Digest;
+    let mut file = File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        match io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
 fn config_errors(errors: &[String]) -> u8 {
     const SHOWN: usize = 20;
     for e in errors.iter().take(SHOWN) {
@@ -280,15 +562,36 @@ fn config_errors(errors: &[String]) -> u8 {
     EXIT_CONFIG
 }
 
-fn print_summary(args: &RunArgs, s: &Summary) {
+/// The final summary on stderr: counts, bytes, time, rate, failures by kind with
+/// examples and advice, where the report is, and how to go on.
+fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (String, String)>) {
     if args.json {
         println!("{}", s.to_json());
     }
+    let mut err = io::stderr().lock();
     if args.quiet {
+        // Errors only: one line when something failed, pointing at the details.
+        if !s.all_succeeded() {
+            let kinds: Vec<String> = s
+                .failures
+                .iter()
+                .map(|(k, (n, _))| format!("{k}: {n}"))
+                .collect();
+            let _ = writeln!(
+                err,
+                "fetchpool: {} of {} jobs did not succeed ({}){}",
+                s.failed + s.cancelled,
+                s.total(),
+                kinds.join(", "),
+                args.report
+                    .as_ref()
+                    .map(|r| format!("; details in {}", r.display()))
+                    .unwrap_or_default()
+            );
+        }
         return;
     }
     let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
         "{} jobs: {} ok, {} skipped, {} failed, {} cancelled; {} in {:.2} s ({}/s)",
@@ -303,16 +606,80 @@ fn print_summary(args: &RunArgs, s: &Summary) {
     );
     for (kind, (n, urls)) in &s.failures {
         let _ = writeln!(err, "  {kind}: {n} (e.g. {})", urls.join(", "));
+        if let Some((url, message)) = first.get(kind) {
+            let _ = writeln!(err, "    {message}");
+            let failure = hints::Failure {
+                kind: *kind,
+                message,
+                url,
+            };
+            if let Some(h) = hints::hint(&failure, hints::env_proxy(url).as_deref()) {
+                let _ = writeln!(err, "    hint: {h}");
+            }
+        }
     }
-    if let Some(r) = &args.report
-        && !s.all_succeeded()
-    {
-        let _ = writeln!(err, "details per job in {}", r.display());
+    if let Some(r) = &args.report {
+        let _ = writeln!(err, "report: {}", r.display());
     }
-    let _ = io::stderr().is_terminal();
+    if s.interrupted {
+        let _ = writeln!(
+            err,
+            "interrupted: run the same command again to resume; partial files are kept"
+        );
+    } else if !s.all_succeeded() {
+        match &args.report {
+            Some(r) => {
+                let _ = writeln!(
+                    err,
+                    "retry only what did not succeed: {}",
+                    retry_command(r, args.input.iter().any(|i| i == Path::new("-")))
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    err,
+                    "add --report FILE to be able to retry only the failures with --retry-failed FILE"
+                );
+            }
+        }
+    }
 }
 
-fn human_bytes(n: u64) -> String {
+/// This command line with `--retry-failed REPORT`, quoted for a POSIX shell.
+fn retry_command(report: &Path, stdin: bool) -> String {
+    let mut out = vec!["fetchpool".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--retry-failed" {
+            args.next();
+            continue;
+        }
+        if a.starts_with("--retry-failed=") {
+            continue;
+        }
+        out.push(shell_quote(&a));
+    }
+    out.push("--retry-failed".into());
+    out.push(shell_quote(&report.display().to_string()));
+    let mut cmd = out.join(" ");
+    if stdin {
+        cmd.push_str("   (with the same list on stdin)");
+    }
+    cmd
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

@@ -17,6 +17,19 @@ pub struct Failure<'a> {
 pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
     let m = f.message.to_ascii_lowercase();
     let (host, port) = host_port(f.url);
+    // ureq reports a refused tunnel as "CONNECT proxy failed: proxy server responded
+    // 403/…", whichever kind the error mapping gives it.
+    let refused_connect = m.contains("connect proxy failed")
+        || (f.kind == ErrorKind::Proxy
+            && (m.contains("connect") || m.contains("403") || m.contains("405")));
+    if refused_connect && !m.contains("did not respond") {
+        let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
+        return Some(format!(
+            "{proxy} refused CONNECT to {host}:{port}; many proxies allow CONNECT only to port \
+             443: allow port {port} there (Squid: SSL_ports; tinyproxy: ConnectPort) or \
+             exclude {host} with NO_PROXY"
+        ));
+    }
     Some(match f.kind {
         ErrorKind::Tls if m.contains("unknownissuer") || m.contains("unknown issuer") => {
             format!(
@@ -35,15 +48,7 @@ pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
         }
         ErrorKind::Proxy => {
             let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
-            if m.contains("connect") || m.contains("403") || m.contains("405") {
-                format!(
-                    "{proxy} refused CONNECT to {host}:{port}; many proxies allow CONNECT only \
-                     to port 443: allow port {port} there (Squid: SSL_ports; tinyproxy: \
-                     ConnectPort) or exclude {host} with --no-proxy / NO_PROXY"
-                )
-            } else {
-                format!("check {proxy}: is it running, and does it accept this client?")
-            }
+            format!("check {proxy}: is it running, and does it accept this client?")
         }
         ErrorKind::Connect if m.contains("dns") || m.contains("not found") => {
             format!("{host} does not resolve: check the URL's host name and DNS")
@@ -159,5 +164,22 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("allow port 8080"), "{h}");
+    }
+
+    #[test]
+    fn ureqs_connect_refusal_is_recognised_whatever_its_kind() {
+        let h = hint(
+            &f(
+                ErrorKind::Network,
+                "connection broke: CONNECT proxy failed: proxy server responded 403/403",
+                "https://files.example:8443/a",
+            ),
+            Some("http://proxy:3128"),
+        )
+        .unwrap();
+        assert!(
+            h.starts_with("proxy http://proxy:3128 refused CONNECT to files.example:8443;"),
+            "{h}"
+        );
     }
 }

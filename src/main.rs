@@ -613,6 +613,8 @@ fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (Strin
                 message,
                 url,
             };
+            // Names the proxy from the environment; once --proxy exists (issue 6), the
+            // flag's value should come first.
             if let Some(h) = hints::hint(&failure, hints::env_proxy(url).as_deref()) {
                 let _ = writeln!(err, "    hint: {h}");
             }

@@ -659,3 +659,51 @@ fn retry_failed_without_the_job_list_says_what_to_give() {
     assert_eq!(code, 2);
     assert!(err.contains("give the same -i FILE or URLs again"), "{err}");
 }
+
+#[test]
+fn retry_failed_reruns_failed_and_cancelled_jobs_never_ok_or_skipped_ones() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    for name in ["ok", "skipped", "failed", "cancelled"] {
+        server.file(&format!("/{name}"), random_bytes(40, 1_000));
+    }
+    let list: String = ["ok", "skipped", "failed", "cancelled"]
+        .iter()
+        .map(|n| format!("{}\t{n}.bin\n", server.url(&format!("/{n}"))))
+        .collect();
+    let name = write_list(tmp.path(), "l.tsv", &list);
+    let report: String = ["ok", "skipped", "failed", "cancelled"]
+        .iter()
+        .map(|n| {
+            format!(
+                "{{\"url\":\"{}\",\"path\":\"{n}.bin\",\"status\":\"{n}\"}}\n",
+                server.url(&format!("/{n}"))
+            )
+        })
+        .collect();
+    fs::write(tmp.join("earlier.jsonl"), report).unwrap();
+    let run = fetchpool(
+        tmp.path(),
+        &["-i", &name, "-o", "out", "--retry-failed", "earlier.jsonl"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut paths: Vec<&str> = run
+        .report
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["cancelled.bin", "failed.bin"]);
+    assert_eq!((server.hits("/ok"), server.hits("/skipped")), (0, 0));
+}
+
+#[test]
+fn a_bad_rate_is_a_usage_error_that_shows_the_form() {
+    let (code, _, err) = run_env(Path::new("."), &["--limit-rate", "fast", "http://h/a"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("write bytes per second like 500K, 10M or 1.5G"),
+        "{err}"
+    );
+}

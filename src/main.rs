@@ -6,10 +6,13 @@
 //! file so that it too can be read twice.
 
 mod cli;
+mod dry_run;
 mod hints;
 mod progress;
+mod select;
+mod summary;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -18,9 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use clap::Parser;
-use fetchpool::{ErrorKind, Event, Job, ManifestReader, Pool, PoolBuilder, Shard, Summary};
+use fetchpool::{ErrorKind, Event, Job, ManifestReader, Pool, PoolBuilder};
 
-use cli::{Cli, Command, RunArgs, ShardArg};
+use cli::{Cli, Command, RunArgs};
+use select::{RetrySet, Selection};
+pub(crate) use summary::human_bytes;
 
 /// Exit codes, as documented in `--help`.
 const EXIT_OK: u8 = 0;
@@ -162,95 +167,6 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     Ok(b)
 }
 
-/// The shard this process takes, if any; `auto` reads the batch system's variables.
-fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
-    Ok(match args.shard {
-        None => {
-            if args.shard_count.is_some() {
-                anyhow::bail!("--shard-count only goes with --shard auto");
-            }
-            None
-        }
-        Some(ShardArg::Fixed(s)) => Some(s),
-        Some(ShardArg::Auto) => Some(Shard::from_env(
-            |k| std::env::var(k).ok(),
-            args.shard_count,
-        )?),
-    })
-}
-
-/// The jobs an earlier report says did not succeed, keyed by URL and path.
-///
-/// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
-/// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
-/// one did. Jobs that ended ok or skipped are left alone.
-struct RetrySet {
-    report: PathBuf,
-    jobs: HashSet<(String, Option<String>)>,
-}
-
-impl RetrySet {
-    fn read(path: &Path) -> anyhow::Result<RetrySet> {
-        let file = File::open(path).with_context(|| {
-            format!(
-                "cannot open the report '{}' for --retry-failed",
-                path.display()
-            )
-        })?;
-        let mut jobs = HashSet::new();
-        for (n, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.with_context(|| format!("cannot read '{}'", path.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_str(&line).with_context(|| {
-                format!(
-                    "{}:{}: not a report line (JSON); --retry-failed takes a file written by --report",
-                    path.display(),
-                    n + 1
-                )
-            })?;
-            let (Some(url), Some(status)) = (v["url"].as_str(), v["status"].as_str()) else {
-                anyhow::bail!(
-                    "{}:{}: a report line needs \"url\" and \"status\"; --retry-failed takes a file written by --report",
-                    path.display(),
-                    n + 1
-                );
-            };
-            if matches!(status, "failed" | "cancelled") {
-                jobs.insert((url.to_string(), v["path"].as_str().map(str::to_string)));
-            }
-        }
-        Ok(RetrySet {
-            report: path.to_path_buf(),
-            jobs,
-        })
-    }
-
-    fn contains(&self, job: &Job) -> bool {
-        // Borrowed lookups on a tuple key need an owned probe; failures are few.
-        let path = job.path().map(|p| p.to_string_lossy().into_owned());
-        self.jobs.contains(&(job.url.clone(), path))
-    }
-}
-
-/// Which listed jobs this run takes: its shard, and only earlier failures when retrying.
-struct Selection {
-    shard: Option<Shard>,
-    retry: Option<RetrySet>,
-}
-
-impl Selection {
-    fn takes(&self, job: &Job) -> bool {
-        self.shard.is_none_or(|s| s.contains(job))
-            && self.retry.as_ref().is_none_or(|r| r.contains(job))
-    }
-
-    fn is_all(&self) -> bool {
-        self.shard.is_none() && self.retry.is_none()
-    }
-}
-
 /// What the check pass learned: the plan of the selected jobs, and how many were listed.
 struct Checked {
     plan: fetchpool::Plan,
@@ -259,7 +175,7 @@ struct Checked {
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     let selection = Selection {
-        shard: shard(&args)?,
+        shard: select::shard(&args)?,
         retry: args
             .retry_failed
             .as_deref()
@@ -292,7 +208,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     if args.dry_run {
-        print_plan(&args, &sources, &selection, &checked);
+        dry_run::print_plan(&args, &sources, &selection, &checked);
         return Ok(EXIT_OK);
     }
     if checked.plan.jobs == 0 && !selection.is_all() {
@@ -372,7 +288,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(e) = report_error {
         eprintln!("fetchpool: writing the report failed: {e}");
     }
-    print_summary(&args, &summary, &first_failures);
+    summary::print_summary(&args, &summary, &first_failures);
     if summary.interrupted {
         eprintln!(
             "fetchpool: interrupted; partial downloads are kept next to their files (.part). \
@@ -445,111 +361,6 @@ fn describe_selection(selection: &Selection, checked: &Checked) -> String {
     )
 }
 
-/// `--dry-run`: what the run would do, with no request. Files already up to date are
-/// counted by hashing them (in parallel), as the run's pre-check would.
-fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, checked: &Checked) {
-    let up_to_date = count_up_to_date(sources, selection, &args.output_dir);
-    let plan = &checked.plan;
-    if args.json {
-        let hosts: serde_json::Map<String, serde_json::Value> = plan
-            .hosts
-            .iter()
-            .map(|(h, n)| (h.clone(), serde_json::json!(n)))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "listed": checked.listed,
-                "jobs": plan.jobs,
-                "shard": selection.shard.map(|s| s.to_string()),
-                "retry_failed": selection.retry.as_ref().map(|r| r.report.display().to_string()),
-                "hosts": hosts,
-                "up_to_date": up_to_date,
-                "to_fetch": plan.jobs - up_to_date,
-                "output_dir": args.output_dir.display().to_string(),
-            })
-        );
-        return;
-    }
-    let selected = if selection.is_all() {
-        String::new()
-    } else {
-        format!(" — {}", describe_selection(selection, checked))
-    };
-    println!(
-        "dry run: {} jobs to {} host(s), output in {}{selected}",
-        plan.jobs,
-        plan.hosts.len(),
-        args.output_dir.display()
-    );
-    for (host, n) in &plan.hosts {
-        println!("  {host}\t{n} jobs");
-    }
-    println!("  already up to date (sha256 matches): {up_to_date}");
-    println!("  to fetch: {}", plan.jobs - up_to_date);
-    println!("no request was made");
-}
-
-/// Counts selected jobs whose file already exists with the listed sha256 (and size).
-///
-/// A seam: the run's own up-to-date check (issue 5) should replace this once it lands,
-/// so that `--dry-run` and the run can never disagree.
-fn count_up_to_date(sources: &[Source], selection: &Selection, dir: &Path) -> u64 {
-    use rayon::prelude::*;
-    let candidates = sources
-        .iter()
-        .filter_map(|s| s.open().ok())
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|job| selection.takes(job))
-        .filter_map(|job| {
-            let path = dir.join(job.path()?);
-            let sha = job.sha256.clone()?;
-            let len = std::fs::metadata(&path).ok()?.len();
-            job.size.is_none_or(|s| s == len).then_some((path, sha))
-        });
-    // Batches keep memory flat on long lists while rayon hashes a batch in parallel.
-    let mut count = 0;
-    let mut batch = Vec::with_capacity(256);
-    let mut flush = |batch: &mut Vec<(PathBuf, String)>| {
-        count += batch
-            .par_iter()
-            .filter(|(path, sha)| sha256_file(path).is_some_and(|h| h == *sha))
-            .count() as u64;
-        batch.clear();
-    };
-    for c in candidates {
-        batch.push(c);
-        if batch.len() == 256 {
-            flush(&mut batch);
-        }
-    }
-    flush(&mut batch);
-    count
-}
-
-fn sha256_file(path: &Path) -> Option<String> {
-    use sha2::Digest;
-    let mut file = File::open(path).ok()?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0; 256 * 1024];
-    loop {
-        match io::Read::read(&mut file, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
-}
-
 fn config_errors(errors: &[String]) -> u8 {
     const SHOWN: usize = 20;
     for e in errors.iter().take(SHOWN) {
@@ -560,140 +371,6 @@ fn config_errors(errors: &[String]) -> u8 {
     }
     eprintln!("fetchpool: nothing was downloaded; fix the job list and run again");
     EXIT_CONFIG
-}
-
-/// The final summary on stderr: counts, bytes, time, rate, failures by kind with
-/// examples and advice, where the report is, and how to go on.
-fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (String, String)>) {
-    if args.json {
-        println!("{}", s.to_json());
-    }
-    let mut err = io::stderr().lock();
-    if args.quiet {
-        // Errors only: one line when something failed, pointing at the details.
-        if !s.all_succeeded() {
-            let kinds: Vec<String> = s
-                .failures
-                .iter()
-                .map(|(k, (n, _))| format!("{k}: {n}"))
-                .collect();
-            let _ = writeln!(
-                err,
-                "fetchpool: {} of {} jobs did not succeed ({}){}",
-                s.failed + s.cancelled,
-                s.total(),
-                kinds.join(", "),
-                args.report
-                    .as_ref()
-                    .map(|r| format!("; details in {}", r.display()))
-                    .unwrap_or_default()
-            );
-        }
-        return;
-    }
-    let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let _ = writeln!(
-        err,
-        "{} jobs: {} ok, {} skipped, {} failed, {} cancelled; {} in {:.2} s ({}/s)",
-        s.total(),
-        s.ok,
-        s.skipped,
-        s.failed,
-        s.cancelled,
-        human_bytes(s.bytes),
-        secs,
-        human_bytes((s.bytes as f64 / secs) as u64)
-    );
-    for (kind, (n, urls)) in &s.failures {
-        let _ = writeln!(err, "  {kind}: {n} (e.g. {})", urls.join(", "));
-        if let Some((url, message)) = first.get(kind) {
-            let _ = writeln!(err, "    {message}");
-            let failure = hints::Failure {
-                kind: *kind,
-                message,
-                url,
-            };
-            // Names the proxy from the environment; once --proxy exists (issue 6), the
-            // flag's value should come first.
-            if let Some(h) = hints::hint(&failure, hints::env_proxy(url).as_deref()) {
-                let _ = writeln!(err, "    hint: {h}");
-            }
-        }
-    }
-    if let Some(r) = &args.report {
-        let _ = writeln!(err, "report: {}", r.display());
-    }
-    if s.interrupted {
-        let _ = writeln!(
-            err,
-            "interrupted: run the same command again to resume; partial files are kept"
-        );
-    } else if !s.all_succeeded() {
-        match &args.report {
-            Some(r) => {
-                let _ = writeln!(
-                    err,
-                    "retry only what did not succeed: {}",
-                    retry_command(r, args.input.iter().any(|i| i == Path::new("-")))
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    err,
-                    "add --report FILE to be able to retry only the failures with --retry-failed FILE"
-                );
-            }
-        }
-    }
-}
-
-/// This command line with `--retry-failed REPORT`, quoted for a POSIX shell.
-fn retry_command(report: &Path, stdin: bool) -> String {
-    let mut out = vec!["fetchpool".to_string()];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--retry-failed" {
-            args.next();
-            continue;
-        }
-        if a.starts_with("--retry-failed=") {
-            continue;
-        }
-        out.push(shell_quote(&a));
-    }
-    out.push("--retry-failed".into());
-    out.push(shell_quote(&report.display().to_string()));
-    let mut cmd = out.join(" ");
-    if stdin {
-        cmd.push_str("   (with the same list on stdin)");
-    }
-    cmd
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// `fetchpool verify`: hashes every listed file in parallel; no network.

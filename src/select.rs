@@ -1,0 +1,101 @@
+//! Which jobs of the list this run takes: its shard (`--shard`) and, when retrying, only
+//! the jobs an earlier report says did not succeed (`--retry-failed`).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use fetchpool::{Job, Shard};
+
+use crate::cli::{RunArgs, ShardArg};
+
+/// The shard this process takes, if any; `auto` reads the batch system's variables.
+pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
+    Ok(match args.shard {
+        None => {
+            if args.shard_count.is_some() {
+                anyhow::bail!("--shard-count only goes with --shard auto");
+            }
+            None
+        }
+        Some(ShardArg::Fixed(s)) => Some(s),
+        Some(ShardArg::Auto) => Some(Shard::from_env(
+            |k| std::env::var(k).ok(),
+            args.shard_count,
+        )?),
+    })
+}
+
+/// The jobs an earlier report says did not succeed, keyed by URL and path.
+///
+/// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
+/// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
+/// one did. Jobs that ended ok or skipped are left alone.
+pub struct RetrySet {
+    pub report: PathBuf,
+    pub jobs: HashSet<(String, Option<String>)>,
+}
+
+impl RetrySet {
+    pub fn read(path: &Path) -> anyhow::Result<RetrySet> {
+        let file = File::open(path).with_context(|| {
+            format!(
+                "cannot open the report '{}' for --retry-failed",
+                path.display()
+            )
+        })?;
+        let mut jobs = HashSet::new();
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.with_context(|| format!("cannot read '{}'", path.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{}:{}: not a report line (JSON); --retry-failed takes a file written by --report",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+            let (Some(url), Some(status)) = (v["url"].as_str(), v["status"].as_str()) else {
+                anyhow::bail!(
+                    "{}:{}: a report line needs \"url\" and \"status\"; --retry-failed takes a file written by --report",
+                    path.display(),
+                    n + 1
+                );
+            };
+            if matches!(status, "failed" | "cancelled") {
+                jobs.insert((url.to_string(), v["path"].as_str().map(str::to_string)));
+            }
+        }
+        Ok(RetrySet {
+            report: path.to_path_buf(),
+            jobs,
+        })
+    }
+
+    fn contains(&self, job: &Job) -> bool {
+        // Borrowed lookups on a tuple key need an owned probe; failures are few.
+        let path = job.path().map(|p| p.to_string_lossy().into_owned());
+        self.jobs.contains(&(job.url.clone(), path))
+    }
+}
+
+/// Which listed jobs this run takes: its shard, and only earlier failures when retrying.
+pub struct Selection {
+    pub shard: Option<Shard>,
+    pub retry: Option<RetrySet>,
+}
+
+impl Selection {
+    pub fn takes(&self, job: &Job) -> bool {
+        self.shard.is_none_or(|s| s.contains(job))
+            && self.retry.as_ref().is_none_or(|r| r.contains(job))
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.shard.is_none() && self.retry.is_none()
+    }
+}

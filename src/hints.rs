@@ -17,12 +17,12 @@ pub struct Failure<'a> {
 pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
     let m = f.message.to_ascii_lowercase();
     let (host, port) = host_port(f.url);
-    // ureq reports a refused tunnel as "CONNECT proxy failed: proxy server responded
-    // 403/…", whichever kind the error mapping gives it.
-    let refused_connect = m.contains("connect proxy failed")
-        || (f.kind == ErrorKind::Proxy
-            && (m.contains("connect") || m.contains("403") || m.contains("405")));
-    if refused_connect && !m.contains("did not respond") {
+    // A proxy that answers CONNECT with a status refused the tunnel; ureq words it
+    // "proxy server responded 403/…", under kind proxy or (before issue 4's mapping)
+    // inside a network error.
+    let refused_connect = (f.kind == ErrorKind::Proxy || m.contains("connect proxy failed"))
+        && m.contains("proxy server responded");
+    if refused_connect {
         let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
         return Some(format!(
             "{proxy} refused CONNECT to {host}:{port}; many proxies allow CONNECT only to port \
@@ -48,7 +48,7 @@ pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
         }
         ErrorKind::Proxy => {
             let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
-            format!("check {proxy}: is it running, and does it accept this client?")
+            format!("check {proxy}: is it running, reachable, and does it accept this client?")
         }
         ErrorKind::Connect if m.contains("dns") || m.contains("not found") => {
             format!("{host} does not resolve: check the URL's host name and DNS")
@@ -153,7 +153,7 @@ mod tests {
         let h = hint(
             &f(
                 ErrorKind::Proxy,
-                "proxy refused CONNECT: 403 Forbidden",
+                "proxy error: CONNECT failed: proxy server responded 403/403",
                 "http://files:8080/a",
             ),
             Some("http://squid:3128"),
@@ -164,6 +164,23 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("allow port 8080"), "{h}");
+    }
+
+    #[test]
+    fn an_unreachable_proxy_is_not_called_a_refusal() {
+        let h = hint(
+            &f(
+                ErrorKind::Proxy,
+                "proxy error: CONNECT failed: connecting to http://p:3128: connection refused",
+                "https://files/a",
+            ),
+            Some("http://p:3128"),
+        )
+        .unwrap();
+        assert!(
+            h.starts_with("check proxy http://p:3128: is it running"),
+            "{h}"
+        );
     }
 
     #[test]

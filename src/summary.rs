@@ -60,9 +60,7 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
                 message,
                 url,
             };
-            // Names the proxy from the environment; once --proxy exists (issue 6), the
-            // flag's value should come first.
-            if let Some(h) = hints::hint(&failure, hints::env_proxy(url).as_deref()) {
+            if let Some(h) = hints::hint(&failure, proxy_name(args, url).as_deref()) {
                 let _ = writeln!(err, "    hint: {h}");
             }
         }
@@ -78,10 +76,17 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
     } else if !s.all_succeeded() {
         match &args.report {
             Some(r) => {
+                // Said in words, not by echoing argv: a command line can hold a proxy
+                // password, an Authorization header or credentials in a URL.
+                let stdin = if args.input.iter().any(|i| i == Path::new("-")) {
+                    ", with the same list on stdin"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     err,
-                    "retry only what did not succeed: {}",
-                    retry_command(r, args.input.iter().any(|i| i == Path::new("-")))
+                    "retry only what did not succeed: run the same command with --retry-failed {}{stdin}",
+                    shell_quote(&r.display().to_string())
                 );
             }
             None => {
@@ -94,29 +99,21 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
     }
 }
 
-/// This command line with `--retry-failed REPORT`, quoted for a POSIX shell.
-fn retry_command(report: &Path, stdin: bool) -> String {
-    let mut out = vec!["fetchpool".to_string()];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--retry-failed" {
-            args.next();
-            continue;
-        }
-        if a.starts_with("--retry-failed=") {
-            continue;
-        }
-        out.push(shell_quote(&a));
+/// The proxy `url` went through, as the user named it (password hidden): `--proxy`
+/// first, then the environment unless `--no-proxy-env`. Only words a hint.
+fn proxy_name(args: &RunArgs, url: &str) -> Option<String> {
+    match args.proxy.as_deref() {
+        Some("") => None,
+        Some(p) => Some(
+            fetchpool::proxy::ProxyChoice::parse(p)
+                .map_or_else(|_| p.to_string(), |c| c.redacted()),
+        ),
+        None if args.no_proxy_env => None,
+        None => hints::env_proxy(url),
     }
-    out.push("--retry-failed".into());
-    out.push(shell_quote(&report.display().to_string()));
-    let mut cmd = out.join(" ");
-    if stdin {
-        cmd.push_str("   (with the same list on stdin)");
-    }
-    cmd
 }
 
+/// `s` quoted for a POSIX shell when it needs quoting.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()

@@ -707,3 +707,49 @@ fn a_bad_rate_is_a_usage_error_that_shows_the_form() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Error messages that point to the fix
+
+#[test]
+fn an_unknown_tls_issuer_gets_a_hint_to_pass_the_ca_with_cacert() {
+    let ca = support::tls::TestCa::new("private CA");
+    let plain = TestServer::start();
+    plain.file("/f.bin", b"x".to_vec());
+    let front = support::tls::TlsFront::start(&ca, support::tls::Leaf::Valid, &plain);
+    let tmp = TempDir::new();
+    let run = fetchpool(tmp.path(), &[&front.url("/f.bin"), "-o", "out"], None);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(
+            "    hint: 127.0.0.1 presents a certificate no trusted CA signed: if it is your own \
+             CA, pass it with --cacert FILE (PEM)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_proxy_refusing_connect_is_named_with_the_port_it_refused() {
+    let ca = support::tls::TestCa::new("private CA");
+    let plain = TestServer::start();
+    plain.file("/f.bin", b"x".to_vec());
+    let front = support::tls::TlsFront::start(&ca, support::tls::Leaf::Valid, &plain);
+    let proxy = support::proxy::TestProxy::start();
+    proxy.connect_only_to(&[443]);
+    let tmp = TempDir::new();
+    let run = fetchpool(
+        tmp.path(),
+        &[&front.url("/f.bin"), "-o", "out", "--proxy", &proxy.url()],
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let port = front.port();
+    let want = format!(
+        "    hint: proxy {} refused CONNECT to 127.0.0.1:{port}; many proxies allow CONNECT \
+         only to port 443: allow port {port} there",
+        proxy.url()
+    );
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+}

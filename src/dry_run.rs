@@ -1,8 +1,6 @@
 //! `--dry-run`: the plan of a checked list, printed without a single request.
 
-use std::fs::File;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::RunArgs;
 use crate::select::Selection;
@@ -53,62 +51,19 @@ pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, che
     println!("no request was made");
 }
 
-/// Counts selected jobs whose file already exists with the listed sha256 (and size).
-///
-/// A seam: the run's own up-to-date check (issue 5) should replace this once it lands,
-/// so that `--dry-run` and the run can never disagree.
+/// Counts selected jobs the run would skip without a request: a file job with a sha256
+/// whose file already has it (and the listed size). It asks the library's `verify` about
+/// exactly those jobs, which hashes them in parallel and applies the same rule as the
+/// run's pre-check, so `--dry-run` and the run agree.
 fn count_up_to_date(sources: &[Source], selection: &Selection, dir: &Path) -> u64 {
-    use rayon::prelude::*;
-    let candidates = sources
+    let jobs = sources
         .iter()
         .filter_map(|s| s.open().ok())
         .flatten()
-        .filter_map(Result::ok)
-        .filter(|job| selection.takes(job))
-        .filter_map(|job| {
-            let path = dir.join(job.path()?);
-            let sha = job.sha256.clone()?;
-            let len = std::fs::metadata(&path).ok()?.len();
-            job.size.is_none_or(|s| s == len).then_some((path, sha))
+        .filter(|job| {
+            job.as_ref().is_ok_and(|job| {
+                job.sha256.is_some() && job.path().is_some() && selection.takes(job)
+            })
         });
-    // Batches keep memory flat on long lists while rayon hashes a batch in parallel.
-    let mut count = 0;
-    let mut batch = Vec::with_capacity(256);
-    let mut flush = |batch: &mut Vec<(PathBuf, String)>| {
-        count += batch
-            .par_iter()
-            .filter(|(path, sha)| sha256_file(path).is_some_and(|h| h == *sha))
-            .count() as u64;
-        batch.clear();
-    };
-    for c in candidates {
-        batch.push(c);
-        if batch.len() == 256 {
-            flush(&mut batch);
-        }
-    }
-    flush(&mut batch);
-    count
-}
-
-fn sha256_file(path: &Path) -> Option<String> {
-    use sha2::Digest;
-    let mut file = File::open(path).ok()?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0; 256 * 1024];
-    loop {
-        match io::Read::read(&mut file, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    fetchpool::verify(dir, jobs).map_or(0, |v| v.ok)
 }

@@ -68,12 +68,8 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
     if let Some(r) = &args.report {
         let _ = writeln!(err, "report: {}", r.display());
     }
-    if s.interrupted {
-        let _ = writeln!(
-            err,
-            "interrupted: run the same command again to resume; partial files are kept"
-        );
-    } else if !s.all_succeeded() {
+    // An interrupted run says how to resume it right after this summary (main.rs).
+    if !s.interrupted && !s.all_succeeded() {
         match &args.report {
             Some(r) => {
                 // Said in words, not by echoing argv: a command line can hold a proxy

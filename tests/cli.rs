@@ -425,6 +425,12 @@ fn dry_run_makes_no_request_and_reports_the_plan() {
     );
     assert!(!tmp.join("out/f2.bin").exists());
     assert!(run.report.is_empty(), "a dry run writes no report");
+
+    // The run agrees with the plan: the file the dry run called up to date is skipped.
+    let real = fetchpool(tmp.path(), &["-i", &name, "-o", "out"], None);
+    assert_eq!(real.with_status("skipped").len(), 1, "{:#?}", real.report);
+    assert_eq!(real.line(&server.url("/d/0"))["status"], "skipped");
+    assert_eq!(server.hits("/d/0"), 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -191,14 +191,18 @@ impl Pool {
             );
         }
         drop((work_rx, done_tx));
+        let links = scheduler::Links {
+            input: input_rx,
+            ctl: ctl_rx,
+            work: work_tx,
+            done: done_rx,
+            events: event_tx.clone(),
+        };
         let sched = scheduler::Scheduler::new(
             Arc::clone(&cfg),
-            input_rx,
-            ctl_rx,
-            work_tx,
-            done_rx,
-            event_tx.clone(),
+            links,
             Arc::clone(&cancelled),
+            Arc::clone(&counters.held),
         );
         threads.push(
             thread::Builder::new()
@@ -234,6 +238,8 @@ impl Pool {
 struct Counters {
     submitted: AtomicU64,
     finished: AtomicU64,
+    /// Jobs the scheduler holds for their dependencies.
+    held: Arc<AtomicU64>,
 }
 
 /// Submits jobs to a running [`Session`]. Cloneable; the session's input stays open while
@@ -329,9 +335,14 @@ impl Session {
         }
     }
 
-    /// Whether every submitted job has finished.
+    /// Whether every submitted job has finished or waits for a dependency that nothing
+    /// running can satisfy any more (an id never submitted, or a cycle): either way no
+    /// event will come unless new jobs are submitted. `finished` only changes on this
+    /// thread and `held` is read first, so a job moving from held to finished is never
+    /// missed; a job in transit counts in `submitted` and neither other count.
     fn is_settled(&self) -> bool {
-        self.counters.finished.load(Ordering::SeqCst)
+        let held = self.counters.held.load(Ordering::SeqCst);
+        self.counters.finished.load(Ordering::SeqCst) + held
             == self.counters.submitted.load(Ordering::SeqCst)
     }
 

@@ -7,13 +7,14 @@
 //! wait for a slot and never decide anything.
 //!
 //! Ordering: among ready jobs, higher priority first, then submission order. Serial mode
-//! is the same loop with one worker and one more rule: nothing starts while a job is in
-//! flight or waiting to retry.
+//! is the same loop with one worker and stricter rules: submission order only (priority
+//! is ignored), nothing starts while a job is in flight or waiting to retry, and a job
+//! whose host is paused holds back the jobs behind it instead of being passed.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select};
@@ -32,6 +33,15 @@ pub(crate) enum Note {
     Event(Event),
     /// The feeder of [`crate::Pool::run_with`] has submitted its last job.
     FeederDone,
+}
+
+/// The scheduler's ends of the session's channels.
+pub(crate) struct Links {
+    pub(crate) input: Receiver<(JobId, Job)>,
+    pub(crate) ctl: Receiver<Ctl>,
+    pub(crate) work: Sender<Task>,
+    pub(crate) done: Receiver<Done>,
+    pub(crate) events: Sender<Note>,
 }
 
 /// Control messages from the session.
@@ -100,6 +110,9 @@ pub(crate) struct Scheduler {
     retry_waiting: usize,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     blocked: HashMap<u64, Blocked>,
+    /// How many jobs wait for their dependencies, shared with the session: when every
+    /// unfinished job is held, nothing can run and `run_with` may end the run.
+    held: Arc<AtomicU64>,
     waiters: HashMap<String, Vec<u64>>,
     /// Whether each named job succeeded, kept for jobs that may still name it.
     results: HashMap<String, bool>,
@@ -110,13 +123,17 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(
         cfg: Arc<Config>,
-        input: Receiver<(JobId, Job)>,
-        ctl: Receiver<Ctl>,
-        work: Sender<Task>,
-        done: Receiver<Done>,
-        events: Sender<Note>,
+        links: Links,
         cancelled: Arc<AtomicBool>,
+        held: Arc<AtomicU64>,
     ) -> Self {
+        let Links {
+            input,
+            ctl,
+            work,
+            done,
+            events,
+        } = links;
         Scheduler {
             cfg,
             input,
@@ -136,6 +153,7 @@ impl Scheduler {
             retry_waiting: 0,
             timers: BinaryHeap::new(),
             blocked: HashMap::new(),
+            held,
             waiters: HashMap::new(),
             results: HashMap::new(),
             stopping: None,
@@ -246,17 +264,37 @@ impl Scheduler {
             }
         }
         if remaining > 0 {
-            self.blocked.insert(seq, Blocked { pending, remaining });
+            self.hold(seq, Blocked { pending, remaining });
         } else {
             self.enqueue(pending);
         }
     }
 
-    fn enqueue(&mut self, pending: Pending) {
-        self.ready.push(Ready {
-            priority: pending.job.priority,
+    /// A job's place in line; serial mode knows only submission order.
+    fn rank(&self, pending: &Pending) -> Ready {
+        Ready {
+            priority: if self.cfg.serial {
+                0
+            } else {
+                pending.job.priority
+            },
             seq: pending.seq,
-        });
+        }
+    }
+
+    fn hold(&mut self, seq: u64, blocked: Blocked) {
+        self.blocked.insert(seq, blocked);
+        self.held.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn release(&mut self, seq: u64) -> Option<Blocked> {
+        let b = self.blocked.remove(&seq)?;
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        Some(b)
+    }
+
+    fn enqueue(&mut self, pending: Pending) {
+        self.ready.push(self.rank(&pending));
         self.jobs.insert(pending.seq, pending);
         self.queued += 1;
     }
@@ -272,6 +310,11 @@ impl Scheduler {
             let host = &mut self.hosts[host_idx];
             let paused = host.paused_until.is_some_and(|t| t > now);
             if host.in_flight >= self.cfg.per_host || paused {
+                if self.cfg.serial {
+                    // The next job in order waits for its host; nothing may pass it.
+                    self.ready.push(next);
+                    break;
+                }
                 host.parked.push_back(next);
                 continue;
             }
@@ -395,10 +438,8 @@ impl Scheduler {
                 Timer::Retry(seq) => {
                     self.retry_waiting -= 1;
                     if let Some(p) = self.jobs.get(&seq) {
-                        self.ready.push(Ready {
-                            priority: p.job.priority,
-                            seq,
-                        });
+                        let rank = self.rank(p);
+                        self.ready.push(rank);
                         self.queued += 1;
                     }
                 }
@@ -424,10 +465,23 @@ impl Scheduler {
     fn finish(&mut self, outcome: Outcome, name: Option<String>) {
         let failed = outcome.status == Status::Failed;
         let ok = outcome.status.is_success();
+        // Settled before anything is told, so that the session never sees a job finish
+        // while the dependents it releases still count as held.
+        let cascade = self.settle(name, ok);
         self.emit(Event::Finished(Box::new(outcome)));
+        for outcome in cascade {
+            self.emit(Event::Finished(Box::new(outcome)));
+        }
+        // After the dependents: theirs is a dependency failure, not a fail-fast stop.
         if failed && self.cfg.fail_fast {
             self.stop("fail-fast: an earlier job failed");
         }
+    }
+
+    /// Records whether the job named `name` succeeded and releases the jobs waiting for
+    /// it, or cancels them, transitively; returns the outcomes of the cancelled ones.
+    fn settle(&mut self, name: Option<String>, ok: bool) -> Vec<Outcome> {
+        let mut cascade = Vec::new();
         let mut settled: Vec<(String, bool)> = name.into_iter().map(|n| (n, ok)).collect();
         while let Some((name, ok)) = settled.pop() {
             let waiting = self.waiters.remove(&name).unwrap_or_default();
@@ -438,21 +492,25 @@ impl Scheduler {
                     if let Some(b) = b {
                         b.remaining -= 1;
                         if b.remaining == 0 {
-                            let b = self.blocked.remove(&seq).expect("present");
+                            let b = self.release(seq).expect("present");
                             self.enqueue(b.pending);
                         }
                     }
-                } else if let Some(mut b) = self.blocked.remove(&seq) {
+                } else if let Some(mut b) = self.release(seq) {
                     let e = Error::Dependency { id: name.clone() };
-                    let outcome =
-                        Outcome::not_started(b.pending.id, &b.pending.job, Status::Cancelled, e);
-                    self.emit(Event::Finished(Box::new(outcome)));
+                    cascade.push(Outcome::not_started(
+                        b.pending.id,
+                        &b.pending.job,
+                        Status::Cancelled,
+                        e,
+                    ));
                     if let Some(n) = b.pending.job.id.take() {
                         settled.push((n, false));
                     }
                 }
             }
         }
+        cascade
     }
 
     /// Starts no new job; ends every job not in flight as cancelled.
@@ -471,6 +529,7 @@ impl Scheduler {
         self.queued = 0;
         let mut left: Vec<Pending> = self.jobs.drain().map(|(_, p)| p).collect();
         left.extend(self.blocked.drain().map(|(_, b)| b.pending));
+        self.held.store(0, Ordering::SeqCst);
         left.sort_by_key(|p| p.seq);
         for mut p in left {
             let e = Error::Cancelled {
@@ -490,6 +549,7 @@ impl Scheduler {
     /// At the end of input, jobs still blocked wait for ids that never came.
     fn cancel_orphans(&mut self) {
         let mut left: Vec<Blocked> = self.blocked.drain().map(|(_, b)| b).collect();
+        self.held.store(0, Ordering::SeqCst);
         left.sort_by_key(|b| b.pending.seq);
         for b in left {
             let missing = b
@@ -506,5 +566,294 @@ impl Scheduler {
                 Error::Dependency { id: missing },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crossbeam_channel::{bounded, unbounded};
+
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::fetch::{Failure, Success};
+
+    /// A scheduler driven by hand: no threads, no network; the test plays the workers.
+    struct Harness {
+        s: Scheduler,
+        work: Receiver<Task>,
+        events: Receiver<Note>,
+        running: HashMap<String, Pending>,
+        next_id: u64,
+        held: Arc<AtomicU64>,
+        _senders: (Sender<(JobId, Job)>, Sender<Ctl>, Sender<Done>),
+    }
+
+    fn harness(cfg: Config) -> Harness {
+        let (input_tx, input_rx) = bounded(16);
+        let (ctl_tx, ctl_rx) = unbounded();
+        let (work_tx, work_rx) = unbounded();
+        let (done_tx, done_rx) = unbounded();
+        let (event_tx, event_rx) = unbounded();
+        let held = Arc::new(AtomicU64::new(0));
+        let links = Links {
+            input: input_rx,
+            ctl: ctl_rx,
+            work: work_tx,
+            done: done_rx,
+            events: event_tx,
+        };
+        let s = Scheduler::new(
+            Arc::new(cfg),
+            links,
+            Arc::new(AtomicBool::new(false)),
+            Arc::clone(&held),
+        );
+        Harness {
+            s,
+            work: work_rx,
+            events: event_rx,
+            running: HashMap::new(),
+            next_id: 0,
+            held,
+            _senders: (input_tx, ctl_tx, done_tx),
+        }
+    }
+
+    fn job(path: &str) -> Job {
+        let (host, rest) = path.split_once('/').unwrap_or(("h", path));
+        Job::new(format!("http://{host}/{rest}")).to_memory()
+    }
+
+    impl Harness {
+        fn submit(&mut self, job: Job) {
+            self.s.accept(JobId(self.next_id), job);
+            self.next_id += 1;
+        }
+
+        /// Lets the scheduler hand out work; returns the URL paths started, in order.
+        fn dispatch(&mut self) -> Vec<String> {
+            self.s.fire_timers();
+            self.s.dispatch();
+            let mut started = Vec::new();
+            for task in self.work.try_iter() {
+                let url = task.pending.job.url.clone();
+                let path = url.trim_start_matches("http://").to_string();
+                started.push(path.clone());
+                self.running.insert(path, task.pending);
+            }
+            started
+        }
+
+        fn answer(&mut self, path: &str, result: Result<Success, Failure>) {
+            let pending = self.running.remove(path).expect("the job is running");
+            self.s.on_done(Done { pending, result });
+        }
+
+        fn succeed(&mut self, path: &str) {
+            let ok = Success {
+                http_status: Some(200),
+                bytes: 0,
+                sha256: None,
+                resumed_from: None,
+                redirects: Vec::new(),
+                body: Some(Vec::new()),
+                skipped: false,
+            };
+            self.answer(path, Ok(ok));
+        }
+
+        fn fail(&mut self, path: &str, code: u16, retry_after: Option<Duration>) {
+            let failure = Failure {
+                error: Error::Status { code, retry_after },
+                http_status: Some(code),
+                redirects: Vec::new(),
+                partial: None,
+            };
+            self.answer(path, Err(failure));
+        }
+
+        /// Outcomes reported since the last call: path, status, error kind, attempts.
+        fn finished(&self) -> Vec<(String, Status, Option<ErrorKind>, u32)> {
+            self.events
+                .try_iter()
+                .filter_map(|note| match note {
+                    Note::Event(Event::Finished(o)) => Some((
+                        o.url.trim_start_matches("http://").to_string(),
+                        o.status,
+                        o.error.as_ref().map(Error::kind),
+                        o.attempts,
+                    )),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_full_host_parks_its_jobs_without_blocking_other_hosts() {
+        let mut h = harness(Config {
+            workers: 4,
+            per_host: 1,
+            ..Config::default()
+        });
+        for p in ["a/1", "a/2", "a/3", "b/1"] {
+            h.submit(job(p));
+        }
+        assert_eq!(h.dispatch(), ["a/1", "b/1"]);
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+        h.succeed("a/1");
+        assert_eq!(h.dispatch(), ["a/2"]);
+        h.succeed("b/1");
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+        h.succeed("a/2");
+        assert_eq!(h.dispatch(), ["a/3"]);
+    }
+
+    #[test]
+    fn ready_jobs_start_by_priority_then_submission_order() {
+        let mut h = harness(Config {
+            workers: 1,
+            ..Config::default()
+        });
+        h.submit(job("x"));
+        h.submit(job("y").priority(5));
+        h.submit(job("z"));
+        h.submit(job("w").priority(9));
+        h.submit(job("v").priority(-1));
+        let mut order = Vec::new();
+        for _ in 0..5 {
+            let started = h.dispatch();
+            assert_eq!(started.len(), 1);
+            h.succeed(&started[0]);
+            order.push(started[0].clone());
+        }
+        assert_eq!(order, ["h/w", "h/y", "h/x", "h/z", "h/v"]);
+    }
+
+    #[test]
+    fn serial_waits_for_a_retry_and_ignores_priority() {
+        let mut h = harness(Config {
+            workers: 1,
+            serial: true,
+            retry_base_delay: Duration::ZERO,
+            ..Config::default()
+        });
+        h.submit(job("first"));
+        h.submit(job("second").priority(9));
+        assert_eq!(h.dispatch(), ["h/first"]);
+        h.fail("h/first", 503, None);
+        // The retry is due at once, but until it runs nothing else may start.
+        h.s.dispatch();
+        assert!(h.work.is_empty());
+        assert_eq!(h.dispatch(), ["h/first"]);
+        h.succeed("h/first");
+        assert_eq!(h.dispatch(), ["h/second"]);
+    }
+
+    #[test]
+    fn serial_does_not_pass_a_job_whose_host_is_paused() {
+        let mut h = harness(Config {
+            workers: 1,
+            serial: true,
+            retries: 0,
+            ..Config::default()
+        });
+        h.submit(job("a/1"));
+        h.submit(job("a/2"));
+        h.submit(job("b/1"));
+        assert_eq!(h.dispatch(), ["a/1"]);
+        h.fail("a/1", 503, Some(Duration::from_secs(60)));
+        assert_eq!(
+            h.finished(),
+            [("a/1".into(), Status::Failed, Some(ErrorKind::Http), 1)]
+        );
+        assert_eq!(h.dispatch(), Vec::<String>::new(), "b/1 must not pass a/2");
+    }
+
+    #[test]
+    fn a_failed_dependency_cancels_its_dependents_transitively() {
+        let mut h = harness(Config::default());
+        h.submit(job("a").id("a"));
+        h.submit(job("b").id("b").after("a"));
+        h.submit(job("c").id("c").after("b"));
+        h.submit(job("free"));
+        assert_eq!(h.held.load(Ordering::SeqCst), 2);
+        assert_eq!(h.dispatch(), ["h/a", "h/free"]);
+        h.fail("h/a", 404, None);
+        let dep = Some(ErrorKind::Dependency);
+        assert_eq!(
+            h.finished(),
+            [
+                ("h/a".into(), Status::Failed, Some(ErrorKind::Http), 1),
+                ("h/b".into(), Status::Cancelled, dep, 0),
+                ("h/c".into(), Status::Cancelled, dep, 0),
+            ]
+        );
+        assert_eq!(h.held.load(Ordering::SeqCst), 0);
+        // A job naming a cancelled one, submitted later, ends at once.
+        h.submit(job("d").after("c"));
+        assert_eq!(h.finished(), [("h/d".into(), Status::Cancelled, dep, 0)]);
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn dependents_start_only_after_every_named_job_succeeded() {
+        let mut h = harness(Config::default());
+        h.submit(job("both").after("x").after("y"));
+        h.submit(job("x").id("x"));
+        h.submit(job("y").id("y"));
+        assert_eq!(h.dispatch(), ["h/x", "h/y"]);
+        h.succeed("h/x");
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+        h.succeed("h/y");
+        assert_eq!(h.held.load(Ordering::SeqCst), 0);
+        assert_eq!(h.dispatch(), ["h/both"]);
+    }
+
+    #[test]
+    fn fail_fast_cancels_queued_retrying_and_later_jobs() {
+        let mut h = harness(Config {
+            workers: 3,
+            fail_fast: true,
+            retry_base_delay: Duration::from_secs(60),
+            retry_max_delay: Duration::from_secs(60),
+            ..Config::default()
+        });
+        h.submit(job("flaky"));
+        h.submit(job("bad").id("bad"));
+        h.submit(job("slow"));
+        h.submit(job("after-bad").after("bad"));
+        h.submit(job("queued"));
+        assert_eq!(h.dispatch(), ["h/flaky", "h/bad", "h/slow"]);
+        h.fail("h/flaky", 503, Some(Duration::from_secs(60)));
+        assert_eq!(h.dispatch(), Vec::<String>::new(), "host h is paused");
+        h.fail("h/bad", 404, None);
+        let cancelled = Some(ErrorKind::Cancelled);
+        assert_eq!(
+            h.finished(),
+            [
+                ("h/bad".into(), Status::Failed, Some(ErrorKind::Http), 1),
+                (
+                    "h/after-bad".into(),
+                    Status::Cancelled,
+                    Some(ErrorKind::Dependency),
+                    0
+                ),
+                ("h/flaky".into(), Status::Cancelled, cancelled, 1),
+                ("h/queued".into(), Status::Cancelled, cancelled, 0),
+            ]
+        );
+        h.submit(job("late"));
+        assert_eq!(
+            h.finished(),
+            [("h/late".into(), Status::Cancelled, cancelled, 0)]
+        );
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+        // The job in flight finishes on its own.
+        h.succeed("h/slow");
+        assert_eq!(h.finished(), [("h/slow".into(), Status::Ok, None, 1)]);
+        assert!(h.s.is_idle());
     }
 }

@@ -94,7 +94,10 @@ impl Pool {
     /// and every job, follow-ups included, has finished.
     ///
     /// Jobs are checked one by one (an invalid job ends `failed` with kind `config`);
-    /// whole-list checks are the caller's (see [`crate::PlanChecker`]).
+    /// whole-list checks are the caller's (see [`crate::PlanChecker`]). Once nothing is
+    /// left but jobs waiting for ids that no job in the run can supply (never submitted,
+    /// or a cycle), and the observer submits nothing more, those jobs end `cancelled`
+    /// with kind `dependency` rather than wait forever.
     pub fn run_with<I, F>(&self, jobs: I, observer: F) -> Summary
     where
         I: IntoIterator<Item = Job>,

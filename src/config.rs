@@ -51,7 +51,10 @@ pub struct Config {
     /// How many queued jobs the scheduler holds to look past a busy host. Defaults to
     /// 4096 or 64 per worker, whichever is larger. Memory grows with it, not with the list.
     pub lookahead: usize,
-    /// Send [`crate::Event::Progress`] events. Defaults to true.
+    /// Send the events a progress display needs: [`crate::Event::Queued`],
+    /// [`crate::Event::Started`] and [`crate::Event::Progress`]. Without them an observer
+    /// still sees `Redirected`, `Retrying` and `Finished`, and the pool wakes it three
+    /// times less per job. Defaults to true.
     pub progress_events: bool,
     /// Which proxy each request (each redirect hop) goes through. Defaults to none
     /// (direct); set with [`PoolBuilder::proxy`], [`PoolBuilder::no_proxy`] and
@@ -167,7 +170,7 @@ impl PoolBuilder {
         memory_limit: u64);
     setter!(/// Queued jobs held to look past a busy host. Defaults to 4096.
         lookahead: usize);
-    setter!(/// Send progress events. Defaults to true.
+    setter!(/// Send Queued, Started and Progress events. Defaults to true.
         progress_events: bool);
     setter!(/// Overall byte rate of the run in bytes per second, shared by every worker.
         /// Defaults to none (unlimited).

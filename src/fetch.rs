@@ -820,7 +820,7 @@ impl Sink {
         meta_exists: bool,
     ) -> Result<Sink, Error> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            ensure_dir(dir)?;
         }
         let part = part_path(path);
         let io_err = |e| Error::io(&part, e);
@@ -938,6 +938,30 @@ impl Write for HashWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+thread_local! {
+    /// Directories this worker has already created or found: most jobs of a list share a
+    /// few folders, and `create_dir_all` costs two syscalls even when the folder exists.
+    static KNOWN_DIRS: RefCell<std::collections::HashSet<PathBuf>> = RefCell::default();
+}
+
+/// Creates `dir` and its parents unless this worker already saw it. A directory removed
+/// behind our back shows up as a failed create of the `.part`, which is an `io` error
+/// naming it, as it should be.
+fn ensure_dir(dir: &Path) -> Result<(), Error> {
+    const REMEMBERED: usize = 1024;
+    if KNOWN_DIRS.with_borrow(|known| known.contains(dir)) {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    KNOWN_DIRS.with_borrow_mut(|known| {
+        if known.len() >= REMEMBERED {
+            known.clear();
+        }
+        known.insert(dir.to_path_buf());
+    });
+    Ok(())
 }
 
 /// `PATH.part`: where a body stays until it is complete and verified.

@@ -212,6 +212,13 @@ impl Scheduler {
     }
 
     fn emit(&self, event: Event) {
+        // Queued and Started cost the observer a wake-up each; an observer that draws no
+        // progress asks for neither.
+        if !self.cfg.progress_events
+            && matches!(event, Event::Queued { .. } | Event::Started { .. })
+        {
+            return;
+        }
         let _ = self.events.send(Note::Event(event));
     }
 

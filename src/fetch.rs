@@ -100,7 +100,12 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             skipped: true,
         });
     }
-    let mut prep = Prepared::for_job(&cfg.output_dir, job);
+    // A retry may continue the part its earlier attempt left, even in a fresh directory.
+    let mut prep = if ctx.precheck.is_fresh() && task.pending.attempts <= 1 {
+        Prepared::default()
+    } else {
+        Prepared::for_job(&cfg.output_dir, job)
+    };
     loop {
         let fail = |error: Error, redirects: &Vec<String>| Failure {
             error,

@@ -171,7 +171,7 @@ impl Pool {
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let precheck = Arc::new(Precheck::default());
+        let precheck = Arc::new(Precheck::for_output(&cfg.output_dir));
         // One bucket per run, shared by every worker: the limit is overall, not per worker.
         let limiter = cfg.limit_rate.map(|r| Arc::new(RateLimiter::new(r)));
 

@@ -380,9 +380,26 @@ fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
 #[derive(Debug, Default)]
 pub(crate) struct Precheck {
     verdicts: Mutex<HashMap<PathBuf, Option<UpToDate>>>,
+    /// The output directory was empty when the run started: no file can be up to date
+    /// and no part can be resumed, so no job pays a lookup to find that out.
+    fresh: bool,
 }
 
 impl Precheck {
+    /// The pre-check for a run writing into `output_dir`.
+    pub(crate) fn for_output(output_dir: &Path) -> Precheck {
+        let fresh = fs::read_dir(output_dir).is_ok_and(|mut entries| entries.next().is_none());
+        Precheck {
+            verdicts: Mutex::default(),
+            fresh,
+        }
+    }
+
+    /// Whether the output directory was empty when the run started.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
     /// Whether the job's file is already right: the pre-check's verdict when it made one,
     /// else hashed now (jobs submitted one by one through a `Session`).
     pub(crate) fn up_to_date(&self, output_dir: &Path, job: &Job) -> Option<UpToDate> {
@@ -390,6 +407,9 @@ impl Precheck {
             return None;
         };
         job.sha256.as_ref()?;
+        if self.fresh {
+            return None;
+        }
         let known = self
             .verdicts
             .lock()
@@ -417,7 +437,7 @@ impl Precheck {
         std::iter::from_fn(move || {
             if batch.len() == 0 {
                 let next: Vec<Job> = jobs.by_ref().take(PRECHECK_BATCH).collect();
-                if cancelled.load(Ordering::Relaxed) {
+                if self.fresh || cancelled.load(Ordering::Relaxed) {
                     batch = next.into_iter();
                     return batch.next();
                 }

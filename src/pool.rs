@@ -126,8 +126,10 @@ impl Pool {
         thread::scope(|scope| {
             scope.spawn(move || {
                 // Files already right are found a batch at a time, hashed in parallel.
-                for job in precheck.stream(&output_dir, &cancelled, jobs) {
-                    if feeder.submit(job).is_err() {
+                let mut jobs = precheck.stream(&output_dir, &cancelled, jobs);
+                loop {
+                    let batch: Vec<Job> = jobs.by_ref().take(FEED_BATCH).collect();
+                    if batch.is_empty() || feeder.submit_all(batch).is_err() {
                         break;
                     }
                 }
@@ -164,7 +166,8 @@ impl Pool {
     /// Starts a session and returns a sender that can put notes among its events.
     fn start_with_notes(&self) -> (Session, Sender<Note>) {
         let cfg = Arc::clone(&self.config);
-        let (input_tx, input_rx) = bounded::<(JobId, Job)>(1024);
+        // Capacity in batches: the feeder sends up to 64 jobs per message.
+        let (input_tx, input_rx) = bounded::<Vec<(JobId, Job)>>(16);
         let (work_tx, work_rx) = bounded::<worker::Task>(cfg.workers);
         let (done_tx, done_rx) = bounded::<worker::Done>(cfg.workers);
         let (event_tx, event_rx) = unbounded::<Note>();
@@ -237,6 +240,9 @@ impl Pool {
     }
 }
 
+/// Jobs per message from the feeder thread to the scheduler.
+const FEED_BATCH: usize = 64;
+
 #[derive(Debug, Default)]
 struct Counters {
     submitted: AtomicU64,
@@ -249,21 +255,34 @@ struct Counters {
 /// any clone is alive.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    input: Option<Sender<(JobId, Job)>>,
+    input: Option<Sender<Vec<(JobId, Job)>>>,
     counters: Arc<Counters>,
 }
 
 impl Submitter {
-    /// Queues `job` and returns its id. Blocks while the queue is full (1,024 jobs). Fails
-    /// with [`Error::Cancelled`] once the session is closed or over.
+    /// Queues `job` and returns its id. Blocks while the queue is full. Fails with
+    /// [`Error::Cancelled`] once the session is closed or over.
     pub fn submit(&self, job: Job) -> Result<JobId, Error> {
+        let first = self.submit_all(vec![job])?;
+        Ok(first)
+    }
+
+    /// Queues `jobs` as one batch, which costs the scheduler one wake-up instead of one
+    /// per job; returns the id of the first (the others follow in order).
+    pub fn submit_all(&self, jobs: Vec<Job>) -> Result<JobId, Error> {
         let input = self.input.as_ref().ok_or_else(closed)?;
-        let id = JobId(self.counters.submitted.fetch_add(1, Ordering::SeqCst));
-        input.send((id, job)).map_err(|_| {
-            self.counters.submitted.fetch_sub(1, Ordering::SeqCst);
+        let n = jobs.len() as u64;
+        let first = self.counters.submitted.fetch_add(n, Ordering::SeqCst);
+        let batch = jobs
+            .into_iter()
+            .zip(first..)
+            .map(|(job, id)| (JobId(id), job))
+            .collect();
+        input.send(batch).map_err(|_| {
+            self.counters.submitted.fetch_sub(n, Ordering::SeqCst);
             closed()
         })?;
-        Ok(id)
+        Ok(JobId(first))
     }
 }
 

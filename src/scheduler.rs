@@ -37,7 +37,9 @@ pub(crate) enum Note {
 
 /// The scheduler's ends of the session's channels.
 pub(crate) struct Links {
-    pub(crate) input: Receiver<(JobId, Job)>,
+    /// Jobs arrive in batches: one channel operation, and at most one wake-up of a
+    /// blocked submitter, per batch rather than per job.
+    pub(crate) input: Receiver<Vec<(JobId, Job)>>,
     pub(crate) ctl: Receiver<Ctl>,
     pub(crate) work: Sender<Task>,
     pub(crate) done: Receiver<Done>,
@@ -92,7 +94,7 @@ struct Blocked {
 
 pub(crate) struct Scheduler {
     cfg: Arc<Config>,
-    input: Receiver<(JobId, Job)>,
+    input: Receiver<Vec<(JobId, Job)>>,
     input_open: bool,
     ctl: Receiver<Ctl>,
     work: Sender<Task>,
@@ -162,7 +164,7 @@ impl Scheduler {
     }
 
     pub(crate) fn run(mut self) {
-        let never_input = never::<(JobId, Job)>();
+        let never_input = never::<Vec<(JobId, Job)>>();
         let never_ctl = never::<Ctl>();
         let mut ctl_open = true;
         loop {
@@ -190,7 +192,11 @@ impl Scheduler {
                 .unwrap_or(Duration::from_secs(3600));
             select! {
                 recv(input) -> msg => match msg {
-                    Ok((id, job)) => self.accept(id, job),
+                    Ok(batch) => {
+                        for (id, job) in batch {
+                            self.accept(id, job);
+                        }
+                    }
                     Err(_) => self.input_open = false,
                 },
                 recv(self.done) -> msg => {
@@ -594,7 +600,7 @@ mod tests {
         running: HashMap<String, Pending>,
         next_id: u64,
         held: Arc<AtomicU64>,
-        _senders: (Sender<(JobId, Job)>, Sender<Ctl>, Sender<Done>),
+        _senders: (Sender<Vec<(JobId, Job)>>, Sender<Ctl>, Sender<Done>),
     }
 
     fn harness(cfg: Config) -> Harness {

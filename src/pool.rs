@@ -23,7 +23,7 @@ use crate::plan::PlanChecker;
 use crate::ratelimit::RateLimiter;
 use crate::report::{Report, Summary};
 use crate::resume::Precheck;
-use crate::scheduler::{self, Ctl, Note};
+use crate::scheduler::{self, Batch, Ctl, Note};
 use crate::worker;
 
 /// A configured pool of workers. Cheap to keep; threads exist only while a run does.
@@ -167,7 +167,7 @@ impl Pool {
     fn start_with_notes(&self) -> (Session, Sender<Note>) {
         let cfg = Arc::clone(&self.config);
         // Capacity in batches: the feeder sends up to 64 jobs per message.
-        let (input_tx, input_rx) = bounded::<Vec<(JobId, Job)>>(16);
+        let (input_tx, input_rx) = bounded::<Batch>(16);
         let (work_tx, work_rx) = bounded::<worker::Task>(cfg.workers);
         let (done_tx, done_rx) = bounded::<worker::Done>(cfg.workers);
         let (event_tx, event_rx) = unbounded::<Note>();
@@ -255,7 +255,7 @@ struct Counters {
 /// any clone is alive.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    input: Option<Sender<Vec<(JobId, Job)>>>,
+    input: Option<Sender<Batch>>,
     counters: Arc<Counters>,
 }
 

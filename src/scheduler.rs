@@ -39,12 +39,15 @@ pub(crate) enum Note {
 pub(crate) struct Links {
     /// Jobs arrive in batches: one channel operation, and at most one wake-up of a
     /// blocked submitter, per batch rather than per job.
-    pub(crate) input: Receiver<Vec<(JobId, Job)>>,
+    pub(crate) input: Receiver<Batch>,
     pub(crate) ctl: Receiver<Ctl>,
     pub(crate) work: Sender<Task>,
     pub(crate) done: Receiver<Done>,
     pub(crate) events: Sender<Note>,
 }
+
+/// Jobs submitted together, with their ids.
+pub(crate) type Batch = Vec<(JobId, Job)>;
 
 /// Control messages from the session.
 pub(crate) enum Ctl {
@@ -94,7 +97,7 @@ struct Blocked {
 
 pub(crate) struct Scheduler {
     cfg: Arc<Config>,
-    input: Receiver<Vec<(JobId, Job)>>,
+    input: Receiver<Batch>,
     input_open: bool,
     ctl: Receiver<Ctl>,
     work: Sender<Task>,
@@ -164,7 +167,7 @@ impl Scheduler {
     }
 
     pub(crate) fn run(mut self) {
-        let never_input = never::<Vec<(JobId, Job)>>();
+        let never_input = never::<Batch>();
         let never_ctl = never::<Ctl>();
         let mut ctl_open = true;
         loop {
@@ -600,7 +603,7 @@ mod tests {
         running: HashMap<String, Pending>,
         next_id: u64,
         held: Arc<AtomicU64>,
-        _senders: (Sender<Vec<(JobId, Job)>>, Sender<Ctl>, Sender<Done>),
+        _senders: (Sender<Batch>, Sender<Ctl>, Sender<Done>),
     }
 
     fn harness(cfg: Config) -> Harness {

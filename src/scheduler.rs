@@ -109,7 +109,9 @@ pub(crate) struct Scheduler {
     hosts: Vec<Host>,
     ready: BinaryHeap<Ready>,
     /// Jobs that are ready, parked or waiting to retry, by sequence number.
-    jobs: HashMap<u64, Pending>,
+    /// Boxed: the table is sized for its busiest moment and never shrinks, so its slots
+    /// should be pointers, not 350-byte jobs.
+    jobs: HashMap<u64, Box<Pending>>,
     queued: usize,
     in_flight: usize,
     retry_waiting: usize,
@@ -311,7 +313,7 @@ impl Scheduler {
 
     fn enqueue(&mut self, pending: Pending) {
         self.ready.push(self.rank(&pending));
-        self.jobs.insert(pending.seq, pending);
+        self.jobs.insert(pending.seq, Box::new(pending));
         self.queued += 1;
     }
 
@@ -335,7 +337,7 @@ impl Scheduler {
                 continue;
             }
             host.in_flight += 1;
-            let mut pending = self.jobs.remove(&next.seq).expect("queued job is stored");
+            let mut pending = *self.jobs.remove(&next.seq).expect("queued job is stored");
             self.queued -= 1;
             pending.attempts += 1;
             let first = *pending.first_start.get_or_insert(now);
@@ -424,7 +426,7 @@ impl Scheduler {
                     });
                     self.timers
                         .push(Reverse((now + delay, Timer::Retry(pending.seq))));
-                    self.jobs.insert(pending.seq, pending);
+                    self.jobs.insert(pending.seq, Box::new(pending));
                     self.retry_waiting += 1;
                 } else {
                     let outcome = pending.outcome_failure(Status::Failed, failure.error);
@@ -543,7 +545,7 @@ impl Scheduler {
         self.timers.clear();
         self.retry_waiting = 0;
         self.queued = 0;
-        let mut left: Vec<Pending> = self.jobs.drain().map(|(_, p)| p).collect();
+        let mut left: Vec<Pending> = self.jobs.drain().map(|(_, p)| *p).collect();
         left.extend(self.blocked.drain().map(|(_, b)| b.pending));
         self.held.store(0, Ordering::SeqCst);
         left.sort_by_key(|p| p.seq);

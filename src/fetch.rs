@@ -684,7 +684,7 @@ fn receive(
             actual: format!("{got} bytes announced by the server"),
         }));
     }
-    let mut hasher = Sha256::new();
+    let mut first_bytes = Sha256::new();
     let mut sink = match &job.dest {
         Destination::File(rel) => {
             let sidecar = match (from, resume::range_validator(head)) {
@@ -698,7 +698,7 @@ fn receive(
             Sink::file(
                 &cfg.output_dir.join(rel),
                 offset,
-                &mut hasher,
+                &mut first_bytes,
                 sidecar,
                 prep.meta_exists,
             )
@@ -707,6 +707,12 @@ fn receive(
         Destination::Memory => Sink::Memory(Vec::with_capacity(
             announced.unwrap_or(0).min(cfg.memory_limit) as usize,
         )),
+    };
+    let remaining = announced.map(|total| total.saturating_sub(offset));
+    let mut hasher = if remaining.is_some_and(|n| n >= PIPELINE_MIN) {
+        BodyHasher::Piped(PipedHasher::start(first_bytes))
+    } else {
+        BodyHasher::Inline(first_bytes)
     };
     let mut bytes: u64 = offset;
     let mut last_progress = Instant::now();
@@ -760,7 +766,16 @@ fn receive(
             ..Failure::new(error)
         });
     }
-    let digest = hex(&hasher.finalize());
+    let digest = match hasher.finish() {
+        Some(h) => hex(&h.finalize()),
+        None => {
+            sink.abandon(false);
+            return Err(Failure::new(Error::Io {
+                path: PathBuf::from("(sha256 thread)"),
+                source: std::sync::Arc::new(io::Error::other("the hashing thread stopped")),
+            }));
+        }
+    };
     if let Some(expected) = job.size
         && expected != bytes
     {
@@ -796,6 +811,79 @@ fn receive(
         body,
         skipped: false,
     })
+}
+
+/// Bodies at least this long are hashed on a thread of their own while the worker reads
+/// and writes: one stream then runs at the speed of the slower of the two, not their sum.
+const PIPELINE_MIN: u64 = 4 << 20;
+/// Chunks in flight between a worker and its hashing thread.
+const PIPELINE_DEPTH: usize = 4;
+
+/// The body's sha256, computed inline or on a helper thread.
+enum BodyHasher {
+    Inline(Sha256),
+    Piped(PipedHasher),
+}
+
+impl BodyHasher {
+    fn update(&mut self, chunk: &[u8]) {
+        match self {
+            BodyHasher::Inline(h) => h.update(chunk),
+            BodyHasher::Piped(p) => p.update(chunk),
+        }
+    }
+
+    /// The hasher with every chunk in it; `None` only if the hashing thread died.
+    fn finish(self) -> Option<Sha256> {
+        match self {
+            BodyHasher::Inline(h) => Some(h),
+            BodyHasher::Piped(p) => p.finish(),
+        }
+    }
+}
+
+/// A hashing thread fed with copies of the chunks from a small pool of buffers, so a
+/// large body costs a copy per chunk and no allocation after the first few.
+struct PipedHasher {
+    full: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    free: crossbeam_channel::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<Sha256>,
+}
+
+impl PipedHasher {
+    fn start(mut hasher: Sha256) -> PipedHasher {
+        let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH);
+        let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH + 1);
+        for _ in 0..=PIPELINE_DEPTH {
+            let _ = free_tx.send(Vec::with_capacity(BUF_SIZE));
+        }
+        let thread = std::thread::spawn(move || {
+            for mut buf in full_rx {
+                hasher.update(&buf);
+                buf.clear();
+                let _ = free_tx.send(buf);
+            }
+            hasher
+        });
+        PipedHasher {
+            full: Some(full_tx),
+            free: free_rx,
+            thread,
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        let mut buf = self.free.recv().unwrap_or_default();
+        buf.extend_from_slice(chunk);
+        if let Some(full) = &self.full {
+            let _ = full.send(buf);
+        }
+    }
+
+    fn finish(mut self) -> Option<Sha256> {
+        drop(self.full.take());
+        self.thread.join().ok()
+    }
 }
 
 /// Where body bytes go: a `.part` file renamed on commit, or a bounded buffer.

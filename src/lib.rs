@@ -59,3 +59,8 @@ pub use report::{Outcome, Report, Status, Summary};
 pub use retry::{format_http_date, parse_http_date, parse_retry_after};
 pub use shard::{Shard, shard_of};
 pub use verify::{Problem, Verification, verify};
+
+/// The README's Rust examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -107,3 +107,38 @@ fn the_download_example_runs_against_the_test_server() {
         random_bytes(4, 1234)
     );
 }
+
+#[test]
+fn the_stream_example_keeps_api_responses_in_memory_and_writes_nothing() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/api/1", |_| support::Reply::ok(b"{\"id\":1}"));
+    server.route("/api/2", |_| support::Reply::ok(b"{\"id\":2}"));
+    let out = Command::new(support::cli::example("stream"))
+        .args([server.url("/api/1"), server.url("/api/2")])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("ok ") && lines[0].ends_with("8 bytes: {\"id\":1}"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("ok ") && lines[1].ends_with("8 bytes: {\"id\":2}"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "a memory job writes no file"
+    );
+}

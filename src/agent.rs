@@ -54,6 +54,9 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
         .max_idle_connections(idle * 2)
         .max_idle_connections_per_host(idle)
         .proxy(None)
+        // ureq keeps 128 KiB for each direction of every connection; requests are small,
+        // so the output side gets 16 KiB (bodies still stream through it).
+        .output_buffer_size(16 * 1024)
         .tls_config(tls.build())
         .user_agent(config.user_agent.as_str())
         .build();

@@ -709,10 +709,12 @@ fn receive(
         )),
     };
     let remaining = announced.map(|total| total.saturating_sub(offset));
-    let mut hasher = if remaining.is_some_and(|n| n >= PIPELINE_MIN) {
-        BodyHasher::Piped(PipedHasher::start(first_bytes))
-    } else {
-        BodyHasher::Inline(first_bytes)
+    let mut hasher = match remaining
+        .filter(|n| *n >= PIPELINE_MIN)
+        .and_then(|_| Pipeline::claim())
+    {
+        Some(slot) => BodyHasher::Piped(PipedHasher::start(first_bytes, slot)),
+        None => BodyHasher::Inline(first_bytes),
     };
     let mut bytes: u64 = offset;
     let mut last_progress = Instant::now();
@@ -819,6 +821,32 @@ const PIPELINE_MIN: u64 = 4 << 20;
 /// Chunks in flight between a worker and its hashing thread.
 const PIPELINE_DEPTH: usize = 4;
 
+/// Hashing threads running now. A hashing thread only helps while a core is idle: when
+/// every core is busy (many workers, large files) hashing inline costs the same CPU
+/// without the copies and buffers, so at most one per core runs at a time.
+static PIPELINES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`PIPELINES`] slots, given back on drop.
+struct Pipeline;
+
+impl Pipeline {
+    fn claim() -> Option<Pipeline> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PIPELINES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cores).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Pipeline)
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        PIPELINES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The body's sha256, computed inline or on a helper thread.
 enum BodyHasher {
     Inline(Sha256),
@@ -848,10 +876,11 @@ struct PipedHasher {
     full: Option<crossbeam_channel::Sender<Vec<u8>>>,
     free: crossbeam_channel::Receiver<Vec<u8>>,
     thread: std::thread::JoinHandle<Sha256>,
+    _slot: Pipeline,
 }
 
 impl PipedHasher {
-    fn start(mut hasher: Sha256) -> PipedHasher {
+    fn start(mut hasher: Sha256, slot: Pipeline) -> PipedHasher {
         let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH);
         let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH + 1);
         for _ in 0..=PIPELINE_DEPTH {
@@ -869,6 +898,7 @@ impl PipedHasher {
             full: Some(full_tx),
             free: free_rx,
             thread,
+            _slot: slot,
         }
     }
 

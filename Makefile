@@ -22,6 +22,7 @@ release:
 	$(CARGO) build --release
 
 test:
+	$(CARGO) build --examples
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 

@@ -12,9 +12,23 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fetchpool"))
 }
 
-/// An example program, built by `cargo test` next to the binary.
+/// An example program, next to the binary. `cargo test --all-targets` builds examples
+/// only in test form, so a missing one is built here (cargo serialises concurrent builds).
 pub fn example(name: &str) -> PathBuf {
-    bin().parent().unwrap().join("examples").join(name)
+    let path = bin().parent().unwrap().join("examples").join(name);
+    if !path.exists() {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--example", name]);
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
 }
 
 /// What one run of the binary produced.

@@ -18,6 +18,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -28,6 +29,9 @@ use select::{RetrySet, Selection};
 pub(crate) use summary::human_bytes;
 
 /// Exit codes, as documented in `--help`.
+/// Longest a finished job's report line waits in the buffer before it is written.
+const REPORT_FLUSH: Duration = Duration::from_millis(100);
+
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -248,6 +252,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     });
     let mut report_error: Option<io::Error> = None;
+    let mut last_flush = Instant::now();
     let mut first_failures: BTreeMap<ErrorKind, (String, String)> = BTreeMap::new();
     let interrupt = interrupt::install();
     let summary = pool.run_with_cancel(
@@ -261,8 +266,15 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
                 if let Some(w) = report.as_mut()
                     && report_error.is_none()
                 {
+                    // Lines reach the file within REPORT_FLUSH of their job's end, in
+                    // one write per interval rather than one per job.
                     let line = outcome.to_json().to_string();
-                    if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
+                    let mut written = writeln!(w, "{line}");
+                    if written.is_ok() && last_flush.elapsed() >= REPORT_FLUSH {
+                        written = w.flush();
+                        last_flush = Instant::now();
+                    }
+                    if let Err(e) = written {
                         report_error = Some(e);
                     }
                 }
@@ -284,6 +296,11 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     );
     if let Some(bar) = bar {
         bar.finish();
+    }
+    if let (Some(w), None) = (report.as_mut(), &report_error)
+        && let Err(e) = w.flush()
+    {
+        report_error = Some(e);
     }
     if let Some(e) = report_error {
         eprintln!("fetchpool: writing the report failed: {e}");

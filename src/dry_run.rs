@@ -60,10 +60,7 @@ fn count_up_to_date(sources: &[Source], selection: &Selection, dir: &Path) -> u6
         .iter()
         .filter_map(|s| s.open().ok())
         .flatten()
-        .filter(|job| {
-            job.as_ref().is_ok_and(|job| {
-                job.sha256.is_some() && job.path().is_some() && selection.takes(job)
-            })
-        });
-    fetchpool::verify(dir, jobs).map_or(0, |v| v.ok)
+        .flatten()
+        .filter(|job| job.sha256.is_some() && job.path().is_some() && selection.takes(job));
+    fetchpool::count_verified(dir, jobs)
 }

@@ -58,7 +58,7 @@ pub use ratelimit::{RateLimiter, parse_rate};
 pub use report::{Outcome, Report, Status, Summary};
 pub use retry::{format_http_date, parse_http_date, parse_retry_after};
 pub use shard::{Shard, shard_of};
-pub use verify::{Problem, Verification, verify};
+pub use verify::{Problem, Verification, count_verified, verify};
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.
 #[cfg(doctest)]

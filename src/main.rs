@@ -352,7 +352,22 @@ fn check(
         }
     }
     let names: Vec<&str> = sources.iter().map(Source::name).collect();
-    Ok(match checker.finish(&names.join(", ")) {
+    // Read again only when a path may repeat; a list that cannot be reopened now was
+    // readable a moment ago, and the run itself will say so if it stays unreadable.
+    let mut reread: anyhow::Result<()> = Ok(());
+    let finished = checker.finish(&names.join(", "), |visit| {
+        for source in sources {
+            match source.open() {
+                Ok(reader) => reader
+                    .flatten()
+                    .filter(|job| selection.takes(job))
+                    .for_each(|job| visit(&job)),
+                Err(e) => reread = Err(e),
+            }
+        }
+    });
+    reread?;
+    Ok(match finished {
         Ok(plan) if errors.is_empty() => Ok(Checked { plan, listed }),
         Ok(_) => Err(errors),
         Err(more) => {

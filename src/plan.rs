@@ -2,12 +2,17 @@
 //!
 //! Two jobs writing one file, a dependency on an id that no job has, two jobs with one
 //! id, and dependency cycles are configuration errors, reported with line numbers before
-//! the first request. The check keeps 16 bytes per job (a path hash and a line number)
-//! plus the jobs that carry ids, never the jobs themselves.
+//! the first request.
+//!
+//! Memory stays small however long the list: paths go into a growing Bloom filter (about
+//! 2.5 bytes per job), and only the few that might repeat one seen before are checked
+//! exactly, in a second reading of the list that happens only when there are such paths.
+//! Jobs that carry ids are kept by id; the jobs themselves never are.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::job::{Destination, Job, normalize};
@@ -27,7 +32,9 @@ pub struct Plan {
 /// every problem found.
 #[derive(Default)]
 pub struct PlanChecker {
-    paths: Vec<(u64, u64)>,
+    seen: SeenPaths,
+    /// Hashes of paths that may have been seen before: checked exactly on a second reading.
+    suspects: HashSet<u64>,
     ids: HashMap<String, (u64, Vec<String>)>,
     hosts: HashMap<String, u64>,
     errors: Vec<Error>,
@@ -44,10 +51,10 @@ impl PlanChecker {
     pub fn add(&mut self, job: &Job) {
         self.jobs += 1;
         let line = job.origin.as_ref().map(|o| o.line).unwrap_or(self.jobs);
-        if let Destination::File(path) = &job.dest {
-            let mut h = DefaultHasher::new();
-            normalize(path).hash(&mut h);
-            self.paths.push((h.finish(), line));
+        if let Some(h) = path_hash(job)
+            && self.seen.check_and_insert(h)
+        {
+            self.suspects.insert(h);
         }
         if let Some(id) = &job.id {
             if let Some((first, _)) = self.ids.get(id) {
@@ -66,15 +73,37 @@ impl PlanChecker {
     }
 
     /// Reports every problem found, or the plan. `source` names the list in messages.
-    pub fn finish(mut self, source: &str) -> Result<Plan, Vec<Error>> {
-        self.paths.sort_unstable();
-        for pair in self.paths.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                self.errors.push(Error::config(format!(
-                    "{source}: lines {} and {} write the same file; give each job its own path",
-                    pair[0].1, pair[1].1
-                )));
-            }
+    ///
+    /// `replay` is called at most once, only when some path may repeat, to read the list
+    /// again: it must hand every job given to [`PlanChecker::add`] to the visitor, in the
+    /// same order.
+    pub fn finish(
+        mut self,
+        source: &str,
+        replay: impl FnOnce(&mut dyn FnMut(&Job)),
+    ) -> Result<Plan, Vec<Error>> {
+        if !self.suspects.is_empty() {
+            let mut first: HashMap<u64, (u64, PathBuf)> = HashMap::new();
+            let mut position = 0;
+            let suspects = std::mem::take(&mut self.suspects);
+            let errors = &mut self.errors;
+            replay(&mut |job: &Job| {
+                position += 1;
+                let Some(h) = path_hash(job).filter(|h| suspects.contains(h)) else {
+                    return;
+                };
+                let line = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
+                let path = job.path().map(normalize).unwrap_or_default();
+                match first.get(&h) {
+                    Some((earlier, p)) if *p == path => errors.push(Error::config(format!(
+                        "{source}: lines {earlier} and {line} write the same file; give each job its own path"
+                    ))),
+                    Some(_) => {}
+                    None => {
+                        first.insert(h, (line, path));
+                    }
+                }
+            });
         }
         self.check_dependencies(source);
         if !self.errors.is_empty() {
@@ -153,6 +182,91 @@ impl PlanChecker {
     }
 }
 
+/// The hash of a file job's normalized destination.
+fn path_hash(job: &Job) -> Option<u64> {
+    let Destination::File(path) = &job.dest else {
+        return None;
+    };
+    let mut h = DefaultHasher::new();
+    normalize(path).hash(&mut h);
+    Some(h.finish())
+}
+
+/// The paths seen so far, as a Bloom filter that grows: a new filter twice the size of
+/// the last once it holds its capacity. Ten bits per path and seven probes give about one
+/// false "seen" in a hundred, which costs only a second look at that path.
+#[derive(Default)]
+struct SeenPaths {
+    filters: Vec<Filter>,
+}
+
+struct Filter {
+    bits: Vec<u64>,
+    /// Number of bits, `bits.len() * 64`.
+    len: u64,
+    items: usize,
+    capacity: usize,
+}
+
+impl Filter {
+    const PROBES: u64 = 7;
+    const BITS_PER_ITEM: usize = 10;
+
+    fn new(capacity: usize) -> Filter {
+        let words = (capacity * Self::BITS_PER_ITEM).div_ceil(64);
+        Filter {
+            bits: vec![0; words],
+            len: words as u64 * 64,
+            items: 0,
+            capacity,
+        }
+    }
+
+    /// The bit positions of `h`: double hashing, each mapped onto the filter by a
+    /// multiply-shift (no power-of-two size needed).
+    fn probes(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
+        let step = h.rotate_left(32) | 1;
+        (0..Self::PROBES).map(move |i| {
+            let x = h.wrapping_add(i.wrapping_mul(step));
+            ((x as u128 * self.len as u128) >> 64) as u64
+        })
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.probes(h)
+            .all(|b| self.bits[(b / 64) as usize] & (1 << (b % 64)) != 0)
+    }
+
+    fn insert(&mut self, h: u64) {
+        let positions: Vec<u64> = self.probes(h).collect();
+        for b in positions {
+            self.bits[(b / 64) as usize] |= 1 << (b % 64);
+        }
+        self.items += 1;
+    }
+}
+
+impl SeenPaths {
+    const FIRST_CAPACITY: usize = 1 << 14;
+
+    /// Whether `h` may have been seen before; records it either way.
+    fn check_and_insert(&mut self, h: u64) -> bool {
+        if self.filters.iter().any(|f| f.contains(h)) {
+            return true;
+        }
+        let full = self.filters.last().is_none_or(|f| f.items >= f.capacity);
+        if full {
+            let capacity = self
+                .filters
+                .last()
+                .map_or(Self::FIRST_CAPACITY, |f| f.capacity * 2);
+            self.filters.push(Filter::new(capacity));
+        }
+        self.filters.last_mut().expect("pushed above").insert(h);
+        false
+    }
+}
+
 /// The host part a per-host limit applies to: `scheme://host:port`, lowercase.
 pub(crate) fn host_key(url: &str) -> String {
     match url.parse::<ureq::http::Uri>() {
@@ -180,30 +294,68 @@ mod tests {
         j
     }
 
+    /// Checks `jobs` the way the CLI does: one reading, and a second when asked.
+    fn check(jobs: &[Job]) -> Result<Plan, Vec<String>> {
+        let mut c = PlanChecker::new();
+        for j in jobs {
+            c.add(j);
+        }
+        c.finish("l", |visit| jobs.iter().for_each(visit))
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+
     #[test]
     fn duplicate_paths_name_both_lines() {
-        let mut c = PlanChecker::new();
-        c.add(&job("http://h/a", "x/a", 1));
-        c.add(&job("http://h/b", "b", 2));
-        c.add(&job("http://h/c", "x/./y/../a", 3));
-        let errs = c.finish("l").unwrap_err();
+        let errs = check(&[
+            job("http://h/a", "x/a", 1),
+            job("http://h/b", "b", 2),
+            job("http://h/c", "x/./y/../a", 3),
+        ])
+        .unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().contains("lines 1 and 3"), "{}", errs[0]);
+        assert!(errs[0].contains("lines 1 and 3"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn a_hundred_thousand_distinct_paths_pass_and_one_repeat_is_found() {
+        let mut jobs: Vec<Job> = (1..=100_000)
+            .map(|i| job("http://h/x", &format!("d{}/f{i}", i % 97), i))
+            .collect();
+        assert!(
+            check(&jobs).is_ok(),
+            "Bloom false positives must never become errors"
+        );
+        jobs.push(job(
+            "http://h/x",
+            &format!("d{}/f77783", 77783 % 97),
+            100_001,
+        ));
+        let errs = check(&jobs).unwrap_err();
+        assert_eq!(
+            errs,
+            ["l: lines 77783 and 100001 write the same file; give each job its own path"]
+        );
+    }
+
+    #[test]
+    fn the_list_is_read_again_only_when_a_path_may_repeat() {
+        let jobs = [job("http://h/a", "a", 1), job("http://h/b", "b", 2)];
+        let mut c = PlanChecker::new();
+        jobs.iter().for_each(|j| c.add(j));
+        let mut replayed = false;
+        assert!(c.finish("l", |_| replayed = true).is_ok());
+        assert!(!replayed);
     }
 
     #[test]
     fn unknown_ids_and_cycles_are_errors() {
-        let mut c = PlanChecker::new();
-        c.add(&job("http://h/a", "a", 1).id("a").after("c"));
-        c.add(&job("http://h/b", "b", 2).id("b").after("a"));
-        c.add(&job("http://h/c", "c", 3).id("c").after("b"));
-        c.add(&job("http://h/d", "d", 4).after("zzz"));
-        let errs: Vec<String> = c
-            .finish("l")
-            .unwrap_err()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errs = check(&[
+            job("http://h/a", "a", 1).id("a").after("c"),
+            job("http://h/b", "b", 2).id("b").after("a"),
+            job("http://h/c", "c", 3).id("c").after("b"),
+            job("http://h/d", "d", 4).after("zzz"),
+        ])
+        .unwrap_err();
         assert!(
             errs.iter()
                 .any(|e| e.contains("l:4") && e.contains("'zzz'")),
@@ -218,11 +370,12 @@ mod tests {
 
     #[test]
     fn plan_counts_hosts() {
-        let mut c = PlanChecker::new();
-        c.add(&job("http://H:80/a", "a", 1));
-        c.add(&job("http://h/b", "b", 2).id("b"));
-        c.add(&job("https://h/c", "c", 3).after("b"));
-        let plan = c.finish("l").unwrap();
+        let plan = check(&[
+            job("http://H:80/a", "a", 1),
+            job("http://h/b", "b", 2).id("b"),
+            job("https://h/c", "c", 3).after("b"),
+        ])
+        .unwrap();
         assert_eq!(plan.jobs, 3);
         assert_eq!(
             plan.hosts,

@@ -75,7 +75,7 @@ impl Pool {
             job.check()?;
             checker.add(job);
         }
-        if let Err(errors) = checker.finish("jobs") {
+        if let Err(errors) = checker.finish("jobs", |visit| jobs.iter().for_each(visit)) {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             return Err(Error::config(lines.join("\n")));
         }

@@ -128,6 +128,23 @@ pub fn verify(
     Ok(verdicts.finish())
 }
 
+/// How many of `jobs` already have their file, with the listed sha256 (and size), under
+/// `dir`: what [`verify`] counts as ok, without keeping the others. For a plan over a list
+/// of any length.
+pub fn count_verified(
+    dir: impl AsRef<Path>,
+    jobs: impl IntoIterator<Item = Job, IntoIter: Send>,
+) -> u64 {
+    let dir = dir.as_ref();
+    jobs.into_iter()
+        .par_bridge()
+        .filter(|job| match &job.dest {
+            Destination::File(rel) => matches!(check(dir, rel, job), Verdict::Ok(_)),
+            Destination::Memory => false,
+        })
+        .count() as u64
+}
+
 /// One thread's share of the result; problems keep their list position for sorting.
 #[derive(Default)]
 struct Tally {

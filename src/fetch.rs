@@ -118,10 +118,15 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         {
             return Err(fail(deadline_error(ctx), &redirects));
         }
-        let mut sent = headers.clone();
-        sent.extend(prep.headers());
-        let response = send(ctx, &method, &url, &sent, body.as_deref(), task.deadline)
-            .map_err(|e| fail(e, &redirects))?;
+        let response = send(
+            ctx,
+            &method,
+            &url,
+            [&headers[..], &prep.headers()],
+            body.as_deref(),
+            task.deadline,
+        )
+        .map_err(|e| fail(e, &redirects))?;
         let status = response.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308)
             && let Some(location) = header(&response, "location")
@@ -241,12 +246,16 @@ fn send(
     ctx: &Context,
     method: &str,
     url: &str,
-    headers: &[(String, String)],
+    headers: [&[(String, String)]; 2],
     body: Option<&[u8]>,
     deadline: Option<Instant>,
 ) -> Result<Response<Body>, Error> {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
+    // Parsed once: the request and the proxy choice both need it.
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Error::config(format!("invalid URL {url}: {e}")))?;
+    let mut builder = http::Request::builder().method(method).uri(uri.clone());
+    for (k, v) in headers.into_iter().flatten() {
         builder = builder.header(k.as_str(), v.as_str());
     }
     let bad = |e: http::Error| {
@@ -256,9 +265,6 @@ fn send(
     };
     // Chosen per hop: a redirect to another host or scheme may need another proxy or
     // none (NO_PROXY). The agent has no proxy of its own, so `None` here is direct.
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| Error::config(format!("invalid URL {url}: {e}")))?;
     let proxy = ctx.config.proxy.choose(&uri);
     let result = match body {
         Some(bytes) => run(ctx, url, builder.body(bytes).map_err(bad)?, proxy, deadline),

@@ -38,6 +38,7 @@ use ureq::http::HeaderMap;
 
 use crate::fetch::{hex, part_path};
 use crate::job::{Destination, Job};
+use crate::verify::{self, Problem, Verdict};
 
 /// Bodies larger than this (in bytes), or of unknown length, get their sidecar before the
 /// first body byte. 1 MiB: below it, a restart costs less than the sidecar's write and
@@ -356,22 +357,17 @@ pub(crate) struct UpToDate {
     pub(crate) len: u64,
 }
 
-/// Hashes `PATH` when the job names a sha256 and the file exists.
+/// Hashes `PATH` when the job names a sha256 and the file exists: `None` when there is
+/// nothing to hash, else whether the file is right (by [`crate::verify`]'s rule).
 fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
-    let (Destination::File(rel), Some(want)) = (&job.dest, &job.sha256) else {
+    let (Destination::File(rel), Some(_)) = (&job.dest, &job.sha256) else {
         return None;
     };
-    let path = output_dir.join(rel);
-    if !path.is_file() {
-        return None;
+    match verify::check(output_dir, rel, job) {
+        Verdict::Bad(_, Problem::Missing) => None,
+        Verdict::Ok(len) => Some(Some(UpToDate { len })),
+        _ => Some(None),
     }
-    let verdict = match hash_file(&path) {
-        Ok((got, len)) if got == *want && job.size.is_none_or(|s| s == len) => {
-            Some(UpToDate { len })
-        }
-        _ => None,
-    };
-    Some(verdict)
 }
 
 /// Verdicts of the pre-check, waiting for their jobs to reach a worker. An entry lives from

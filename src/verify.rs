@@ -80,7 +80,7 @@ impl Verification {
     }
 }
 
-enum Verdict {
+pub(crate) enum Verdict {
     Ok(u64),
     Unchecked,
     Bad(PathBuf, Problem),
@@ -178,7 +178,10 @@ impl Tally {
     }
 }
 
-fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
+/// The one rule for "this file is already right": present, the listed size, the listed
+/// sha256 (the size is compared first, so a wrong-size file is never hashed). The run's
+/// skip check, `verify` and `--dry-run` all ask it.
+pub(crate) fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
     let path = dir.join(rel);
     let bad = |p| Verdict::Bad(rel.to_path_buf(), p);
     let meta = match std::fs::metadata(&path) {

@@ -8,12 +8,12 @@
 //! `Proxy-Authorization` ([`TestProxy::require_auth`]).
 
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
-use super::relay::{exchange, read_head, tunnel};
+use super::relay::{accept_loop, exchange, read_head, tunnel};
 
 /// One request the proxy was asked to carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,23 +47,16 @@ pub struct TestProxy {
 impl TestProxy {
     /// Binds `127.0.0.1:0` and starts accepting.
     pub fn start() -> TestProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test proxy");
-        let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
-        let acceptor = {
-            let shared = shared.clone();
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    *lock(&shared.connections) += 1;
-                    let shared = shared.clone();
-                    thread::spawn(move || serve(&shared, stream));
-                }
-            })
-        };
+        let (stop, conns) = (shared.clone(), shared.clone());
+        let (addr, acceptor) = accept_loop(
+            "test proxy",
+            move || stop.stop.load(Ordering::SeqCst),
+            move |stream| {
+                *lock(&conns.connections) += 1;
+                serve(&conns, stream);
+            },
+        );
         TestProxy {
             addr,
             shared,

@@ -3,8 +3,9 @@
 //! ways for a `CONNECT` tunnel.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::thread;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 
 /// A request or response head: the start line and the headers in order.
 pub struct Head {
@@ -179,4 +180,27 @@ pub fn tunnel(client: TcpStream, server: TcpStream) {
     let _ = io::copy(&mut c, &mut s);
     let _ = s.shutdown(Shutdown::Write);
     let _ = back.join();
+}
+
+/// Binds `127.0.0.1:0` and serves every accepted connection on a thread of its own with
+/// `serve`, until `stopped()` holds: the accept loop the test proxies share.
+pub fn accept_loop(
+    what: &str,
+    stopped: impl Fn() -> bool + Send + 'static,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    let acceptor = thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stopped() {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            let serve = Arc::clone(&serve);
+            thread::spawn(move || serve(stream));
+        }
+    });
+    (addr, acceptor)
 }

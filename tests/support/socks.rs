@@ -3,12 +3,12 @@
 //! upstream socket, like [`super::proxy::TestProxy`] does for HTTP proxies.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
-use super::relay::tunnel;
+use super::relay::{accept_loop, tunnel};
 
 #[derive(Default)]
 struct Shared {
@@ -32,24 +32,15 @@ pub struct SocksProxy {
 impl SocksProxy {
     /// Binds `127.0.0.1:0` and starts accepting.
     pub fn start() -> SocksProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind SOCKS proxy");
-        let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
-        let acceptor = {
-            let shared = shared.clone();
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let shared = shared.clone();
-                    thread::spawn(move || {
-                        let _ = serve(&shared, stream);
-                    });
-                }
-            })
-        };
+        let (stop, conns) = (shared.clone(), shared.clone());
+        let (addr, acceptor) = accept_loop(
+            "SOCKS proxy",
+            move || stop.stop.load(Ordering::SeqCst),
+            move |stream| {
+                let _ = serve(&conns, stream);
+            },
+        );
         SocksProxy {
             addr,
             shared,

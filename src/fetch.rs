@@ -62,9 +62,10 @@ impl Failure {
     }
 }
 
-/// Size of each worker's read buffer: large enough that a fast local transfer costs few
-/// syscalls per megabyte, small enough to stay in cache.
-const BUF_SIZE: usize = 256 * 1024;
+/// Size of each worker's read buffer: the connection's input buffer (see
+/// [`crate::agent::INPUT_BUFFER`]), the most one read hands over; larger would never be
+/// filled, only counted in memory.
+const BUF_SIZE: usize = crate::agent::INPUT_BUFFER;
 /// Progress events per job: at most one per interval, and one per step of bytes.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -218,14 +219,14 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
                 )
             });
         }
-        let head = response.headers().clone();
+        let (head, body) = response.into_parts();
         let mut reader: Box<dyn Read> = if complete {
-            drain(response);
+            drain_body(body);
             Box::new(io::empty())
         } else {
-            Box::new(response.into_body().into_reader())
+            Box::new(body.into_reader())
         };
-        return receive(ctx, task, status, &head, &mut reader, from, &prep)
+        return receive(ctx, task, status, &head.headers, &mut reader, from, &prep)
             .map(|mut s| {
                 s.redirects = redirects.clone();
                 s
@@ -349,13 +350,18 @@ fn run<B: ureq::AsSendBody + Clone>(
     loop {
         let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         reuse::begin();
-        let result = request
-            .clone()
-            .with_agent(&ctx.agent)
-            .configure()
-            .proxy(proxy.map(ProxyChoice::to_ureq))
-            .timeout_global(budget)
-            .run();
+        let request = request.clone().with_agent(&ctx.agent);
+        // A per-request config copies the agent's; the common case needs none (the agent
+        // has no proxy and no global timeout).
+        let result = if proxy.is_none() && budget.is_none() {
+            request.run()
+        } else {
+            request
+                .configure()
+                .proxy(proxy.map(ProxyChoice::to_ureq))
+                .timeout_global(budget)
+                .run()
+        };
         match result {
             // Each stale try drops a dead connection from the pool; the bound only guards
             // against a pool full of them.
@@ -527,11 +533,11 @@ fn header(response: &Response<Body>, name: &str) -> Option<String> {
 /// Reads what is left of a small body so the connection can be reused; a large one is
 /// dropped with its connection.
 fn drain(response: Response<Body>) {
-    let _ = response
-        .into_body()
-        .into_with_config()
-        .limit(64 * 1024)
-        .read_to_vec();
+    drain_body(response.into_body());
+}
+
+fn drain_body(body: Body) {
+    let _ = body.into_with_config().limit(64 * 1024).read_to_vec();
 }
 
 /// Checks a redirect and returns the absolute URL it points to.
@@ -725,15 +731,16 @@ fn receive(
     let mut bytes: u64 = offset;
     let mut last_progress = Instant::now();
     let mut last_progress_bytes = bytes;
-    let result: Result<(), Error> = BUFFER.with_borrow_mut(|buf| {
+    let result: Result<(), Error> = BUFFER.with_borrow_mut(|local| {
         loop {
             if ctx.cancelled.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled {
                     reason: "interrupted".into(),
                 });
             }
-            let want = ctx.read_size(buf.len());
-            let n = match reader.read(&mut buf[..want]) {
+            let chunk_buf = hasher.buffer(local);
+            let want = ctx.read_size(chunk_buf.len());
+            let n = match reader.read(&mut chunk_buf[..want]) {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     ctx.throttle(n);
@@ -742,10 +749,9 @@ fn receive(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(from_io(ctx, e)),
             };
-            let chunk = &buf[..n];
-            hasher.update(chunk);
+            sink.write(&chunk_buf[..n], cfg.memory_limit)?;
+            hasher.consume(n, local);
             bytes += n as u64;
-            sink.write(chunk, cfg.memory_limit)?;
             if cfg.progress_events
                 && (bytes - last_progress_bytes >= 1 << 20
                     || last_progress.elapsed() >= PROGRESS_INTERVAL)
@@ -860,10 +866,21 @@ enum BodyHasher {
 }
 
 impl BodyHasher {
-    fn update(&mut self, chunk: &[u8]) {
+    /// The buffer the next chunk is read into: the worker's own for inline hashing, one
+    /// of the hashing thread's for a piped body (handed over whole after the write, so
+    /// the chunk is never copied).
+    fn buffer<'a>(&'a mut self, local: &'a mut [u8]) -> &'a mut [u8] {
         match self {
-            BodyHasher::Inline(h) => h.update(chunk),
-            BodyHasher::Piped(p) => p.update(chunk),
+            BodyHasher::Inline(_) => local,
+            BodyHasher::Piped(p) => &mut p.current,
+        }
+    }
+
+    /// Hashes the first `n` bytes of the buffer last returned by [`BodyHasher::buffer`].
+    fn consume(&mut self, n: usize, local: &[u8]) {
+        match self {
+            BodyHasher::Inline(h) => h.update(&local[..n]),
+            BodyHasher::Piped(p) => p.consume(n),
         }
     }
 
@@ -876,10 +893,12 @@ impl BodyHasher {
     }
 }
 
-/// A hashing thread fed with copies of the chunks from a small pool of buffers, so a
-/// large body costs a copy per chunk and no allocation after the first few.
+/// A hashing thread that takes whole read buffers from the worker and gives them back
+/// once hashed: a large body costs no copy and no allocation after the first few chunks.
 struct PipedHasher {
-    full: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// The buffer the worker reads into now.
+    current: Vec<u8>,
+    full: Option<crossbeam_channel::Sender<(Vec<u8>, usize)>>,
     free: crossbeam_channel::Receiver<Vec<u8>>,
     thread: std::thread::JoinHandle<Sha256>,
     _slot: Pipeline,
@@ -887,20 +906,20 @@ struct PipedHasher {
 
 impl PipedHasher {
     fn start(mut hasher: Sha256, slot: Pipeline) -> PipedHasher {
-        let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH);
+        let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(PIPELINE_DEPTH);
         let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH + 1);
-        for _ in 0..=PIPELINE_DEPTH {
-            let _ = free_tx.send(Vec::with_capacity(BUF_SIZE));
+        for _ in 0..PIPELINE_DEPTH {
+            let _ = free_tx.send(vec![0; BUF_SIZE]);
         }
         let thread = std::thread::spawn(move || {
-            for mut buf in full_rx {
-                hasher.update(&buf);
-                buf.clear();
+            for (buf, n) in full_rx {
+                hasher.update(&buf[..n]);
                 let _ = free_tx.send(buf);
             }
             hasher
         });
         PipedHasher {
+            current: vec![0; BUF_SIZE],
             full: Some(full_tx),
             free: free_rx,
             thread,
@@ -908,11 +927,12 @@ impl PipedHasher {
         }
     }
 
-    fn update(&mut self, chunk: &[u8]) {
-        let mut buf = self.free.recv().unwrap_or_default();
-        buf.extend_from_slice(chunk);
+    fn consume(&mut self, n: usize) {
+        // A dead hashing thread shows at `finish`; until then the worker keeps reading.
+        let next = self.free.recv().unwrap_or_else(|_| vec![0; BUF_SIZE]);
+        let buf = std::mem::replace(&mut self.current, next);
         if let Some(full) = &self.full {
-            let _ = full.send(buf);
+            let _ = full.send((buf, n));
         }
     }
 

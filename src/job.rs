@@ -87,6 +87,11 @@ impl Job {
     pub fn new(url: impl Into<String>) -> Job {
         let url = url.into();
         let dest = Destination::File(PathBuf::from(file_name_for(&url)));
+        Job::with_dest(url, dest)
+    }
+
+    /// A `GET` of `url` into `dest`, without deriving a file name first.
+    pub(crate) fn with_dest(url: String, dest: Destination) -> Job {
         Job {
             url,
             dest,

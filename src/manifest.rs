@@ -15,7 +15,7 @@ use std::io::BufRead;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::job::{Job, Origin};
+use crate::job::{Destination, Job, Origin};
 
 /// An iterator over the jobs of one list.
 ///
@@ -140,10 +140,10 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
             fields.len()
         ));
     }
-    let mut job = Job::new(fields[0]);
-    if let Some(path) = fields.get(1).filter(|p| !p.is_empty()) {
-        job = job.to_file(*path);
-    }
+    let mut job = match fields.get(1).filter(|p| !p.is_empty()) {
+        Some(path) => Job::with_dest(fields[0].to_string(), Destination::File(path.into())),
+        None => Job::new(fields[0]),
+    };
     if let Some(sha) = fields.get(2).filter(|s| !s.is_empty() && **s != "-") {
         job = job.sha256(*sha);
     }
@@ -159,12 +159,11 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
 fn parse_json(line: &str) -> Result<Job, String> {
     let j: JsonJob = serde_json::from_str(line)
         .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines format in --help"))?;
-    let mut job = Job::new(j.url);
-    if j.memory {
-        job = job.to_memory();
-    } else if let Some(path) = j.path {
-        job = job.to_file(path);
-    }
+    let mut job = match (j.memory, j.path) {
+        (true, _) => Job::with_dest(j.url, Destination::Memory),
+        (false, Some(path)) => Job::with_dest(j.url, Destination::File(path.into())),
+        (false, None) => Job::new(j.url),
+    };
     if let Some(sha) = j.sha256 {
         job = job.sha256(sha);
     }

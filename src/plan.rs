@@ -39,6 +39,8 @@ pub struct PlanChecker {
     hosts: HashMap<String, u64>,
     errors: Vec<Error>,
     jobs: u64,
+    /// Scratch space for host keys, so a known host costs no allocation.
+    key: String,
 }
 
 impl PlanChecker {
@@ -69,7 +71,13 @@ impl PlanChecker {
             self.ids
                 .insert(format!("\0line{line}"), (line, job.after.clone()));
         }
-        *self.hosts.entry(host_key(&job.url)).or_default() += 1;
+        write_host_key(&job.url, &mut self.key);
+        match self.hosts.get_mut(self.key.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.hosts.insert(self.key.clone(), 1);
+            }
+        }
     }
 
     /// Reports every problem found, or the plan. `source` names the list in messages.
@@ -269,14 +277,46 @@ impl SeenPaths {
 
 /// The host part a per-host limit applies to: `scheme://host:port`, lowercase.
 pub(crate) fn host_key(url: &str) -> String {
-    match url.parse::<ureq::http::Uri>() {
-        Ok(uri) => {
-            let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-            let default = if scheme == "https" { 443 } else { 80 };
-            let host = uri.host().unwrap_or("").to_ascii_lowercase();
-            format!("{scheme}://{host}:{}", uri.port_u16().unwrap_or(default))
-        }
-        Err(_) => url.to_string(),
+    let mut key = String::new();
+    write_host_key(url, &mut key);
+    key
+}
+
+/// Writes the key of `url`'s host into `out` (cleared first) as `scheme://host:port`,
+/// lowercase, with the scheme's default port filled in: jobs with one key share the
+/// per-host limit. Scans the URL rather than parsing it, since it runs once per job on
+/// the scheduler's thread; a URL without `://` is its own key.
+pub(crate) fn write_host_key(url: &str, out: &mut String) {
+    out.clear();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        out.push_str(url);
+        return;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets, as URIs write it.
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, tail)) => (&hostport[..addr.len() + 2], tail.strip_prefix(':')),
+            None => (hostport, None),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    for c in scheme.chars() {
+        out.push(c.to_ascii_lowercase());
+    }
+    out.push_str("://");
+    for c in host.chars() {
+        out.push(c.to_ascii_lowercase());
+    }
+    out.push(':');
+    match port.filter(|p| !p.is_empty()) {
+        Some(p) => out.push_str(p),
+        None if scheme.eq_ignore_ascii_case("https") => out.push_str("443"),
+        None => out.push_str("80"),
     }
 }
 
@@ -292,6 +332,31 @@ mod tests {
             line,
         });
         j
+    }
+
+    #[test]
+    fn host_keys_match_a_full_uri_parse() {
+        let by_uri = |url: &str| {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let scheme = uri.scheme_str().unwrap().to_ascii_lowercase();
+            let default = if scheme == "https" { 443 } else { 80 };
+            let host = uri.host().unwrap().to_ascii_lowercase();
+            format!("{scheme}://{host}:{}", uri.port_u16().unwrap_or(default))
+        };
+        for url in [
+            "http://example.com/a",
+            "HTTPS://Example.COM",
+            "https://example.com:8443/x?y=1#z",
+            "http://user:pw@Host.example:81/p",
+            "http://a@b@c.example/p",
+            "http://[::1]:8080/x",
+            "https://[2001:DB8::1]/",
+            "http://127.0.0.1?q=a/b",
+            "http://h.example#frag",
+        ] {
+            assert_eq!(host_key(url), by_uri(url), "{url}");
+        }
+        assert_eq!(host_key("not a url"), "not a url");
     }
 
     /// Checks `jobs` the way the CLI does: one reading, and a second when asked.

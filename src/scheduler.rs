@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
-use crate::plan::host_key;
+use crate::plan::write_host_key;
 use crate::report::{Outcome, Status};
 use crate::retry;
 use crate::worker::{Done, Pending, Task};
@@ -106,6 +106,8 @@ pub(crate) struct Scheduler {
     cancelled: Arc<AtomicBool>,
     seq: u64,
     host_ids: HashMap<String, usize>,
+    /// Scratch space for host keys, so a known host costs no allocation.
+    key: String,
     hosts: Vec<Host>,
     ready: BinaryHeap<Ready>,
     /// Jobs that are ready, parked or waiting to retry, by sequence number.
@@ -152,6 +154,7 @@ impl Scheduler {
             cancelled,
             seq: 0,
             host_ids: HashMap::new(),
+            key: String::new(),
             hosts: Vec::new(),
             ready: BinaryHeap::new(),
             jobs: HashMap::new(),
@@ -234,12 +237,12 @@ impl Scheduler {
     }
 
     fn host_index(&mut self, url: &str) -> usize {
-        let key = host_key(url);
-        if let Some(&i) = self.host_ids.get(&key) {
+        write_host_key(url, &mut self.key);
+        if let Some(&i) = self.host_ids.get(self.key.as_str()) {
             return i;
         }
         self.hosts.push(Host::default());
-        self.host_ids.insert(key, self.hosts.len() - 1);
+        self.host_ids.insert(self.key.clone(), self.hosts.len() - 1);
         self.hosts.len() - 1
     }
 
@@ -337,7 +340,7 @@ impl Scheduler {
                 continue;
             }
             host.in_flight += 1;
-            let mut pending = *self.jobs.remove(&next.seq).expect("queued job is stored");
+            let mut pending = self.jobs.remove(&next.seq).expect("queued job is stored");
             self.queued -= 1;
             pending.attempts += 1;
             let first = *pending.first_start.get_or_insert(now);
@@ -349,7 +352,7 @@ impl Scheduler {
             self.in_flight += 1;
             if let Err(err) = self.work.send(Task { pending, deadline }) {
                 // Workers are gone only if they panicked; end the job rather than lose it.
-                let pending = err.into_inner().pending;
+                let pending = *err.into_inner().pending;
                 self.in_flight -= 1;
                 self.hosts[host_idx].in_flight -= 1;
                 let e = Error::Cancelled {
@@ -426,7 +429,7 @@ impl Scheduler {
                     });
                     self.timers
                         .push(Reverse((now + delay, Timer::Retry(pending.seq))));
-                    self.jobs.insert(pending.seq, Box::new(pending));
+                    self.jobs.insert(pending.seq, pending);
                     self.retry_waiting += 1;
                 } else {
                     let outcome = pending.outcome_failure(Status::Failed, failure.error);
@@ -602,7 +605,7 @@ mod tests {
         s: Scheduler,
         work: Receiver<Task>,
         events: Receiver<Note>,
-        running: HashMap<String, Pending>,
+        running: HashMap<String, Box<Pending>>,
         next_id: u64,
         held: Arc<AtomicU64>,
         _senders: (Sender<Batch>, Sender<Ctl>, Sender<Done>),

@@ -136,14 +136,15 @@ impl Pending {
 
 /// One attempt to make.
 pub(crate) struct Task {
-    pub(crate) pending: Pending,
+    /// Boxed: a task and its result cross two channels, and a pointer moves cheaply.
+    pub(crate) pending: Box<Pending>,
     /// When the job's whole budget runs out, if it has one.
     pub(crate) deadline: Option<Instant>,
 }
 
 /// An attempt's result, with the job handed back to the scheduler.
 pub(crate) struct Done {
-    pub(crate) pending: Pending,
+    pub(crate) pending: Box<Pending>,
     pub(crate) result: Result<Success, Failure>,
 }
 

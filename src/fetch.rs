@@ -1090,25 +1090,26 @@ impl Write for HashWriter<'_> {
 }
 
 thread_local! {
-    /// Directories this worker has already created or found: most jobs of a list share a
-    /// few folders, and `create_dir_all` costs two syscalls even when the folder exists.
-    static KNOWN_DIRS: RefCell<std::collections::HashSet<PathBuf>> = RefCell::default();
+    /// Directories this worker created or found lately, newest last: most jobs of a list
+    /// share a few folders, and `create_dir_all` costs two syscalls even when the folder
+    /// exists. A few suffice; a set of every folder seen would grow with the list.
+    static KNOWN_DIRS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Creates `dir` and its parents unless this worker already saw it. A directory removed
+/// Creates `dir` and its parents unless this worker saw it lately. A directory removed
 /// behind our back shows up as a failed create of the `.part`, which is an `io` error
 /// naming it, as it should be.
 fn ensure_dir(dir: &Path) -> Result<(), Error> {
-    const REMEMBERED: usize = 1024;
-    if KNOWN_DIRS.with_borrow(|known| known.contains(dir)) {
+    const REMEMBERED: usize = 16;
+    if KNOWN_DIRS.with_borrow(|known| known.iter().rev().any(|d| d == dir)) {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     KNOWN_DIRS.with_borrow_mut(|known| {
         if known.len() >= REMEMBERED {
-            known.clear();
+            known.remove(0);
         }
-        known.insert(dir.to_path_buf());
+        known.push(dir.to_path_buf());
     });
     Ok(())
 }

@@ -34,8 +34,8 @@ pub enum Destination {
 /// 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// The job list's name as the user gave it.
-    pub source: String,
+    /// The job list's name as the user gave it (shared by every job of the list).
+    pub source: std::sync::Arc<str>,
     /// The 1-based line within it.
     pub line: u64,
 }

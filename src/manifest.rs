@@ -29,7 +29,7 @@ use crate::job::{Destination, Job, Origin};
 /// assert_eq!(jobs[1].origin.as_ref().unwrap().line, 3);
 /// ```
 pub struct ManifestReader<R> {
-    name: String,
+    name: std::sync::Arc<str>,
     input: R,
     line_no: u64,
     buf: String,
@@ -40,7 +40,7 @@ impl<R: BufRead> ManifestReader<R> {
     /// Reads the list `input`, called `name` in messages (a path, `-` for stdin).
     pub fn new(name: impl Into<String>, input: R) -> Self {
         ManifestReader {
-            name: name.into(),
+            name: name.into().into(),
             input,
             line_no: 0,
             buf: String::new(),

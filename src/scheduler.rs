@@ -383,7 +383,7 @@ impl Scheduler {
         self.unpark(pending.host, 1);
         match result {
             Ok(success) => {
-                let outcome = pending.outcome_success(success);
+                let outcome = pending.take_success(success);
                 let name = pending.job.id.take();
                 self.finish(outcome, name);
             }
@@ -394,7 +394,7 @@ impl Scheduler {
                     let e = Error::Cancelled {
                         reason: "interrupted".into(),
                     };
-                    let outcome = pending.outcome_failure(Status::Cancelled, e);
+                    let outcome = pending.take_failure(Status::Cancelled, e);
                     let name = pending.job.id.take();
                     self.finish(outcome, name);
                     return;
@@ -432,7 +432,7 @@ impl Scheduler {
                     self.jobs.insert(pending.seq, pending);
                     self.retry_waiting += 1;
                 } else {
-                    let outcome = pending.outcome_failure(Status::Failed, failure.error);
+                    let outcome = pending.take_failure(Status::Failed, failure.error);
                     let name = pending.job.id.take();
                     self.finish(outcome, name);
                 }
@@ -558,7 +558,7 @@ impl Scheduler {
             };
             let status = Status::Cancelled;
             let outcome = if p.attempts > 0 {
-                p.outcome_failure(status, e)
+                p.take_failure(status, e)
             } else {
                 Outcome::not_started(p.id, &p.job, status, e)
             };

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fetch::{self, Failure, Success};
-use crate::job::{Job, JobId};
+use crate::job::{Destination, Job, JobId};
 use crate::ratelimit::RateLimiter;
 use crate::report::{Outcome, Status};
 use crate::scheduler::Note;
@@ -91,12 +91,24 @@ impl Pending {
         self.partial = failure.partial;
     }
 
-    pub(crate) fn outcome_success(&mut self, s: Success) -> Outcome {
+    /// Moves the job's URL and path out: the `Pending` is spent afterwards (only its
+    /// `job.id` is left, for the dependency bookkeeping).
+    fn take_names(&mut self) -> (String, Option<PathBuf>) {
+        let path = match std::mem::replace(&mut self.job.dest, Destination::Memory) {
+            Destination::File(p) => Some(p),
+            Destination::Memory => None,
+        };
+        (std::mem::take(&mut self.job.url), path)
+    }
+
+    /// The outcome of a job that ended well; see [`Pending::take_names`].
+    pub(crate) fn take_success(&mut self, s: Success) -> Outcome {
+        let (url, path) = self.take_names();
         Outcome {
             id: self.id,
             name: self.job.id.clone(),
-            url: self.job.url.clone(),
-            path: self.job.path().map(PathBuf::from),
+            url,
+            path,
             status: if s.skipped {
                 Status::Skipped
             } else {
@@ -114,12 +126,14 @@ impl Pending {
         }
     }
 
-    pub(crate) fn outcome_failure(&mut self, status: Status, error: Error) -> Outcome {
+    /// The outcome of a job that ended badly; see [`Pending::take_names`].
+    pub(crate) fn take_failure(&mut self, status: Status, error: Error) -> Outcome {
+        let (url, path) = self.take_names();
         Outcome {
             id: self.id,
             name: self.job.id.clone(),
-            url: self.job.url.clone(),
-            path: self.job.path().map(PathBuf::from),
+            url,
+            path,
             status,
             http_status: self.http_status,
             bytes: 0,

@@ -68,13 +68,15 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
         .tls_config(tls.build())
         .user_agent(config.user_agent.as_str())
         .build();
-    // The marker tells a stale pooled connection from a fresh one (see `reuse`); the
-    // absolute-form connector sends plain-http targets to an HTTP proxy without CONNECT.
+    // The marker tells a stale pooled connection from a fresh one, and connections are
+    // probed once per reuse rather than twice (see `reuse`); the absolute-form connector
+    // sends plain-http targets to an HTTP proxy without CONNECT.
     let connector = reuse::Marker
         .chain(AbsoluteFormConnector::default())
         .chain(SocksConnector::default())
         .chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
+        .chain(reuse::ProbeOnReuse)
         .chain(RustlsConnector::default());
     Ok(ureq::Agent::with_parts(
         agent_config,

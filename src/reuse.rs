@@ -14,11 +14,16 @@
 //! connector chain only to open a new one, on the calling thread. [`Marker`] goes first in
 //! the chain and notes that on a thread-local flag, which [`fetch`](crate::fetch) resets
 //! before each request.
+//!
+//! ureq probes a connection twice per request: when it goes back to the pool and when it
+//! is taken out (three syscalls each on TCP). [`ProbeOnReuse`] keeps the second only: a
+//! connection that closed or received stray bytes after its response is found out when
+//! it is taken, with the same result, and later, when more of the evidence has arrived.
 
 use std::cell::Cell;
 use std::io;
 
-use ureq::unversioned::transport::{ConnectionDetails, Connector};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
 thread_local! {
     static OPENED: Cell<bool> = const { Cell::new(false) };
@@ -39,6 +44,59 @@ impl Connector<()> for Marker {
     ) -> Result<Option<()>, ureq::Error> {
         OPENED.set(true);
         Ok(chained)
+    }
+}
+
+/// Link of the connector chain after TCP (and before TLS): wraps every new connection in
+/// [`Probed`].
+#[derive(Debug, Default)]
+pub(crate) struct ProbeOnReuse;
+
+impl<In: Transport> Connector<In> for ProbeOnReuse {
+    type Out = Probed<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Probed<In>>, ureq::Error> {
+        Ok(chained.map(|inner| Probed { inner, busy: true }))
+    }
+}
+
+/// A connection whose liveness probe is skipped right after a request used it: ureq asks
+/// again before it reuses the connection, and that answer counts.
+#[derive(Debug)]
+pub(crate) struct Probed<T> {
+    inner: T,
+    /// I/O happened since the last probe: the connection is on its way back to the pool.
+    busy: bool,
+}
+
+impl<T: Transport> Transport for Probed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.busy = true;
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.busy = true;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        if std::mem::take(&mut self.busy) {
+            return true;
+        }
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 

@@ -233,6 +233,19 @@ pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
     if path.as_os_str().is_empty() {
         return Err(Error::config("empty output path; give a file name"));
     }
+    // The common case, read as bytes: relative, no `..`, some name other than `.`.
+    #[cfg(unix)]
+    {
+        let bytes = path.as_os_str().as_encoded_bytes();
+        if bytes[0] != b'/'
+            && !has_dot_dot(bytes)
+            && bytes
+                .split(|b| *b == b'/')
+                .any(|s| !s.is_empty() && s != b".")
+        {
+            return Ok(());
+        }
+    }
     let mut depth: i64 = 0;
     for component in path.components() {
         match component {
@@ -262,6 +275,11 @@ pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Whether `bytes` contain `..` anywhere: without it a path has no parent component.
+pub(crate) fn has_dot_dot(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"..")
 }
 
 /// The normalized form of a relative path (`a/./b/../c` → `a/c`), used to find two jobs
@@ -362,6 +380,11 @@ mod tests {
         assert!(check_relative_path(Path::new("/etc/passwd")).is_err());
         assert!(check_relative_path(Path::new("a/..")).is_err());
         assert!(check_relative_path(Path::new("")).is_err());
+        assert!(check_relative_path(Path::new(".")).is_err());
+        assert!(check_relative_path(Path::new("././/")).is_err());
+        assert!(check_relative_path(Path::new("a/./b")).is_ok());
+        assert!(check_relative_path(Path::new("...")).is_ok());
+        assert!(check_relative_path(Path::new("a..b/c")).is_ok());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::job::{Destination, Job, normalize};
+use crate::job::{Destination, Job, has_dot_dot, normalize};
 
 /// What a checked list holds, for `--dry-run` and for the scheduler.
 #[derive(Debug, Default, Clone)]
@@ -196,7 +196,14 @@ fn path_hash(job: &Job) -> Option<u64> {
         return None;
     };
     let mut h = DefaultHasher::new();
-    normalize(path).hash(&mut h);
+    // A path hashes by its components, so inner `.` and doubled slashes hash as if
+    // folded already; `..` and a leading `.` need the normalized copy.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.starts_with(b".") || has_dot_dot(bytes) {
+        normalize(path).hash(&mut h);
+    } else {
+        path.hash(&mut h);
+    }
     Some(h.finish())
 }
 
@@ -332,6 +339,23 @@ mod tests {
             line,
         });
         j
+    }
+
+    #[test]
+    fn paths_hash_as_their_normalized_form() {
+        let hash = |p: &str| path_hash(&Job::new("http://h/x").to_file(p)).unwrap();
+        let plain = hash("a/b/c");
+        for same in [
+            "a/./b/c",
+            "a//b/c",
+            "./a/b/c",
+            "a/b/c/",
+            "a/x/../b/c",
+            "a/b/../b/c",
+        ] {
+            assert_eq!(hash(same), plain, "{same}");
+        }
+        assert_ne!(hash("a/b/d"), plain);
     }
 
     #[test]

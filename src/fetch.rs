@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,6 +29,7 @@ use crate::resume::{self, Prepared, RangeAnswer, Sidecar};
 use crate::retry::parse_retry_after;
 use crate::reuse;
 use crate::scheduler::Note;
+use crate::unnamed;
 use crate::worker::{Context, Task};
 
 /// What a successful attempt produced.
@@ -713,6 +714,8 @@ fn receive(
                 &mut first_bytes,
                 sidecar,
                 prep.meta_exists,
+                from.is_none() && !resume::wants_early_sidecar(announced),
+                ctx.precheck.is_fresh(),
             )
             .map_err(Failure::new)?
         }
@@ -942,11 +945,15 @@ impl PipedHasher {
     }
 }
 
-/// Where body bytes go: a `.part` file renamed on commit, or a bounded buffer.
+/// Where body bytes go: a `.part` file renamed on commit (or an unnamed file linked into
+/// place, see [`crate::unnamed`]), or a bounded buffer.
 enum Sink {
     File {
         file: File,
+        /// `PATH.part`: the file's name, or the name it gets if it must be kept unfinished.
         part: PathBuf,
+        /// Whether the file has its `.part` name yet (else it is unnamed).
+        named: bool,
         path: PathBuf,
         /// The sidecar this body can be resumed with, when it has a validator.
         sidecar: Option<Sidecar>,
@@ -960,13 +967,17 @@ impl Sink {
     /// Opens `PATH.part`: truncated for a fresh body; for a ranged one, cut to `offset`
     /// bytes which go through `hasher` first. A fresh body's sidecar is written before the
     /// first byte when the body is large (see [`resume::SIDECAR_THRESHOLD`]); a stale one
-    /// is removed so that it can never describe these bytes.
+    /// is removed so that it can never describe these bytes. A small fresh body (`small`)
+    /// goes to an unnamed file where the system allows; `fresh` says the output directory
+    /// was empty, so no stale `.part` can be left behind by that.
     fn file(
         path: &Path,
         offset: u64,
         hasher: &mut Sha256,
         sidecar: Option<Sidecar>,
         meta_exists: bool,
+        small: bool,
+        fresh: bool,
     ) -> Result<Sink, Error> {
         if let Some(dir) = path.parent() {
             ensure_dir(dir)?;
@@ -974,6 +985,7 @@ impl Sink {
         let part = part_path(path);
         let io_err = |e| Error::io(&part, e);
         let mut sidecar_written = offset > 0;
+        let mut named = true;
         let file = if offset > 0 {
             let mut file = fs::OpenOptions::new()
                 .read(true)
@@ -991,7 +1003,21 @@ impl Sink {
             file.set_len(offset).map_err(io_err)?;
             file
         } else {
-            let file = File::create(&part).map_err(io_err)?;
+            let unnamed = match path.parent() {
+                Some(dir) if small => unnamed::create(dir),
+                _ => None,
+            };
+            let file = match unnamed {
+                Some(file) => {
+                    named = false;
+                    if !fresh {
+                        // An earlier run's part would outlive this body otherwise.
+                        let _ = fs::remove_file(&part);
+                    }
+                    file
+                }
+                None => File::create(&part).map_err(io_err)?,
+            };
             let total = sidecar.as_ref().map(|s| s.total);
             match &sidecar {
                 Some(s) if total.is_some_and(resume::wants_early_sidecar) => match s.write(path) {
@@ -1010,6 +1036,7 @@ impl Sink {
         Ok(Sink::File {
             file,
             part,
+            named,
             path: path.to_path_buf(),
             sidecar,
             sidecar_written,
@@ -1039,15 +1066,21 @@ impl Sink {
     /// Returns whether the part was kept.
     fn abandon(self, keep: bool) -> bool {
         let Sink::File {
+            file,
+            part,
+            named,
             path,
             sidecar,
             sidecar_written,
-            ..
         } = self
         else {
             return false;
         };
-        let kept = keep && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
+        let resumable = sidecar_written || sidecar.is_some();
+        // An unnamed file worth keeping gets its `.part` name now.
+        let on_disk = named || (keep && resumable && unnamed::link(&file, &part).is_ok());
+        let kept =
+            keep && on_disk && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
         if !kept {
             resume::discard(&path);
         }
@@ -1060,12 +1093,31 @@ impl Sink {
             Sink::File {
                 file,
                 part,
+                named,
                 path,
                 sidecar_written,
                 ..
             } => {
+                if !named {
+                    match unnamed::link(&file, &path) {
+                        Ok(()) => return Ok(None),
+                        // A file already at PATH (an outdated one) is replaced in one
+                        // step, as a named part would: give the body its part name first.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            let _ = fs::remove_file(&part);
+                            unnamed::link(&file, &part).map_err(|e| Error::io(&part, e))?;
+                        }
+                        // Linking cannot work here: copy the body out under its part name.
+                        Err(_) => copy_out(&file, &part)?,
+                    }
+                }
                 drop(file);
-                fs::rename(&part, &path).map_err(|e| Error::io(&path, e))?;
+                if let Err(e) = fs::rename(&part, &path) {
+                    // Verified but unplaceable (a directory in the way, say): nothing is
+                    // left beside PATH; the error names it.
+                    resume::discard(&path);
+                    return Err(Error::io(&path, e));
+                }
                 if sidecar_written {
                     let _ = fs::remove_file(resume::meta_path(&path));
                 }
@@ -1074,6 +1126,16 @@ impl Sink {
             Sink::Memory(v) => Ok(Some(v)),
         }
     }
+}
+
+/// Copies an unnamed file's bytes to a new file at `part`.
+fn copy_out(file: &File, part: &Path) -> Result<(), Error> {
+    let io_err = |e| Error::io(part, e);
+    let mut src = file;
+    src.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+    let mut dst = File::create(part).map_err(io_err)?;
+    io::copy(&mut src, &mut dst).map_err(io_err)?;
+    Ok(())
 }
 
 /// Feeds bytes copied from a file into a hasher.

@@ -44,6 +44,7 @@ mod retry;
 mod reuse;
 mod scheduler;
 mod shard;
+mod unnamed;
 mod verify;
 mod worker;
 

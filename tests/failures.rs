@@ -330,9 +330,10 @@ fn a_thousand_queued_jobs_never_fail_for_a_deadline_they_did_not_start() {
 fn an_unwritable_part_file_is_an_io_error_naming_it_not_a_network_error() {
     let server = TestServer::start();
     let tmp = TempDir::new();
-    server.file("/blocked.bin", random_bytes(6, 5000));
-    // A directory where the .part file must go: creating it fails whoever runs the test
-    // (a read-only directory would not stop root).
+    // Over the sidecar threshold (1 MiB), so the body goes to a named .part file (smaller
+    // ones start unnamed). A directory where the .part file must go: creating it fails
+    // whoever runs the test (a read-only directory would not stop root).
+    server.file("/blocked.bin", random_bytes(6, 2_000_000));
     fs::create_dir_all(tmp.join("out/blocked.bin.part")).unwrap();
     let url = server.url("/blocked.bin");
     let run = fetchpool(tmp.path(), &[&url, "-o", "out", "--retries", "3"], None);
@@ -538,7 +539,8 @@ fn a_stall_with_retries_left_is_retried_and_reported_as_a_stall() {
 fn a_full_disk_is_an_io_error_naming_the_part_file() {
     let server = TestServer::start();
     let tmp = TempDir::new();
-    server.file("/full.bin", random_bytes(8, 100_000));
+    // Over the sidecar threshold, so the body goes to the named .part (see above).
+    server.file("/full.bin", random_bytes(8, 2_000_000));
     fs::create_dir_all(tmp.join("out")).unwrap();
     std::os::unix::fs::symlink("/dev/full", tmp.join("out/full.bin.part")).unwrap();
     let url = server.url("/full.bin");
@@ -551,6 +553,30 @@ fn a_full_disk_is_an_io_error_naming_the_part_file() {
     assert!(message.contains("full.bin.part"), "{message}");
     assert!(message.contains("No space left"), "{message}");
     assert!(!tmp.join("out/full.bin").exists());
+}
+
+#[test]
+fn a_small_body_whose_path_is_a_directory_is_an_io_error_naming_it() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/taken.bin", random_bytes(10, 5000));
+    fs::create_dir_all(tmp.join("out/taken.bin/inside")).unwrap();
+    let url = server.url("/taken.bin");
+    let run = fetchpool(tmp.path(), &[&url, "-o", "out"], None);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    let line = run.line(&url);
+    assert_eq!(line["error"]["kind"], "io");
+    assert_eq!(line["attempts"], 1, "a local file error is not retried");
+    let message = line["error"]["message"].as_str().unwrap();
+    assert!(message.contains("taken.bin"), "{message}");
+    assert!(
+        tmp.join("out/taken.bin/inside").is_dir(),
+        "the directory is untouched"
+    );
+    assert!(
+        !tmp.join("out/taken.bin.part").exists(),
+        "nothing is left beside it"
+    );
 }
 
 #[test]

@@ -206,11 +206,27 @@ fn a_body_cut_at_40_percent_is_retried_with_a_range_from_the_bytes_written() {
     assert!(!tmp.join("out/cut.bin.part.meta").exists());
 }
 
+/// The size of a file the process `pid` has open in `dir` without a name (O_TMPFILE),
+/// if it has one.
+fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
+    let dir = fs::canonicalize(dir).ok()?;
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|target| {
+                target.starts_with(&dir) && target.to_string_lossy().ends_with(" (deleted)")
+            })
+        })
+        .and_then(|fd| fs::metadata(fd.path()).ok())
+        .map(|m| m.len())
+}
+
 #[test]
-fn small_bodies_write_no_sidecar() {
+fn small_bodies_write_no_sidecar_and_no_name_until_verified() {
     let server = TestServer::start();
     let body = random_bytes(6, 300_000);
-    // Stalls after half: the .part exists while the transfer hangs.
+    // Stalls after half: the transfer hangs with half the body written.
     let res = Resource::new(body.clone());
     server.route("/small", move |req| {
         Reply::file(req, &res).stall_after(150_000)
@@ -218,8 +234,13 @@ fn small_bodies_write_no_sidecar() {
     let tmp = TempDir::new();
     let child = spawn(tmp.path(), &[&server.url("/small"), "-o", "out"]);
     let part = tmp.join("out/small.part");
-    assert!(wait_until(Duration::from_secs(20), || size(&part) == 150_000));
+    let pid = child.id();
+    // An unnamed file on Linux filesystems with O_TMPFILE; a named .part elsewhere.
+    assert!(wait_until(Duration::from_secs(20), || {
+        size(&part) == 150_000 || unnamed_file_size(pid, &tmp.join("out")) == Some(150_000)
+    }));
     assert!(!tmp.join("out/small.part.meta").exists());
+    assert!(!tmp.join("out/small").exists());
     Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()
@@ -252,7 +273,7 @@ fn thirty(server: &TestServer, tmp: &TempDir, with_sha: bool) -> (String, Vec<Ve
 fn a_second_run_over_files_listed_with_sha256_sends_no_request() {
     let server = TestServer::start();
     let tmp = TempDir::new();
-    let (list, _) = thirty(&server, &tmp, true);
+    let (list, bodies) = thirty(&server, &tmp, true);
     let first = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
     assert_eq!(first.code, 0, "stderr: {}", first.stderr);
     assert_eq!(first.with_status("ok").len(), 30);
@@ -270,6 +291,17 @@ fn a_second_run_over_files_listed_with_sha256_sends_no_request() {
     assert_eq!(third.with_status("skipped").len(), 29);
     assert_eq!(third.line(&server.url("/f/7"))["status"], "ok");
     assert_eq!(server.requests().len(), 31);
+    // The damaged file was replaced in one step, with nothing left beside it.
+    assert!(fs::read(tmp.join("out/f7.bin")).unwrap() == bodies[7]);
+    let names: Vec<String> = fs::read_dir(tmp.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".bin"))
+        .collect();
+    assert!(
+        names.iter().all(|n| n == ".fetchpool"),
+        "left over: {names:?}"
+    );
 }
 
 #[test]

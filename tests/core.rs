@@ -183,6 +183,7 @@ fn three_thousand_tiny_requests_reuse_at_most_sixteen_connections() {
     assert_eq!(run.with_status("ok").len(), 3000);
     assert_eq!(server.requests().len(), 3000);
     let conns = server.connections();
+    eprintln!("3,000 requests over -j 8: {conns} connections");
     assert!(
         conns <= 16,
         "{conns} connections for 3000 requests on 8 workers"

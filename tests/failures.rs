@@ -335,16 +335,23 @@ fn an_unwritable_part_file_is_an_io_error_naming_it_not_a_network_error() {
     // whoever runs the test (a read-only directory would not stop root).
     server.file("/blocked.bin", random_bytes(6, 2_000_000));
     fs::create_dir_all(tmp.join("out/blocked.bin.part")).unwrap();
-    let url = server.url("/blocked.bin");
-    let run = fetchpool(tmp.path(), &[&url, "-o", "out", "--retries", "3"], None);
+    local_file_failure(&tmp, &server.url("/blocked.bin"), "blocked.bin.part");
+    assert!(!tmp.join("out/blocked.bin").exists());
+}
+
+/// Downloads `url` into `tmp/out`, where the test put something in the way: the job
+/// must fail once (retries allowed but not used), kind `io`, its message naming
+/// `names`; returns the message.
+fn local_file_failure(tmp: &TempDir, url: &str, names: &str) -> String {
+    let run = fetchpool(tmp.path(), &[url, "-o", "out", "--retries", "3"], None);
     assert_eq!(run.code, 1, "stderr: {}", run.stderr);
-    let line = run.line(&url);
+    let line = run.line(url);
     assert_eq!(line["status"], "failed");
     assert_eq!(line["error"]["kind"], "io");
     assert_eq!(line["attempts"], 1, "a local file error is not retried");
-    let message = line["error"]["message"].as_str().unwrap();
-    assert!(message.contains("blocked.bin.part"), "{message}");
-    assert!(!tmp.join("out/blocked.bin").exists());
+    let message = line["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains(names), "{message}");
+    message
 }
 
 /// A library caller sees every kind of event, with a retry's reason and delay.
@@ -543,14 +550,7 @@ fn a_full_disk_is_an_io_error_naming_the_part_file() {
     server.file("/full.bin", random_bytes(8, 2_000_000));
     fs::create_dir_all(tmp.join("out")).unwrap();
     std::os::unix::fs::symlink("/dev/full", tmp.join("out/full.bin.part")).unwrap();
-    let url = server.url("/full.bin");
-    let run = fetchpool(tmp.path(), &[&url, "-o", "out"], None);
-    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
-    let line = run.line(&url);
-    assert_eq!(line["error"]["kind"], "io");
-    assert_eq!(line["attempts"], 1, "a full disk is not retried");
-    let message = line["error"]["message"].as_str().unwrap();
-    assert!(message.contains("full.bin.part"), "{message}");
+    let message = local_file_failure(&tmp, &server.url("/full.bin"), "full.bin.part");
     assert!(message.contains("No space left"), "{message}");
     assert!(!tmp.join("out/full.bin").exists());
 }
@@ -561,14 +561,7 @@ fn a_small_body_whose_path_is_a_directory_is_an_io_error_naming_it() {
     let tmp = TempDir::new();
     server.file("/taken.bin", random_bytes(10, 5000));
     fs::create_dir_all(tmp.join("out/taken.bin/inside")).unwrap();
-    let url = server.url("/taken.bin");
-    let run = fetchpool(tmp.path(), &[&url, "-o", "out"], None);
-    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
-    let line = run.line(&url);
-    assert_eq!(line["error"]["kind"], "io");
-    assert_eq!(line["attempts"], 1, "a local file error is not retried");
-    let message = line["error"]["message"].as_str().unwrap();
-    assert!(message.contains("taken.bin"), "{message}");
+    local_file_failure(&tmp, &server.url("/taken.bin"), "taken.bin");
     assert!(
         tmp.join("out/taken.bin/inside").is_dir(),
         "the directory is untouched"

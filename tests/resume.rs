@@ -88,11 +88,13 @@ fn assert_resumes(server: &TestServer, tmp: &TempDir, list: &str, res: &Resource
 }
 
 fn big_list(tmp: &TempDir, server: &TestServer, body: &[u8]) -> String {
-    write_list(
-        tmp.path(),
-        "list.tsv",
-        &format!("{}\tbig.bin\t{}\n", server.url("/big"), sha256_hex(body)),
-    )
+    one_job_list(tmp, &server.url("/big"), "big.bin", body)
+}
+
+/// A TSV list of one job: `url` into `path`, checked against `body`'s sha256.
+fn one_job_list(tmp: &TempDir, url: &str, path: &str, body: &[u8]) -> String {
+    let line = format!("{url}\t{path}\t{}\n", sha256_hex(body));
+    write_list(tmp.path(), "list.tsv", &line)
 }
 
 #[test]
@@ -181,11 +183,7 @@ fn a_body_cut_at_40_percent_is_retried_with_a_range_from_the_bytes_written() {
         }
     });
     let tmp = TempDir::new();
-    let list = write_list(
-        tmp.path(),
-        "list.tsv",
-        &format!("{}\tcut.bin\t{}\n", server.url("/cut"), sha256_hex(&body)),
-    );
+    let list = one_job_list(&tmp, &server.url("/cut"), "cut.bin", &body);
     let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
     assert_eq!(run.code, 0, "stderr: {}", run.stderr);
     let requests = server.requests();
@@ -246,6 +244,67 @@ fn small_bodies_write_no_sidecar_and_no_name_until_verified() {
         .status()
         .unwrap();
     wait(child, tmp.path());
+}
+
+#[test]
+fn ctrl_c_during_a_small_body_names_its_part_and_the_rerun_continues_it() {
+    let body = random_bytes(11, 600_000);
+    let half = 300_000;
+    let server = TestServer::start();
+    let res = Resource::new(body.clone());
+    let stall = Arc::new(AtomicBool::new(true));
+    {
+        let (res, stall) = (res.clone(), Arc::clone(&stall));
+        server.route("/small", move |req| {
+            let reply = Reply::file(req, &res);
+            if stall.load(Ordering::SeqCst) {
+                reply.stall_after(half)
+            } else {
+                reply
+            }
+        });
+    }
+    let tmp = TempDir::new();
+    let list = one_job_list(&tmp, &server.url("/small"), "small.bin", &body);
+    let child = spawn(tmp.path(), &["-i", &list, "-o", "out"]);
+    let part = tmp.join("out/small.bin.part");
+    let pid = child.id();
+    assert!(wait_until(Duration::from_secs(20), || {
+        size(&part) == half as u64 || unnamed_file_size(pid, &tmp.join("out")) == Some(half as u64)
+    }));
+    // Where the body went unnamed, nothing names it until the interruption does.
+    let unnamed = unnamed_file_size(pid, &tmp.join("out")) == Some(half as u64);
+    eprintln!(
+        "small body in flight: unnamed file {unnamed}, named .part {}",
+        part.exists()
+    );
+    assert_eq!(part.exists(), !unnamed);
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let run = wait(child, tmp.path());
+    assert_eq!(run.code, 130, "stderr: {}", run.stderr);
+    // Interrupted with bytes worth keeping: the body now has its .part name and sidecar.
+    assert_eq!(size(&part), half as u64);
+    assert!(tmp.join("out/small.bin.part.meta").exists());
+    assert!(!tmp.join("out/small.bin").exists());
+
+    stall.store(false, Ordering::SeqCst);
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
+    assert_eq!(requests[1].header("if-range"), res.etag.as_deref());
+    assert_eq!(requests[1].status, Some(206));
+    assert_eq!(run.line(&server.url("/small"))["resumed_from"], half as u64);
+    assert!(fs::read(tmp.join("out/small.bin")).unwrap() == body);
+    assert!(!part.exists());
+    assert!(!tmp.join("out/small.bin.part.meta").exists());
 }
 
 /// Thirty small files served with ETags, and their list (with or without sha256).

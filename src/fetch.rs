@@ -714,7 +714,7 @@ fn receive(
                 &mut first_bytes,
                 sidecar,
                 prep.meta_exists,
-                from.is_none() && !resume::wants_early_sidecar(announced),
+                announced,
                 ctx.precheck.is_fresh(),
             )
             .map_err(Failure::new)?
@@ -967,16 +967,17 @@ impl Sink {
     /// Opens `PATH.part`: truncated for a fresh body; for a ranged one, cut to `offset`
     /// bytes which go through `hasher` first. A fresh body's sidecar is written before the
     /// first byte when the body is large (see [`resume::SIDECAR_THRESHOLD`]); a stale one
-    /// is removed so that it can never describe these bytes. A small fresh body (`small`)
-    /// goes to an unnamed file where the system allows; `fresh` says the output directory
-    /// was empty, so no stale `.part` can be left behind by that.
+    /// is removed so that it can never describe these bytes. A small fresh body (one that
+    /// gets no early sidecar, judged by its `announced` length) goes to an unnamed file
+    /// where the system allows; `fresh` says the output directory was empty, so no stale
+    /// `.part` can be left behind by that.
     fn file(
         path: &Path,
         offset: u64,
         hasher: &mut Sha256,
         sidecar: Option<Sidecar>,
         meta_exists: bool,
-        small: bool,
+        announced: Option<u64>,
         fresh: bool,
     ) -> Result<Sink, Error> {
         if let Some(dir) = path.parent() {
@@ -984,6 +985,7 @@ impl Sink {
         }
         let part = part_path(path);
         let io_err = |e| Error::io(&part, e);
+        let small = !resume::wants_early_sidecar(announced);
         let mut sidecar_written = offset > 0;
         let mut named = true;
         let file = if offset > 0 {
@@ -1018,9 +1020,8 @@ impl Sink {
                 }
                 None => File::create(&part).map_err(io_err)?,
             };
-            let total = sidecar.as_ref().map(|s| s.total);
             match &sidecar {
-                Some(s) if total.is_some_and(resume::wants_early_sidecar) => match s.write(path) {
+                Some(s) if !small => match s.write(path) {
                     Ok(()) => sidecar_written = true,
                     Err(e) => {
                         log::warn!("{}: cannot write the resume sidecar: {e}", path.display())
@@ -1076,11 +1077,11 @@ impl Sink {
         else {
             return false;
         };
-        let resumable = sidecar_written || sidecar.is_some();
-        // An unnamed file worth keeping gets its `.part` name now.
-        let on_disk = named || (keep && resumable && unnamed::link(&file, &part).is_ok());
-        let kept =
-            keep && on_disk && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
+        // Kept only with a sidecar; an unnamed file worth keeping gets its `.part` name now.
+        let kept = keep
+            && (sidecar_written || sidecar.is_some())
+            && (named || unnamed::link(&file, &part).is_ok())
+            && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
         if !kept {
             resume::discard(&path);
         }

@@ -29,7 +29,8 @@ Units: durations in seconds (or 500ms, 5m, 1h); rates in bytes per second with K
 suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
 
 Exit status: 0 all ok or skipped, 1 some job failed, 2 usage or configuration error,
-130 interrupted (run the same command again to resume).
+130 stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each stops the run gracefully and
+keeps partial files: run the same command again to resume).
 Progress bar on stderr when it is a terminal; otherwise only the final summary.
 Logs go to stderr; set RUST_LOG=fetchpool=debug (or -v, -vv) for more.";
 

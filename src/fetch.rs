@@ -109,11 +109,13 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         Prepared::for_job(&cfg.output_dir, job)
     };
     loop {
+        // Failing before the body leaves the part this attempt would have continued.
+        let kept = prep.resume.as_ref().map(|r| r.offset);
         let fail = |error: Error, redirects: &Vec<String>| Failure {
             error,
             http_status: None,
             redirects: redirects.clone(),
-            partial: None,
+            partial: kept,
         };
         if let Some(d) = task.deadline
             && Instant::now() >= d

@@ -35,7 +35,10 @@ const REPORT_FLUSH: Duration = Duration::from_millis(100);
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
+/// Stopped by a signal: 128 + its number, as a shell reports it.
 const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_TERMINATED: u8 = 143;
+const EXIT_HANGUP: u8 = 129;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -314,7 +317,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let reread = reread_errors.load(Ordering::Relaxed);
     Ok(if summary.interrupted {
-        EXIT_INTERRUPTED
+        interrupt
+            .stopped_by()
+            .map_or(EXIT_INTERRUPTED, interrupt::Stop::exit_code)
     } else if reread > 0 {
         eprintln!(
             "fetchpool: {reread} line(s) of the job list changed during the run and were not run"
@@ -460,12 +465,44 @@ fn verify(args: cli::VerifyArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Ctrl-C: the first cancels the run (in-flight transfers stop, partial files stay for a
-/// resume, the report still gets a `cancelled` line per job); a second exits at once.
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP: the first cancels the run (in-flight transfers
+/// stop, partial files stay for a resume, the report still gets a `cancelled` line per
+/// job) and sets the exit code, 128 + the signal's number as a shell reports a process
+/// killed by it (130, 143, 129), so a supervisor that reads the code sees which signal
+/// stopped the run. A second signal exits at once. SIGTERM matters as much as Ctrl-C:
+/// `docker stop`, Kubernetes, systemd and Slurm stop a job with it.
 mod interrupt {
+    use std::io::Write as _;
     use std::sync::{Arc, Mutex};
 
     use fetchpool::CancelHandle;
+
+    /// A signal that stops the run.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Stop {
+        Interrupt,
+        Terminate,
+        Hangup,
+    }
+
+    impl Stop {
+        /// The exit code of a run this signal stopped: 128 + its number on Linux.
+        pub fn exit_code(self) -> u8 {
+            match self {
+                Stop::Interrupt => super::EXIT_INTERRUPTED,
+                Stop::Terminate => super::EXIT_TERMINATED,
+                Stop::Hangup => super::EXIT_HANGUP,
+            }
+        }
+
+        fn name(self) -> &'static str {
+            match self {
+                Stop::Interrupt => "interrupted",
+                Stop::Terminate => "SIGTERM",
+                Stop::Hangup => "SIGHUP",
+            }
+        }
+    }
 
     #[derive(Clone, Default)]
     pub struct Interrupt(Arc<Mutex<State>>);
@@ -473,41 +510,80 @@ mod interrupt {
     #[derive(Default)]
     struct State {
         handle: Option<CancelHandle>,
-        signals: u32,
+        first: Option<Stop>,
     }
 
     /// Installs the handler; a failure to install only costs the graceful stop.
     pub fn install() -> Interrupt {
         let it = Interrupt::default();
         let shared = it.clone();
-        let installed = ctrlc::set_handler(move || {
-            let mut state = shared.0.lock().unwrap_or_else(|e| e.into_inner());
-            state.signals += 1;
-            if state.signals > 1 {
-                eprintln!("fetchpool: interrupted again; exiting now");
-                std::process::exit(i32::from(super::EXIT_INTERRUPTED));
-            }
-            eprintln!(
-                "fetchpool: interrupting; keeping partial files for a resume (Ctrl-C again to quit at once)"
-            );
-            if let Some(h) = &state.handle {
-                h.cancel();
-            }
-        });
-        if let Err(e) = installed {
-            log::warn!("cannot install the Ctrl-C handler: {e}");
+        if let Err(e) = listen(move |stop| shared.on_signal(stop)) {
+            log::warn!("cannot install the signal handler: {e}");
         }
         it
     }
 
+    /// Runs `on` for every SIGINT, SIGTERM and SIGHUP, on a thread of its own (never in
+    /// signal context, so it may lock and print).
+    #[cfg(unix)]
+    fn listen(on: impl Fn(Stop) + Send + 'static) -> std::io::Result<()> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    on(match sig {
+                        SIGTERM => Stop::Terminate,
+                        SIGHUP => Stop::Hangup,
+                        _ => Stop::Interrupt,
+                    });
+                }
+            })?;
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn listen(on: impl Fn(Stop) + Send + 'static) -> std::io::Result<()> {
+        ctrlc::set_handler(move || on(Stop::Interrupt)).map_err(std::io::Error::other)
+    }
+
     impl Interrupt {
+        fn on_signal(&self, stop: Stop) {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Stderr may be gone (SIGHUP from a closed terminal): never panic on it.
+            let mut err = std::io::stderr();
+            if state.first.is_some() {
+                let _ = writeln!(err, "fetchpool: {} again; exiting now", stop.name());
+                std::process::exit(i32::from(stop.exit_code()));
+            }
+            state.first = Some(stop);
+            let again = match stop {
+                Stop::Interrupt => "Ctrl-C again",
+                _ => "a second signal",
+            };
+            let _ = writeln!(
+                err,
+                "fetchpool: {}; stopping, keeping partial files for a resume ({again} quits at once)",
+                stop.name()
+            );
+            if let Some(h) = &state.handle {
+                h.cancel();
+            }
+        }
+
         /// Binds the handler to a run; a signal that came before cancels it at once.
         pub fn arm(&self, handle: CancelHandle) {
             let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if state.signals > 0 {
+            if state.first.is_some() {
                 handle.cancel();
             }
             state.handle = Some(handle);
+        }
+
+        /// The signal that stopped the run, if one did.
+        pub fn stopped_by(&self) -> Option<Stop> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).first
         }
     }
 }

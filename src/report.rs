@@ -65,7 +65,8 @@ pub struct Outcome {
     pub status: Status,
     /// The status of the last response received, if any.
     pub http_status: Option<u16>,
-    /// Bytes in the final file or buffer.
+    /// Bytes in the final file or buffer; for a job that failed or was cancelled, the
+    /// bytes kept in `PATH.part` for a resume (0 when none were kept).
     pub bytes: u64,
     /// The sha256 of the whole body, lowercase hex, when it was received.
     pub sha256: Option<String>,

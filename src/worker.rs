@@ -126,7 +126,8 @@ impl Pending {
         }
     }
 
-    /// The outcome of a job that ended badly; see [`Pending::take_names`].
+    /// The outcome of a job that ended badly, with the bytes its attempts left in
+    /// `PATH.part` for a resume; see [`Pending::take_names`].
     pub(crate) fn take_failure(&mut self, status: Status, error: Error) -> Outcome {
         let (url, path) = self.take_names();
         Outcome {
@@ -136,7 +137,7 @@ impl Pending {
             path,
             status,
             http_status: self.http_status,
-            bytes: 0,
+            bytes: self.partial.unwrap_or(0),
             sha256: None,
             attempts: self.attempts,
             elapsed: self.elapsed(),

@@ -151,6 +151,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Timeouts and retries")]
     pub max_time: Option<Duration>,
 
+    /// Fail a transfer whose body arrives slower than this, in bytes per second averaged
+    /// over each --min-rate-window (curl's --speed-limit); K, M, G as for --limit-rate.
+    /// A timeout (phase min_rate), retried [default: none].
+    #[arg(long, value_name = "RATE", value_parser = fetchpool::parse_rate, help_heading = "Timeouts and retries")]
+    pub min_rate: Option<u64>,
+
+    /// The window --min-rate is averaged over, in seconds (curl's --speed-time).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub min_rate_window: Duration,
+
     /// Extra attempts for transient errors (connect, timeout, reset, 408/429/5xx).
     #[arg(
         long,
@@ -159,6 +169,12 @@ pub struct RunArgs {
         help_heading = "Timeouts and retries"
     )]
     pub retries: u32,
+
+    /// First wait between attempts in seconds, doubled each retry; each wait is drawn
+    /// between half the step and the step (1 s base, 3 retries: 3.5 to 7 s in all). An
+    /// attempt that added bytes to the partial file does not use up a retry.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs, help_heading = "Timeouts and retries")]
+    pub retry_base: Duration,
 
     /// Longest wait between attempts in seconds, Retry-After included.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Timeouts and retries")]

@@ -32,7 +32,10 @@ pub struct Config {
     pub max_time: Option<Duration>,
     /// Extra attempts for transient errors. Defaults to 3.
     pub retries: u32,
-    /// First backoff step; doubles each attempt, with full jitter. Defaults to 250 ms.
+    /// First backoff step; doubles each attempt, and each wait is drawn between half the
+    /// step and the whole step (equal jitter). Defaults to 1 s, so 3 retries wait 3.5 s
+    /// to 7 s in total. An attempt that added bytes to the job's partial file does not
+    /// use up a retry (at most `retries` such attempts), and the steps start over after it.
     pub retry_base_delay: Duration,
     /// Longest wait between attempts, `Retry-After` included. Defaults to 30 s.
     pub retry_max_delay: Duration,
@@ -66,6 +69,15 @@ pub struct Config {
     /// One byte rate shared by all workers, in bytes per second. Defaults to none
     /// (unlimited).
     pub limit_rate: Option<u64>,
+    /// The slowest a body may arrive, in bytes per second averaged over each
+    /// [`Config::min_rate_window`] of a transfer; slower fails the attempt with a
+    /// [`crate::TimeoutPhase::MinRate`] timeout (retried like other timeouts, the part
+    /// kept). Each transfer is judged alone, so under a shared `limit_rate` it must leave
+    /// every transfer in flight its share. Defaults to none (no minimum).
+    pub min_rate: Option<u64>,
+    /// The window over which [`Config::min_rate`] is averaged, from the first body byte
+    /// on. Defaults to 30 s (curl's `--speed-time`).
+    pub min_rate_window: Duration,
 }
 
 impl Default for Config {
@@ -79,7 +91,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             max_time: None,
             retries: 3,
-            retry_base_delay: Duration::from_millis(250),
+            retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(30),
             output_dir: PathBuf::from("."),
             headers: Vec::new(),
@@ -92,6 +104,8 @@ impl Default for Config {
             proxy: ProxySettings::direct(),
             ca_certs: Vec::new(),
             limit_rate: None,
+            min_rate: None,
+            min_rate_window: Duration::from_secs(30),
         }
     }
 }
@@ -158,7 +172,8 @@ impl PoolBuilder {
         max_time: Option<Duration>);
     setter!(/// Extra attempts for transient errors. Defaults to 3.
         retries: u32);
-    setter!(/// First backoff step. Defaults to 250 ms.
+    setter!(/// First backoff step, doubled each attempt, each wait drawn between half
+        /// the step and the step. Defaults to 1 s.
         retry_base_delay: Duration);
     setter!(/// Longest wait between attempts. Defaults to 30 s.
         retry_max_delay: Duration);
@@ -175,6 +190,11 @@ impl PoolBuilder {
     setter!(/// Overall byte rate of the run in bytes per second, shared by every worker.
         /// Defaults to none (unlimited).
         limit_rate: Option<u64>);
+    setter!(/// Slowest body rate in bytes per second, averaged over each window of a
+        /// transfer; slower fails the attempt (a `MinRate` timeout). Defaults to none.
+        min_rate: Option<u64>);
+    setter!(/// Window over which the minimum rate is averaged. Defaults to 30 s.
+        min_rate_window: Duration);
 
     /// Where file jobs write. Defaults to the current directory.
     pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -246,6 +266,19 @@ impl PoolBuilder {
         }
         if config.per_host == 0 {
             return Err(Error::config("per-host limit must be at least 1"));
+        }
+        if config.min_rate.is_some() && config.min_rate_window.is_zero() {
+            return Err(Error::config(
+                "the minimum rate's window must be longer than zero",
+            ));
+        }
+        if let (Some(min), Some(limit)) = (config.min_rate, config.limit_rate)
+            && min > limit
+        {
+            return Err(Error::config(format!(
+                "the minimum rate ({min} bytes/s) is above the overall rate limit \
+                 ({limit} bytes/s): every transfer would fail it; lower the minimum"
+            )));
         }
         if config.serial {
             config.workers = 1;

@@ -22,15 +22,20 @@ pub enum TimeoutPhase {
     Stall,
     /// The job's whole time budget, retries included, ran out (`--max-time`).
     Deadline,
+    /// The body arrived slower than the minimum rate over a whole window (`--min-rate`,
+    /// `--min-rate-window`): a server that drips, too slow to wait for.
+    MinRate,
 }
 
 impl TimeoutPhase {
-    /// The phase's name as written in reports: `connect`, `stall` or `deadline`.
+    /// The phase's name as written in reports: `connect`, `stall`, `deadline` or
+    /// `min_rate`.
     pub fn as_str(self) -> &'static str {
         match self {
             TimeoutPhase::Connect => "connect",
             TimeoutPhase::Stall => "stall",
             TimeoutPhase::Deadline => "deadline",
+            TimeoutPhase::MinRate => "min_rate",
         }
     }
 }
@@ -272,6 +277,9 @@ impl fmt::Display for Error {
                     TimeoutPhase::Connect => "connecting took too long",
                     TimeoutPhase::Stall => "no data received",
                     TimeoutPhase::Deadline => "the job's time budget ran out",
+                    TimeoutPhase::MinRate => {
+                        "the body arrived slower than the minimum rate for a whole window"
+                    }
                 };
                 match limit {
                     Some(d) => write!(

@@ -50,6 +50,9 @@ pub(crate) struct Failure {
     pub(crate) redirects: Vec<String>,
     /// Bytes left in `PATH.part` that a later attempt may continue from.
     pub(crate) partial: Option<u64>,
+    /// Whether this attempt added bytes to the kept part: progress, which the retry
+    /// policy rewards with patience.
+    pub(crate) grew: bool,
 }
 
 impl Failure {
@@ -59,6 +62,7 @@ impl Failure {
             http_status: None,
             redirects: Vec::new(),
             partial: None,
+            grew: false,
         }
     }
 }
@@ -116,6 +120,7 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             http_status: None,
             redirects: redirects.clone(),
             partial: kept,
+            grew: false,
         };
         if let Some(d) = task.deadline
             && Instant::now() >= d
@@ -734,6 +739,8 @@ fn receive(
         None => BodyHasher::Inline(first_bytes),
     };
     let mut bytes: u64 = offset;
+    // The current minimum-rate window: when it began and the byte count then.
+    let mut window = (Instant::now(), bytes);
     let mut last_progress = Instant::now();
     let mut last_progress_bytes = bytes;
     let result: Result<(), Error> = BUFFER.with_borrow_mut(|local| {
@@ -757,6 +764,9 @@ fn receive(
             sink.write(&chunk_buf[..n], cfg.memory_limit)?;
             hasher.consume(n, local);
             bytes += n as u64;
+            if let Some(min) = cfg.min_rate {
+                slow_check(&mut window, bytes, min, cfg.min_rate_window)?;
+            }
             if cfg.progress_events
                 && (bytes - last_progress_bytes >= 1 << 20
                     || last_progress.elapsed() >= PROGRESS_INTERVAL)
@@ -782,6 +792,7 @@ fn receive(
         let partial = sink.abandon(keep).then_some(bytes);
         return Err(Failure {
             partial,
+            grew: partial.is_some() && bytes > offset,
             ..Failure::new(error)
         });
     }
@@ -830,6 +841,28 @@ fn receive(
         body,
         skipped: false,
     })
+}
+
+/// Ends the minimum-rate `window` (start, bytes then) once it is `length` old: an error
+/// when fewer than `min` bytes per second arrived in it, else a new window from now.
+fn slow_check(
+    window: &mut (Instant, u64),
+    bytes: u64,
+    min: u64,
+    length: Duration,
+) -> Result<(), Error> {
+    let elapsed = window.0.elapsed();
+    if elapsed < length {
+        return Ok(());
+    }
+    if ((bytes - window.1) as f64) < min as f64 * elapsed.as_secs_f64() {
+        return Err(Error::Timeout {
+            phase: TimeoutPhase::MinRate,
+            limit: Some(length),
+        });
+    }
+    *window = (Instant::now(), bytes);
+    Ok(())
 }
 
 /// Bodies at least this long are hashed on a thread of their own while the worker reads

@@ -59,6 +59,9 @@ pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
         ErrorKind::Timeout if m.contains("connect") => {
             "raise --connect-timeout, or check the network path to the host".into()
         }
+        ErrorKind::Timeout if m.contains("min_rate") => {
+            "the server sent slower than --min-rate: lower it or widen --min-rate-window".into()
+        }
         ErrorKind::Timeout if m.contains("deadline") => {
             "the job's whole budget ran out: raise --max-time".into()
         }

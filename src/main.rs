@@ -140,6 +140,17 @@ fn sources(args: &RunArgs, spool: &mut Spool) -> anyhow::Result<Vec<Source>> {
 }
 
 fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
+    if let (Some(min), Some(limit)) = (args.min_rate, args.limit_rate)
+        && min > limit
+    {
+        anyhow::bail!(
+            "--min-rate {min} is above --limit-rate {limit} (bytes/s): every transfer would \
+             fail it; lower --min-rate or raise --limit-rate"
+        );
+    }
+    if args.min_rate.is_some() && args.min_rate_window.is_zero() {
+        anyhow::bail!("--min-rate-window must be longer than 0 s; curl's default is 30");
+    }
     let mut b = Pool::builder()
         .workers(args.workers)
         .per_host(args.per_host)
@@ -149,11 +160,14 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .idle_timeout(args.idle_timeout)
         .max_time(args.max_time)
         .retries(args.retries)
+        .retry_base_delay(args.retry_base)
         .retry_max_delay(args.retry_max_delay)
         .max_redirects(args.max_redirects)
         .allow_downgrade(args.allow_downgrade)
         .proxy_from_env(!args.no_proxy_env)
         .limit_rate(args.limit_rate)
+        .min_rate(args.min_rate)
+        .min_rate_window(args.min_rate_window)
         .output_dir(&args.output_dir)
         .progress_events(false);
     if let Some(p) = &args.proxy {

@@ -404,12 +404,15 @@ impl Scheduler {
                     .max_time
                     .zip(pending.first_start)
                     .map(|(t, s)| s + t);
+                pending.absorb(&failure);
+                let counted = pending.counted_attempts(self.cfg.retries);
                 let retryable = failure.error.is_transient()
-                    && pending.attempts <= self.cfg.retries
+                    && counted <= self.cfg.retries
                     && self.stopping.is_none();
+                // After progress the backoff starts over from the base step.
                 let delay = retry::delay(
                     &self.cfg,
-                    pending.attempts,
+                    counted.max(1),
                     failure.error.retry_after(),
                     &mut self.rng,
                 );
@@ -419,7 +422,6 @@ impl Scheduler {
                 {
                     self.pause_host(pending.host, now + ra.min(self.cfg.retry_max_delay));
                 }
-                pending.absorb(&failure);
                 if retryable && fits {
                     self.emit(Event::Retrying {
                         id: pending.id,
@@ -691,6 +693,22 @@ mod tests {
                 http_status: Some(code),
                 redirects: Vec::new(),
                 partial: None,
+                grew: false,
+            };
+            self.answer(path, Err(failure));
+        }
+
+        /// A connection that broke mid-body with the part on disk `grown` to `kept` bytes.
+        fn cut(&mut self, path: &str, kept: u64, grown: bool) {
+            let failure = Failure {
+                error: Error::Network {
+                    message: "connection reset".into(),
+                    source: None,
+                },
+                http_status: Some(200),
+                redirects: Vec::new(),
+                partial: Some(kept),
+                grew: grown,
             };
             self.answer(path, Err(failure));
         }
@@ -771,6 +789,37 @@ mod tests {
         assert_eq!(h.dispatch(), ["h/first"]);
         h.succeed("h/first");
         assert_eq!(h.dispatch(), ["h/second"]);
+    }
+
+    /// A server restarting mid-body: the attempt that grew the part does not use up a
+    /// retry, and the job's cancelled or failed line reports the bytes kept.
+    #[test]
+    fn an_attempt_that_grew_the_part_does_not_use_up_a_retry() {
+        let mut h = harness(Config {
+            workers: 1,
+            retries: 1,
+            retry_base_delay: Duration::ZERO,
+            ..Config::default()
+        });
+        h.submit(job("f"));
+        assert_eq!(h.dispatch(), ["h/f"]);
+        h.cut("h/f", 1000, true);
+        assert_eq!(h.dispatch(), ["h/f"]);
+        h.cut("h/f", 2000, true);
+        // Progress refunds at most `retries` attempts: 1 + 1 + 1 here.
+        assert_eq!(h.dispatch(), ["h/f"]);
+        h.cut("h/f", 2000, false);
+        let done: Vec<_> = h.events.try_iter().collect();
+        let outcome = done
+            .iter()
+            .find_map(|n| match n {
+                Note::Event(Event::Finished(o)) => Some(o),
+                _ => None,
+            })
+            .expect("the job ended");
+        assert_eq!(outcome.status, Status::Failed);
+        assert_eq!(outcome.attempts, 3);
+        assert_eq!(outcome.bytes, 2000, "the bytes kept in the part");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub(crate) struct Pending {
     /// Bytes of the body already in `PATH.part` from an attempt that broke mid-way and
     /// that a ranged request may continue.
     pub(crate) partial: Option<u64>,
+    /// Failed attempts that added bytes to the part: they do not use up retries.
+    pub(crate) progressed: u32,
 }
 
 impl Pending {
@@ -75,6 +77,7 @@ impl Pending {
             http_status: None,
             redirects: Vec::new(),
             partial: None,
+            progressed: 0,
         }
     }
 
@@ -89,6 +92,14 @@ impl Pending {
         }
         self.redirects.clone_from(&failure.redirects);
         self.partial = failure.partial;
+        self.progressed += u32::from(failure.grew);
+    }
+
+    /// Attempts that count against `retries`: an attempt that grew the part is not
+    /// counted, up to `retries` of them, so a job whose transfer makes progress between
+    /// failures (a server restarting mid-body) gets up to twice the retries.
+    pub(crate) fn counted_attempts(&self, retries: u32) -> u32 {
+        self.attempts - self.progressed.min(retries).min(self.attempts)
     }
 
     /// Moves the job's URL and path out: the `Pending` is spent afterwards (only its

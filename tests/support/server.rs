@@ -57,7 +57,13 @@ struct Shared {
 impl TestServer {
     /// Binds `127.0.0.1:0` and starts accepting.
     pub fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
+        TestServer::start_on(0)
+    }
+
+    /// Binds `127.0.0.1:port` and starts accepting: a server that comes back on the
+    /// port an earlier one left (a restart).
+    pub fn start_on(port: u16) -> TestServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind test server");
         let addr = listener.local_addr().expect("test server address");
         let shared = Arc::new(Shared {
             stop: Stopper::default(),

@@ -142,3 +142,65 @@ fn the_stream_example_keeps_api_responses_in_memory_and_writes_nothing() {
         "a memory job writes no file"
     );
 }
+
+/// A failed job's `Outcome.bytes` are the bytes kept in its `.part` for a resume, not 0:
+/// here a body cut at 1.5 MB with no retry left, and one whose retry was refused at once.
+#[test]
+fn a_failed_jobs_outcome_reports_the_bytes_kept_in_its_part() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let res = support::Resource::new(random_bytes(12, 3 << 20));
+    let cut = 1_500_000;
+    // With a retry left, the cut attempt grew the part and does not use it up.
+    for (retries, attempts) in [(0, 1), (1, 3)] {
+        let path = format!("/cut{retries}");
+        let served = res.clone();
+        // The first answer is cut at 1.5 MB, a ranged retry at once (no more bytes).
+        server.route(&path, move |req| {
+            let n = if req.hit == 1 { cut } else { 0 };
+            support::Reply::file(req, &served).cut_after(n)
+        });
+        let out = tmp.join("out");
+        let pool = Pool::builder()
+            .output_dir(&out)
+            .retries(retries)
+            .retry_base_delay(std::time::Duration::from_millis(10))
+            .build()
+            .unwrap();
+        let report = pool.run(vec![Job::new(server.url(&path))]).unwrap();
+        let o = &report.outcomes[0];
+        assert_eq!(o.status, Status::Failed);
+        assert_eq!(o.attempts, attempts);
+        let part = std::fs::metadata(out.join(format!("cut{retries}.part")))
+            .unwrap()
+            .len();
+        assert_eq!(part, cut as u64, "retries {retries}");
+        assert_eq!(o.bytes, part, "retries {retries}");
+        assert_eq!(
+            report.summary.bytes, 0,
+            "the summary counts only finished files"
+        );
+    }
+}
+
+#[test]
+fn a_minimum_rate_above_the_rate_limit_or_with_no_window_is_a_config_error() {
+    let tmp = TempDir::new();
+    let err = Pool::builder()
+        .output_dir(tmp.path())
+        .limit_rate(Some(10_000))
+        .min_rate(Some(20_000))
+        .build()
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), fetchpool::ErrorKind::Config);
+    assert!(err.to_string().contains("minimum rate"), "{err}");
+    let err = Pool::builder()
+        .output_dir(tmp.path())
+        .min_rate(Some(1))
+        .min_rate_window(std::time::Duration::ZERO)
+        .build()
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), fetchpool::ErrorKind::Config);
+}

@@ -319,12 +319,16 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     {
         report_error = Some(e);
     }
+    // From here on stderr may be gone (SIGHUP from a closed terminal), and eprintln!
+    // panics on a failed write: the exit code must still come out.
+    let mut err = io::stderr();
     if let Some(e) = report_error {
-        eprintln!("fetchpool: writing the report failed: {e}");
+        let _ = writeln!(err, "fetchpool: writing the report failed: {e}");
     }
     summary::print_summary(&args, &summary, &first_failures);
     if summary.interrupted {
-        eprintln!(
+        let _ = writeln!(
+            err,
             "fetchpool: interrupted; partial downloads are kept next to their files (.part). \
              Run the same command again to resume them."
         );
@@ -335,7 +339,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             .stopped_by()
             .map_or(EXIT_INTERRUPTED, interrupt::Stop::exit_code)
     } else if reread > 0 {
-        eprintln!(
+        let _ = writeln!(
+            err,
             "fetchpool: {reread} line(s) of the job list changed during the run and were not run"
         );
         EXIT_CONFIG

@@ -13,7 +13,7 @@ use crate::hints;
 /// examples and advice, where the report is, and how to go on.
 pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (String, String)>) {
     if args.json {
-        println!("{}", s.to_json());
+        let _ = writeln!(io::stdout(), "{}", s.to_json());
     }
     let mut err = io::stderr().lock();
     if args.quiet {

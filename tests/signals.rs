@@ -200,3 +200,34 @@ fn sigterm_mid_run_stops_like_ctrl_c_and_exits_143() {
 fn sighup_mid_run_stops_like_ctrl_c_and_exits_129() {
     stops_gracefully("-HUP", 129);
 }
+
+/// SIGHUP from a terminal that closed: stderr is gone (here a pipe nobody reads, so
+/// every write fails). The stop still ends with its exit code and a full report, never
+/// a panic on the summary or the closing message.
+#[test]
+fn sighup_with_stderr_gone_still_exits_129_with_every_report_line() {
+    let Scene {
+        server, list, tmp, ..
+    } = scene();
+    let out = tmp.join("out");
+    let mut child = spawn(tmp.path(), &["-i", &list, "-o", "out", "-j", "3"]);
+    drop(child.stderr.take());
+    let caught = wait_until(Duration::from_secs(30), || {
+        out.join("done.bin").exists()
+            && size(&out.join("big.bin.part")) >= 1 << 20
+            && server.in_flight("/hang") == 1
+    });
+    assert!(caught, "the run never reached the state to stop it in");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = wait(child, tmp.path());
+    assert_eq!(run.code, 129);
+    assert_eq!(run.report.len(), 5, "{:#?}", run.report);
+    assert_eq!(run.with_status("cancelled").len(), 4);
+}

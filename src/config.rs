@@ -75,8 +75,10 @@ pub struct Config {
     /// kept). Each transfer is judged alone, so under a shared `limit_rate` it must leave
     /// every transfer in flight its share. Defaults to none (no minimum).
     pub min_rate: Option<u64>,
-    /// The window over which [`Config::min_rate`] is averaged, from the first body byte
-    /// on. Defaults to 30 s (curl's `--speed-time`).
+    /// The window over which [`Config::min_rate`] is averaged, from the response head
+    /// on; a window is judged when a read ends after it, so a server that falls silent
+    /// is caught by [`Config::idle_timeout`] instead. Defaults to 30 s (curl's
+    /// `--speed-time`).
     pub min_rate_window: Duration,
 }
 

@@ -392,6 +392,17 @@ mod tests {
             e.to_string(),
             "timeout (stall): no data received (limit 2.0 s)"
         );
+        let e = Error::Timeout {
+            phase: TimeoutPhase::MinRate,
+            limit: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timeout (min_rate): the body arrived slower than the minimum rate for a whole \
+             window (limit 30.0 s)"
+        );
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.is_transient());
         assert_eq!(
             Error::Status {
                 code: 404,

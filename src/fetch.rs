@@ -876,6 +876,22 @@ fn receive(
             }));
         }
     };
+    // ureq holds a body to its Content-Length; this holds the file to its announced
+    // length too (a 206 whose Content-Length is shorter than its Content-Range, say).
+    if let Some(want) = announced
+        && want != bytes
+    {
+        let partial = sink
+            .abandon(bytes > offset && bytes < want)
+            .then_some(bytes);
+        return Err(Failure {
+            partial,
+            ..Failure::new(Error::Network {
+                message: format!("the body ended after {bytes} of the {want} bytes announced"),
+                source: None,
+            })
+        });
+    }
     if let Some(expected) = job.size
         && expected != bytes
     {

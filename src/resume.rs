@@ -322,10 +322,12 @@ pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderM
         return RangeAnswer::Restart;
     }
     match (status, content_range) {
+        // The range must run to the end of the body, by its own total or, when it says
+        // `/*`, the recorded one: a shorter one would be committed as the whole file.
         (206, Some(ContentRange::Bytes { start, end, total }))
             if start == r.offset
                 && total_fits(total)
-                && total.is_none_or(|t| end + 1 == t)
+                && total.or(r.sidecar.total).is_none_or(|t| end + 1 == t)
                 && end >= start =>
         {
             RangeAnswer::Continue(start)
@@ -613,6 +615,14 @@ mod tests {
         assert_eq!(
             judge(Some(&p), 206, &cr("bytes 400-499/1000")),
             RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-499/*")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-999/*")),
+            RangeAnswer::Continue(400)
         );
         assert_eq!(judge(Some(&p), 206, &headers(&[])), RangeAnswer::Restart);
         assert_eq!(judge(Some(&p), 200, &headers(&[])), RangeAnswer::Fresh);

@@ -116,12 +116,17 @@ pub(crate) fn encoded(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a response is of the version `validator` (a sidecar's) names: the same strong
-/// `ETag` when the validator is one, else the same `Last-Modified`. A response without the
-/// header to compare (a 206 may omit `Last-Modified`) is not taken on trust.
+/// `ETag` when the validator is one, else the same `Last-Modified` from a response without
+/// any `ETag` (a date held where the server now tags its bodies, weakly or not, may come
+/// from a body that changed within its second). A response without the header to compare
+/// (a 206 may omit `Last-Modified`) is not taken on trust.
 fn same_version(validator: &str, headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if validator.starts_with('"') {
         return get("etag") == Some(validator);
+    }
+    if headers.contains_key("etag") {
+        return false;
     }
     match get("last-modified") {
         Some(date) if date == validator => true,
@@ -701,6 +706,9 @@ mod tests {
             judge(Some(&by_date), 206, &h(&[("etag", "\"t\"")])),
             RangeAnswer::Restart
         );
+        // A date kept by an older sidecar while the server tags its bodies: not trusted.
+        let tagged = h(&[("last-modified", date), ("etag", "W/\"t\"")]);
+        assert_eq!(judge(Some(&by_date), 206, &tagged), RangeAnswer::Restart);
         let whole = point(1000, None);
         let cr = headers(&[("content-range", "bytes */1000"), ("etag", "\"v2\"")]);
         assert_eq!(judge(Some(&whole), 416, &cr), RangeAnswer::Restart);

@@ -746,7 +746,10 @@ fn receive(
     let recorded = prep.resume.as_ref().and_then(|r| r.sidecar.total);
     let announced = match from {
         None => length,
-        Some(n) if status == Some(206) => recorded.or(length.map(|l| n + l)),
+        // The range's end, which `judge` checked against every total known.
+        Some(n) if status == Some(206) => resume::range_end(head)
+            .or(recorded)
+            .or(length.map(|l| n + l)),
         // A 416 or a part finished without a request: the part is the whole body.
         Some(n) => Some(n),
     };

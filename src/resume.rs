@@ -347,6 +347,16 @@ pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderM
     }
 }
 
+/// Where the body of a 206 ends in the whole file (the `Content-Range`'s last byte + 1):
+/// what the file's length must be once it is appended.
+pub(crate) fn range_end(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get("content-range")?.to_str().ok()?;
+    match parse_content_range(v)? {
+        ContentRange::Bytes { end, .. } => end.checked_add(1),
+        ContentRange::Unsatisfied { .. } => None,
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum ContentRange {
     Bytes {

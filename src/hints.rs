@@ -192,6 +192,21 @@ mod tests {
     }
 
     #[test]
+    fn checksum_hints_blame_a_fresh_download_or_the_memory_limit_not_a_splice() {
+        let h = |m| hint(&f(ErrorKind::Checksum, m, "http://h/a"), None).unwrap();
+        let fresh = h("checksum mismatch: expected 1000 bytes, got more than 1000 bytes");
+        assert!(
+            fresh.starts_with("a fresh download (from byte 0) differs"),
+            "{fresh}"
+        );
+        let memory = h(
+            "checksum mismatch: expected at most 1000 bytes (the memory limit; write the body \
+             to a file instead), got more than 1000 bytes (the rest was not read)",
+        );
+        assert!(memory.contains("give the job a path"), "{memory}");
+    }
+
+    #[test]
     fn ureqs_connect_refusal_is_recognised_whatever_its_kind() {
         let h = hint(
             &f(

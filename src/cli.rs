@@ -91,7 +91,8 @@ pub struct RunArgs {
 
     /// Re-run only the jobs that failed or were cancelled in an earlier --report FILE.
     /// Give the same job list as that run: the report names the jobs, the list says how
-    /// to check them (sha256, size, headers).
+    /// to check them (sha256, size, headers). Jobs match by path and the URL's host and
+    /// path (a re-signed URL still matches); a failed job the list lacks exits 2.
     #[arg(long, value_name = "REPORT", help_heading = "Input")]
     pub retry_failed: Option<PathBuf>,
 
@@ -223,7 +224,8 @@ pub struct RunArgs {
     )]
     pub output_dir: PathBuf,
 
-    /// Extra request header, 'Name: value'. Repeatable.
+    /// Extra request header, 'Name: value'. Repeatable. Accept-Encoding (other than
+    /// identity) is refused: bodies are saved as sent, never decoded.
     #[arg(
         short = 'H',
         long = "header",

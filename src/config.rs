@@ -204,7 +204,8 @@ impl PoolBuilder {
         self
     }
 
-    /// Adds a header sent with every request.
+    /// Adds a header sent with every request. An `Accept-Encoding` other than `identity`
+    /// fails [`PoolBuilder::build`]: bodies are saved as sent, never decoded.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.headers.push((name.into(), value.into()));
         self
@@ -285,6 +286,7 @@ impl PoolBuilder {
         if config.serial {
             config.workers = 1;
         }
+        crate::job::check_no_encoding(&config.headers)?;
         config.lookahead = config.lookahead.max(config.workers * 64);
         let proxy = self.proxy.as_ref().map(|s| s.0.as_str());
         let no_proxy = self.no_proxy.as_deref();

@@ -112,6 +112,9 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
     } else {
         Prepared::for_job(&cfg.output_dir, job)
     };
+    // A resumed body that fails its check is fetched once more from zero in this attempt:
+    // the head on disk may be of another version (a server that ignored `If-Range`).
+    let mut started_over = false;
     loop {
         // Failing before the body leaves the part this attempt would have continued.
         let kept = prep.resume.as_ref().map(|r| r.offset);
@@ -126,6 +129,38 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             && Instant::now() >= d
         {
             return Err(fail(deadline_error(ctx), &redirects));
+        }
+        // A part that already holds the recorded total needs no request (many servers
+        // answer its range with a 416 that does not say the length): hash, verify, finish.
+        if let Some(r) = prep.resume.as_ref().filter(|r| r.is_complete()) {
+            let (offset, head) = (r.offset, resume::validator_headers(&r.sidecar.validator));
+            let result = receive(
+                ctx,
+                task,
+                None,
+                &head,
+                &mut io::empty(),
+                Some(offset),
+                &prep,
+            );
+            match result {
+                Err(f) if is_check_failure(&f.error) && !started_over => {
+                    log::info!(
+                        "{url}: the complete partial file failed its check ({}); fetching it \
+                         again from zero",
+                        f.error
+                    );
+                    started_over = true;
+                    prep.start_over(out_path.as_deref());
+                    continue;
+                }
+                result => {
+                    return result.map_err(|mut f| {
+                        f.redirects = redirects;
+                        f
+                    });
+                }
+            }
         }
         let response = send(
             ctx,
@@ -234,17 +269,44 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         } else {
             Box::new(body.into_reader())
         };
-        return receive(ctx, task, status, &head.headers, &mut reader, from, &prep)
-            .map(|mut s| {
-                s.redirects = redirects.clone();
-                s
-            })
-            .map_err(|mut f| {
-                f.redirects = redirects;
-                f.http_status = Some(status);
-                f
-            });
+        let result = receive(
+            ctx,
+            task,
+            Some(status),
+            &head.headers,
+            &mut reader,
+            from,
+            &prep,
+        );
+        match result {
+            Err(f) if from.is_some() && is_check_failure(&f.error) && !started_over => {
+                log::info!(
+                    "{url}: the resumed file failed its check ({}); fetching it again from zero",
+                    f.error
+                );
+                started_over = true;
+                prep.start_over(out_path.as_deref());
+                continue;
+            }
+            result => {
+                return result
+                    .map(|mut s| {
+                        s.redirects = redirects.clone();
+                        s
+                    })
+                    .map_err(|mut f| {
+                        f.redirects = redirects;
+                        f.http_status = Some(status);
+                        f
+                    });
+            }
+        }
     }
+}
+
+/// A body that arrived but is not the file the job wants (size or sha256).
+fn is_check_failure(e: &Error) -> bool {
+    matches!(e, Error::Checksum { .. })
 }
 
 fn is_credential(name: &str) -> bool {
@@ -670,11 +732,13 @@ fn emit(ctx: &Context, event: Event) {
 
 /// Streams the body to its destination, hashing as it goes, and verifies it. `from` is the
 /// offset a ranged answer continues at; the bytes already in `PATH.part` are hashed first so
-/// that the sha256 covers the whole file.
+/// that the sha256 covers the whole file. `status` is `None` for a part finished without a
+/// request. A body is cut off as soon as it passes the job's listed size or, for a memory
+/// job, the memory limit.
 fn receive(
     ctx: &Context,
     task: &Task,
-    status: u16,
+    status: Option<u16>,
     head: &http::HeaderMap,
     reader: &mut dyn Read,
     from: Option<u64>,
@@ -689,8 +753,12 @@ fn receive(
     let recorded = prep.resume.as_ref().and_then(|r| r.sidecar.total);
     let announced = match from {
         None => length,
-        Some(n) if status == 416 => Some(n),
-        Some(n) => recorded.or(length.map(|l| n + l)),
+        // The range's end, which `judge` checked against every total known.
+        Some(n) if status == Some(206) => resume::range_end(head)
+            .or(recorded)
+            .or(length.map(|l| n + l)),
+        // A 416 or a part finished without a request: the part is the whole body.
+        Some(n) => Some(n),
     };
     let offset = from.unwrap_or(0);
     if let (Some(expected), Some(got)) = (job.size, announced)
@@ -709,7 +777,7 @@ fn receive(
         Destination::File(rel) => {
             let sidecar = match (from, resume::range_validator(head)) {
                 (None, Some(validator)) => Some(Sidecar {
-                    url: job.url.clone(),
+                    url: crate::job::resource_key(&job.url),
                     validator,
                     total: announced,
                 }),
@@ -726,9 +794,17 @@ fn receive(
             )
             .map_err(Failure::new)?
         }
-        Destination::Memory => Sink::Memory(Vec::with_capacity(
-            announced.unwrap_or(0).min(cfg.memory_limit) as usize,
-        )),
+        Destination::Memory => {
+            if let Some(n) = announced.filter(|n| *n > cfg.memory_limit) {
+                return Err(Failure::new(memory_limit_error(
+                    cfg.memory_limit,
+                    format!("{n} bytes announced by the server (nothing was read)"),
+                )));
+            }
+            Sink::Memory(Vec::with_capacity(
+                announced.unwrap_or(0).min(cfg.memory_limit) as usize,
+            ))
+        }
     };
     let remaining = announced.map(|total| total.saturating_sub(offset));
     let mut hasher = match remaining
@@ -761,6 +837,16 @@ fn receive(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(from_io(ctx, e)),
             };
+            // Without a Content-Length (close-delimited, chunked) only the count can tell
+            // that the body is longer than listed: stop at once, not at its end.
+            if let Some(expected) = job.size
+                && bytes + n as u64 > expected
+            {
+                return Err(Error::Checksum {
+                    expected: format!("{expected} bytes"),
+                    actual: format!("more than {expected} bytes (the rest was not read)"),
+                });
+            }
             sink.write(&chunk_buf[..n], cfg.memory_limit)?;
             hasher.consume(n, local);
             bytes += n as u64;
@@ -806,6 +892,22 @@ fn receive(
             }));
         }
     };
+    // ureq holds a body to its Content-Length; this holds the file to its announced
+    // length too (a 206 whose Content-Length is shorter than its Content-Range, say).
+    if let Some(want) = announced
+        && want != bytes
+    {
+        let partial = sink
+            .abandon(bytes > offset && bytes < want)
+            .then_some(bytes);
+        return Err(Failure {
+            partial,
+            ..Failure::new(Error::Network {
+                message: format!("the body ended after {bytes} of the {want} bytes announced"),
+                source: None,
+            })
+        });
+    }
     if let Some(expected) = job.size
         && expected != bytes
     {
@@ -833,7 +935,7 @@ fn receive(
         resume::remember(&cfg.output_dir, rel, &job.url, head);
     }
     Ok(Success {
-        http_status: Some(status),
+        http_status: status,
         bytes,
         sha256: Some(digest),
         resumed_from: from,
@@ -1086,10 +1188,10 @@ impl Sink {
             }
             Sink::Memory(v) => {
                 if v.len() as u64 + chunk.len() as u64 > limit {
-                    return Err(Error::Checksum {
-                        expected: format!("at most {limit} bytes (memory limit)"),
-                        actual: "a larger body; write it to a file instead".into(),
-                    });
+                    return Err(memory_limit_error(
+                        limit,
+                        format!("more than {limit} bytes (the rest was not read)"),
+                    ));
                 }
                 v.extend_from_slice(chunk);
                 Ok(())
@@ -1161,6 +1263,17 @@ impl Sink {
             }
             Sink::Memory(v) => Ok(Some(v)),
         }
+    }
+}
+
+/// A memory job's body is larger than the memory limit: kind `checksum` (the body's size
+/// is not what the job can take), with what to do in the message.
+fn memory_limit_error(limit: u64, actual: String) -> Error {
+    Error::Checksum {
+        expected: format!(
+            "at most {limit} bytes (the memory limit; write the body to a file instead)"
+        ),
+        actual,
     }
 }
 

@@ -77,8 +77,16 @@ pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
         ErrorKind::Http if m.contains("429") || m.contains("503") => {
             "the server is shedding load: lower -j / --per-host, or add --limit-rate".into()
         }
+        ErrorKind::Checksum if m.contains("memory limit") => {
+            "the response is larger than a memory job may hold: give the job a path so it \
+             is written to a file"
+                .into()
+        }
+        // A resumed body that fails its check is fetched again from zero before it
+        // fails, so what is left is a whole fresh download that differs.
         ErrorKind::Checksum => {
-            "the bytes differ from the list's sha256 or size: the list or the server is stale"
+            "a fresh download (from byte 0) differs from the list's sha256 or size: the \
+             list is out of date, or the server's copy changed or is damaged"
                 .into()
         }
         ErrorKind::Io => "check free space and permissions under --output-dir".into(),
@@ -184,6 +192,21 @@ mod tests {
             h.starts_with("check proxy http://p:3128: is it running"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn checksum_hints_blame_a_fresh_download_or_the_memory_limit_not_a_splice() {
+        let h = |m| hint(&f(ErrorKind::Checksum, m, "http://h/a"), None).unwrap();
+        let fresh = h("checksum mismatch: expected 1000 bytes, got more than 1000 bytes");
+        assert!(
+            fresh.starts_with("a fresh download (from byte 0) differs"),
+            "{fresh}"
+        );
+        let memory = h(
+            "checksum mismatch: expected at most 1000 bytes (the memory limit; write the body \
+             to a file instead), got more than 1000 bytes (the rest was not read)",
+        );
+        assert!(memory.contains("give the job a path"), "{memory}");
     }
 
     #[test]

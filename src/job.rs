@@ -182,6 +182,7 @@ impl Job {
         check_url(&self.url)?;
         if let Destination::File(path) = &self.dest {
             check_relative_path(path)?;
+            check_no_encoding(&self.headers)?;
         }
         if let Some(hex) = &self.sha256
             && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -198,6 +199,46 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// Refuses a request header asking for an encoded body (`Accept-Encoding` other than
+/// `identity`). Bodies are saved as sent and never decoded, so such a header could only
+/// put compressed bytes at a file's path, or splice a compressed range onto a part.
+pub(crate) fn check_no_encoding(headers: &[(String, String)]) -> Result<(), Error> {
+    for (name, value) in headers {
+        if name.trim().eq_ignore_ascii_case("accept-encoding")
+            && !value.trim().eq_ignore_ascii_case("identity")
+        {
+            return Err(Error::config(format!(
+                "header 'Accept-Encoding: {}' asks for an encoded body, which would be saved \
+                 undecoded (bodies are written as sent, never decompressed); remove the header",
+                value.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What identifies the resource behind `url` across runs: scheme, host and port (as the
+/// per-host key writes them) and the path, without userinfo, query or fragment. Signed
+/// URLs (S3, GCS) change their query each time they are made; their file stays the same.
+/// Resume sidecars, the validator store and retrying failed jobs match on this (with the
+/// output path); `If-Range` and `If-None-Match` guard against a different version.
+///
+/// ```
+/// assert_eq!(
+///     fetchpool::resource_key("https://u:pw@B.example/k/a.bin?X-Amz-Signature=1#f"),
+///     "https://b.example:443/k/a.bin"
+/// );
+/// ```
+pub fn resource_key(url: &str) -> String {
+    let mut key = crate::plan::host_key(url);
+    if let Some((_, rest)) = url.split_once("://") {
+        let after = rest.find(['/', '?', '#']).map_or("", |i| &rest[i..]);
+        let path = after.split(['?', '#']).next().unwrap_or("");
+        key.push_str(if path.is_empty() { "/" } else { path });
+    }
+    key
 }
 
 /// Checks that `url` is an absolute http or https URL with a host.

@@ -192,6 +192,8 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
 struct Checked {
     plan: fetchpool::Plan,
     listed: u64,
+    /// The `--retry-failed` keys some listed job matched.
+    retry_matched: std::collections::HashSet<select::RetryKey>,
 }
 
 fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -220,12 +222,22 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         Err(errors) => return Ok(config_errors(&errors)),
     };
     if let Some(retry) = &selection.retry {
-        let missing = (retry.jobs.len() as u64).saturating_sub(checked.plan.jobs);
-        if missing > 0 && selection.shard.is_none() {
-            log::warn!(
-                "{missing} failed job(s) in {} are not in the job list; it changed since that run",
-                retry.report.display()
+        // Checked against the whole list, every shard included: a failed job that no line
+        // names would otherwise never run again, and a loop on the report would end "ok".
+        let left = retry.unmatched(&checked.retry_matched);
+        if !left.is_empty() {
+            const SHOWN: usize = 5;
+            let shown: Vec<&str> = left.iter().take(SHOWN).map(String::as_str).collect();
+            eprintln!(
+                "fetchpool: {} failed or cancelled job(s) in {} match no job of the list ({}{}); \
+                 give the job list that report came from (jobs are matched by output path and \
+                 the URL's host and path); nothing was downloaded",
+                left.len(),
+                retry.report.display(),
+                shown.join(", "),
+                if left.len() > SHOWN { ", …" } else { "" }
             );
+            return Ok(EXIT_CONFIG);
         }
     }
     if args.dry_run {
@@ -362,11 +374,15 @@ fn check(
     let mut checker = fetchpool::PlanChecker::new();
     let mut errors = Vec::new();
     let mut listed = 0;
+    let mut retry_matched = std::collections::HashSet::new();
     for source in sources {
         for job in source.open()? {
             match job {
                 Ok(job) => {
                     listed += 1;
+                    if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
+                        retry_matched.insert(key);
+                    }
                     if selection.takes(&job) {
                         checker.add(&job);
                     }
@@ -392,7 +408,11 @@ fn check(
     });
     reread?;
     Ok(match finished {
-        Ok(plan) if errors.is_empty() => Ok(Checked { plan, listed }),
+        Ok(plan) if errors.is_empty() => Ok(Checked {
+            plan,
+            listed,
+            retry_matched,
+        }),
         Ok(_) => Err(errors),
         Err(more) => {
             errors.extend(more.iter().map(|e| e.to_string()));

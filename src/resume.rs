@@ -1,19 +1,27 @@
 //! Interrupted work continues and unchanged work is skipped: the `.part` sidecar, ranged
 //! and conditional requests, the validator store and the up-to-date pre-check.
 //!
-//! **Sidecar.** `PATH.part.meta` is one JSON line naming the URL, the validator (a strong
-//! `ETag`, else `Last-Modified`) and the announced total. It is written before the first
+//! **Sidecar.** `PATH.part.meta` is one JSON line naming the resource (the URL's host and
+//! path, [`crate::resource_key`]: a signed URL's query changes between runs, its file does
+//! not), the validator (a strong `ETag`, else `Last-Modified` when the server sends no
+//! `ETag` at all) and the announced total. It is written before the first
 //! body byte only when the body is larger than [`SIDECAR_THRESHOLD`] or of unknown length,
 //! so a kill of any size leaves a resumable state where resuming pays. Smaller bodies write
 //! it only when an attempt breaks or is cancelled mid-way (rare, and enough for a retry or
 //! a Ctrl-C to resume); a `kill -9` during a small body costs at most 1 MiB again.
 //!
-//! **Resume.** A `.part` with a sidecar for the same URL turns the request into
-//! `Range: bytes=N-` with `If-Range: VALIDATOR`. Only a 206 whose `Content-Range` starts at
-//! N and ends at the recorded total continues the file; a 200 restarts from zero (the file
-//! changed, or the server ignores ranges); a 416 saying the total is N means the part is
-//! already whole; anything else drops the part and asks again without a range. Without a
-//! usable validator there is no resume at all: bytes of two versions are never spliced.
+//! **Resume.** A `.part` whose length is the recorded total is already whole: it is
+//! finished (hashed, verified) without a request. Any other `.part` with a sidecar for the
+//! same resource turns the request into `Range: bytes=N-` with `If-Range: VALIDATOR`. Only a
+//! 206 whose `Content-Range` starts at N and ends at the recorded total, that carries the
+//! sidecar's validator (some servers ignore `If-Range` and answer 206 for a changed file)
+//! and no `Content-Encoding`, continues the file; a 200 restarts from zero (the file
+//! changed, or the server ignores ranges); a 416 saying the total is N, with the same
+//! validator, means the part is already whole; anything else drops the part and asks again
+//! without a range. Without a usable validator there is no resume at all: bytes of two
+//! versions are never spliced. A weak `ETag` is no usable validator (RFC 9110 §13.1.5: weak
+//! tags cannot guard a range, and a date must not be sent while a tag is held), so a body
+//! served with one is never resumed.
 //!
 //! **Skip.** A job with a sha256 whose file already has it is skipped without a request;
 //! [`Precheck`] hashes existing files in parallel with rayon, a batch at a time as jobs
@@ -52,7 +60,7 @@ const PRECHECK_BATCH: usize = 64;
 /// What `PATH.part.meta` records about the body in `PATH.part`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Sidecar {
-    /// The job's URL (before redirects).
+    /// The job's resource key ([`crate::resource_key`] of its URL before redirects).
     pub(crate) url: String,
     /// The `If-Range` value: a strong entity tag, or a `Last-Modified` date.
     pub(crate) validator: String,
@@ -82,14 +90,67 @@ impl Sidecar {
     }
 }
 
-/// The validator a later `If-Range` can use: a strong `ETag`, else `Last-Modified`. A weak
-/// tag cannot guard a range (RFC 9110 §13.1.5), so it does not count.
+/// The validator a later `If-Range` can use: a strong `ETag`, else `Last-Modified` when
+/// there is no `ETag` at all. A weak tag cannot guard a range, and a client holding a tag
+/// must not send a date instead (RFC 9110 §13.1.5): a body with a weak tag has none, and is
+/// fetched from zero when it breaks. An encoded body (`Content-Encoding`) has none either:
+/// its ranges need not be in the coordinates of the bytes on disk.
 pub(crate) fn range_validator(headers: &HeaderMap) -> Option<String> {
+    if encoded(headers) {
+        return None;
+    }
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match get("etag") {
         Some(tag) if tag.starts_with('"') => Some(tag.to_string()),
-        _ => get("last-modified").map(str::to_string),
+        Some(_) => None,
+        None => get("last-modified").map(str::to_string),
     }
+}
+
+/// Whether the body is sent with a `Content-Encoding` other than `identity`.
+pub(crate) fn encoded(headers: &HeaderMap) -> bool {
+    headers.get_all("content-encoding").iter().any(|v| {
+        v.to_str()
+            .map_or(true, |v| !v.trim().eq_ignore_ascii_case("identity"))
+    })
+}
+
+/// Whether a response is of the version `validator` (a sidecar's) names: the same strong
+/// `ETag` when the validator is one, else the same `Last-Modified` from a response without
+/// any `ETag` (a date held where the server now tags its bodies, weakly or not, may come
+/// from a body that changed within its second). A response without the header to compare
+/// (a 206 may omit `Last-Modified`) is not taken on trust.
+fn same_version(validator: &str, headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if validator.starts_with('"') {
+        return get("etag") == Some(validator);
+    }
+    if headers.contains_key("etag") {
+        return false;
+    }
+    match get("last-modified") {
+        Some(date) if date == validator => true,
+        Some(date) => {
+            let parse = |d: &str| crate::retry::parse_http_date(d);
+            parse(date).is_some() && parse(date) == parse(validator)
+        }
+        None => false,
+    }
+}
+
+/// Response headers that carry `validator` (a sidecar's), for the validator store when a
+/// part is finished without a request.
+pub(crate) fn validator_headers(validator: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let name = if validator.starts_with('"') {
+        "etag"
+    } else {
+        "last-modified"
+    };
+    if let Ok(v) = ureq::http::HeaderValue::from_str(validator) {
+        h.insert(name, v);
+    }
+    h
 }
 
 /// Where a ranged request picks up.
@@ -100,9 +161,17 @@ pub(crate) struct ResumePoint {
     pub(crate) sidecar: Sidecar,
 }
 
+impl ResumePoint {
+    /// The part holds the whole recorded body: nothing is left to ask for.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.sidecar.total == Some(self.offset)
+    }
+}
+
 /// Validators remembered from the last download of a file, for a conditional request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stored {
+    /// The resource key ([`crate::resource_key`]) the validators were given for.
     url: String,
     etag: Option<String>,
     last_modified: Option<String>,
@@ -133,15 +202,17 @@ impl Prepared {
         let path = output_dir.join(rel);
         let sidecar = Sidecar::read(&path);
         let meta_exists = sidecar.is_ok();
-        let resume = sidecar
-            .ok()
-            .flatten()
-            .filter(|s| s.url == job.url)
-            .and_then(|sidecar| {
-                let offset = fs::metadata(part_path(&path)).ok()?.len();
-                let fits = sidecar.total.is_none_or(|t| offset <= t);
-                (offset > 0 && fits).then_some(ResumePoint { offset, sidecar })
-            });
+        let resume = match sidecar {
+            Err(_) => None,
+            Ok(None) => {
+                log::info!(
+                    "{}: unreadable resume sidecar; starting over",
+                    path.display()
+                );
+                None
+            }
+            Ok(Some(sidecar)) => resume_point(&path, &job.url, sidecar),
+        };
         let stored = if job.sha256.is_none() {
             load_stored(output_dir, rel, &job.url)
         } else {
@@ -152,6 +223,14 @@ impl Prepared {
             stored,
             meta_exists,
         }
+    }
+
+    /// Forgets what this preparation had (after a resumed body failed its check): the next
+    /// request starts from zero and carries no condition.
+    pub(crate) fn start_over(&mut self, path: Option<&Path>) {
+        self.drop_resume(path);
+        self.meta_exists = false;
+        self.stored = None;
     }
 
     /// The request headers this preparation adds.
@@ -180,6 +259,29 @@ impl Prepared {
     }
 }
 
+/// The resume point a sidecar gives for `path`, or `None` with a log line saying why the
+/// part cannot be continued.
+fn resume_point(path: &Path, url: &str, sidecar: Sidecar) -> Option<ResumePoint> {
+    let drop = |why: &str| {
+        log::info!("{}: {why}; starting over", part_path(path).display());
+        None
+    };
+    if crate::job::resource_key(&sidecar.url) != crate::job::resource_key(url) {
+        return drop("the partial file is of another URL (host or path changed)");
+    }
+    let Ok(meta) = fs::metadata(part_path(path)) else {
+        return drop("a resume sidecar without its partial file");
+    };
+    let offset = meta.len();
+    if offset == 0 {
+        return None;
+    }
+    if sidecar.total.is_some_and(|t| offset > t) {
+        return drop("the partial file is longer than the recorded total");
+    }
+    Some(ResumePoint { offset, sidecar })
+}
+
 /// Removes `PATH.part` and its sidecar.
 pub(crate) fn discard(path: &Path) {
     let _ = fs::remove_file(part_path(path));
@@ -199,7 +301,9 @@ pub(crate) enum RangeAnswer {
     Restart,
 }
 
-/// Judges a response against the range that was asked.
+/// Judges a response against the range that was asked. A 206 or 416 continues or ends the
+/// part only when it carries the sidecar's validator: a server that ignores `If-Range`
+/// answers 206 for a file that changed, and its tail would be spliced onto the old head.
 pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderMap) -> RangeAnswer {
     let content_range = headers
         .get("content-range")
@@ -217,11 +321,18 @@ pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderM
         (Some(t), Some(want)) => t == want,
         _ => true,
     };
+    if matches!(status, 206 | 416)
+        && (!same_version(&r.sidecar.validator, headers) || encoded(headers))
+    {
+        return RangeAnswer::Restart;
+    }
     match (status, content_range) {
+        // The range must run to the end of the body, by its own total or, when it says
+        // `/*`, the recorded one: a shorter one would be committed as the whole file.
         (206, Some(ContentRange::Bytes { start, end, total }))
             if start == r.offset
                 && total_fits(total)
-                && total.is_none_or(|t| end + 1 == t)
+                && total.or(r.sidecar.total).is_none_or(|t| end + 1 == t)
                 && end >= start =>
         {
             RangeAnswer::Continue(start)
@@ -233,6 +344,16 @@ pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderM
         }
         (206 | 416, _) => RangeAnswer::Restart,
         _ => RangeAnswer::Fresh,
+    }
+}
+
+/// Where the body of a 206 ends in the whole file (the `Content-Range`'s last byte + 1):
+/// what the file's length must be once it is appended.
+pub(crate) fn range_end(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get("content-range")?.to_str().ok()?;
+    match parse_content_range(v)? {
+        ContentRange::Bytes { end, .. } => end.checked_add(1),
+        ContentRange::Unsatisfied { .. } => None,
     }
 }
 
@@ -293,11 +414,20 @@ fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
     let text = fs::read(store_path(output_dir, rel)).ok()?;
     let stored: Stored = serde_json::from_slice(&text).ok()?;
     let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
-    (stored.url == url && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
+    let same = crate::job::resource_key(&stored.url) == crate::job::resource_key(url);
+    if !same {
+        log::info!(
+            "{}: stored validators are of another URL (host or path changed); not used",
+            rel.display()
+        );
+    }
+    (same && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
 }
 
-/// Remembers the validators of a file just put in place. Best effort: a store that cannot
-/// be written only costs a full download next time.
+/// Remembers the validators of a file just put in place, complete and verified (its caller
+/// runs only after the commit), so that a later 304 vouches only for a whole file of that
+/// version. Best effort: a store that cannot be written only costs a full download next
+/// time.
 pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &HeaderMap) {
     let get = |name: &str| {
         headers
@@ -313,7 +443,7 @@ pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &Heade
         return;
     };
     let entry = Stored {
-        url: url.to_string(),
+        url: crate::job::resource_key(url),
         etag,
         last_modified,
         len,
@@ -484,7 +614,7 @@ mod tests {
     #[test]
     fn only_a_206_from_the_offset_to_the_recorded_total_continues() {
         let p = point(400, Some(1000));
-        let cr = |v: &str| headers(&[("content-range", v)]);
+        let cr = |v: &str| headers(&[("content-range", v), ("etag", "\"v1\"")]);
         assert_eq!(
             judge(Some(&p), 206, &cr("bytes 400-999/1000")),
             RangeAnswer::Continue(400)
@@ -501,6 +631,14 @@ mod tests {
             judge(Some(&p), 206, &cr("bytes 400-499/1000")),
             RangeAnswer::Restart
         );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-499/*")),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &cr("bytes 400-999/*")),
+            RangeAnswer::Continue(400)
+        );
         assert_eq!(judge(Some(&p), 206, &headers(&[])), RangeAnswer::Restart);
         assert_eq!(judge(Some(&p), 200, &headers(&[])), RangeAnswer::Fresh);
         assert_eq!(judge(None, 206, &cr("bytes 0-9/10")), RangeAnswer::Restart);
@@ -509,7 +647,7 @@ mod tests {
     #[test]
     fn a_416_means_complete_only_when_the_total_is_the_offset() {
         let whole = point(1000, Some(1000));
-        let cr = |v: &str| headers(&[("content-range", v)]);
+        let cr = |v: &str| headers(&[("content-range", v), ("etag", "\"v1\"")]);
         assert_eq!(
             judge(Some(&whole), 416, &cr("bytes */1000")),
             RangeAnswer::Complete(1000)
@@ -525,18 +663,65 @@ mod tests {
     }
 
     #[test]
-    fn weak_etags_do_not_guard_ranges() {
-        let h = headers(&[
-            ("etag", "W/\"x\""),
-            ("last-modified", "Wed, 01 Jan 2025 00:00:00 GMT"),
-        ]);
-        assert_eq!(
-            range_validator(&h).as_deref(),
-            Some("Wed, 01 Jan 2025 00:00:00 GMT")
-        );
-        let h = headers(&[("etag", "\"x\"")]);
+    fn a_weak_etag_leaves_no_validator_and_no_date_stands_in_for_it() {
+        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
+        let h = headers(&[("etag", "W/\"x\""), ("last-modified", date)]);
+        assert_eq!(range_validator(&h), None);
+        let h = headers(&[("etag", "\"x\""), ("last-modified", date)]);
         assert_eq!(range_validator(&h).as_deref(), Some("\"x\""));
+        assert_eq!(
+            range_validator(&headers(&[("last-modified", date)])).as_deref(),
+            Some(date)
+        );
         assert_eq!(range_validator(&headers(&[])), None);
+        let gz = headers(&[("etag", "\"x\""), ("content-encoding", "gzip")]);
+        assert_eq!(range_validator(&gz), None);
+        let plain = headers(&[("etag", "\"x\""), ("content-encoding", "identity")]);
+        assert_eq!(range_validator(&plain).as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn a_206_or_416_continues_only_with_the_sidecars_validator() {
+        let p = point(400, Some(1000));
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut all = vec![("content-range", "bytes 400-999/1000")];
+            all.extend_from_slice(pairs);
+            headers(&all)
+        };
+        assert_eq!(
+            judge(Some(&p), 206, &h(&[("etag", "\"v1\"")])),
+            RangeAnswer::Continue(400)
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &h(&[("etag", "\"v2\"")])),
+            RangeAnswer::Restart
+        );
+        assert_eq!(
+            judge(Some(&p), 206, &h(&[("etag", "W/\"v1\"")])),
+            RangeAnswer::Restart
+        );
+        assert_eq!(judge(Some(&p), 206, &h(&[])), RangeAnswer::Restart);
+        let gz = h(&[("etag", "\"v1\""), ("content-encoding", "gzip")]);
+        assert_eq!(judge(Some(&p), 206, &gz), RangeAnswer::Restart);
+        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
+        let mut by_date = point(400, Some(1000));
+        by_date.sidecar.validator = date.into();
+        assert_eq!(
+            judge(Some(&by_date), 206, &h(&[("last-modified", date)])),
+            RangeAnswer::Continue(400)
+        );
+        let later = h(&[("last-modified", "Wed, 01 Jan 2025 00:00:01 GMT")]);
+        assert_eq!(judge(Some(&by_date), 206, &later), RangeAnswer::Restart);
+        assert_eq!(
+            judge(Some(&by_date), 206, &h(&[("etag", "\"t\"")])),
+            RangeAnswer::Restart
+        );
+        // A date kept by an older sidecar while the server tags its bodies: not trusted.
+        let tagged = h(&[("last-modified", date), ("etag", "W/\"t\"")]);
+        assert_eq!(judge(Some(&by_date), 206, &tagged), RangeAnswer::Restart);
+        let whole = point(1000, None);
+        let cr = headers(&[("content-range", "bytes */1000"), ("etag", "\"v2\"")]);
+        assert_eq!(judge(Some(&whole), 416, &cr), RangeAnswer::Restart);
     }
 
     #[test]

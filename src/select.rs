@@ -28,14 +28,26 @@ pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
     })
 }
 
-/// The jobs an earlier report says did not succeed, keyed by URL and path.
+/// The jobs an earlier report says did not succeed, keyed by output path and the URL's
+/// host and path ([`fetchpool::resource_key`]: a re-signed URL's new query still matches);
+/// a memory job, which has no path, by its whole URL.
 ///
 /// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
 /// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
 /// one did. Jobs that ended ok or skipped are left alone.
 pub struct RetrySet {
     pub report: PathBuf,
-    pub jobs: HashSet<(String, Option<String>)>,
+    pub jobs: HashSet<RetryKey>,
+}
+
+/// How a report line and a listed job are matched.
+pub type RetryKey = (String, Option<String>);
+
+fn key(url: &str, path: Option<String>) -> RetryKey {
+    match path {
+        Some(p) => (fetchpool::resource_key(url), Some(p)),
+        None => (url.to_string(), None),
+    }
 }
 
 impl RetrySet {
@@ -67,7 +79,7 @@ impl RetrySet {
                 );
             };
             if matches!(status, "failed" | "cancelled") {
-                jobs.insert((url.to_string(), v["path"].as_str().map(str::to_string)));
+                jobs.insert(key(url, v["path"].as_str().map(str::to_string)));
             }
         }
         Ok(RetrySet {
@@ -76,10 +88,27 @@ impl RetrySet {
         })
     }
 
-    fn contains(&self, job: &Job) -> bool {
+    /// The key of `job` when the report says it did not succeed.
+    pub fn matching(&self, job: &Job) -> Option<RetryKey> {
         // Borrowed lookups on a tuple key need an owned probe; failures are few.
         let path = job.path().map(|p| p.to_string_lossy().into_owned());
-        self.jobs.contains(&(job.url.clone(), path))
+        Some(key(&job.url, path)).filter(|k| self.jobs.contains(k))
+    }
+
+    fn contains(&self, job: &Job) -> bool {
+        self.matching(job).is_some()
+    }
+
+    /// The report's unfinished jobs that no listed job matched (`matched` holds the keys
+    /// the listed jobs matched), their paths (or URLs) sorted.
+    pub fn unmatched(&self, matched: &HashSet<RetryKey>) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .jobs
+            .difference(matched)
+            .map(|(url, path)| path.clone().unwrap_or_else(|| url.clone()))
+            .collect();
+        left.sort();
+        left
     }
 }
 

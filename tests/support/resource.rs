@@ -22,6 +22,12 @@ pub struct Resource {
     pub last_modified: Option<SystemTime>,
     /// Whether `Range` requests are honoured (`Accept-Ranges: bytes`); `true` by default.
     pub ranges: bool,
+    /// Whether `If-Range` is ignored, so that a range of a changed file is still answered
+    /// 206 (moto's S3 server does this); `false` by default.
+    pub ignore_if_range: bool,
+    /// Whether a 416 leaves out `Content-Range: bytes */N` (Apache, lighttpd and moto
+    /// do); `false` by default.
+    pub bare_416: bool,
 }
 
 impl Resource {
@@ -36,6 +42,8 @@ impl Resource {
             etag: Some(format!("\"{hash:016x}\"")),
             last_modified: Some(modified),
             ranges: true,
+            ignore_if_range: false,
+            bare_416: false,
         }
     }
 
@@ -67,6 +75,18 @@ impl Resource {
     /// range support.
     pub fn no_ranges(mut self) -> Resource {
         self.ranges = false;
+        self
+    }
+
+    /// Answers a range with 206 whatever `If-Range` says (a server that ignores it).
+    pub fn ignoring_if_range(mut self) -> Resource {
+        self.ignore_if_range = true;
+        self
+    }
+
+    /// Answers an unsatisfiable range with a 416 that has no `Content-Range`.
+    pub fn bare_416(mut self) -> Resource {
+        self.bare_416 = true;
         self
     }
 
@@ -103,13 +123,14 @@ impl Reply {
         if get_or_head && not_modified(req, res) {
             return with_validators(Reply::status(304));
         }
-        let range = req
-            .header("range")
-            .filter(|_| res.ranges && get_or_head && if_range_holds(req, res));
+        let range = req.header("range").filter(|_| {
+            res.ranges && get_or_head && (res.ignore_if_range || if_range_holds(req, res))
+        });
         match range.map(|r| parse_range(r, len)) {
             Some(Some(Ok((start, end)))) => with_validators(Reply::status(206))
                 .header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1))
                 .shared_body(res.body.clone(), Some(start..end)),
+            Some(Some(Err(()))) if res.bare_416 => with_validators(Reply::status(416)),
             Some(Some(Err(()))) => with_validators(Reply::status(416))
                 .header("Content-Range", &format!("bytes */{len}")),
             // No Range, or one we don't understand (several ranges, other units): whole body.

@@ -627,10 +627,13 @@ fn follow(
         });
     }
     let next = resolve(from, location);
-    let scheme = next.split("://").next().unwrap_or("").to_ascii_lowercase();
+    let scheme = scheme_of(&next).unwrap_or("").to_ascii_lowercase();
     if scheme != "http" && scheme != "https" {
         return Err(Error::Redirect {
-            message: format!("to '{next}': only http and https redirects are followed"),
+            message: format!(
+                "to '{}': only http and https redirects are followed",
+                crate::redact::clip(&crate::redact::url(&next), crate::redact::SHOWN_CHARS)
+            ),
         });
     }
     if scheme == "http" && from.to_ascii_lowercase().starts_with("https:") && !cfg.allow_downgrade {
@@ -656,11 +659,24 @@ fn host_of(url: &str) -> String {
     crate::plan::host_key(url)
 }
 
+/// The scheme of an absolute URI (RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" /
+/// "." )` before the first `:`), or `None` for a relative reference.
+pub(crate) fn scheme_of(reference: &str) -> Option<&str> {
+    let (scheme, _) = reference.split_once(':')?;
+    let mut bytes = scheme.bytes();
+    let first = bytes.next()?;
+    (first.is_ascii_alphabetic()
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+    .then_some(scheme)
+}
+
 /// Resolves a `Location` value against the URL it came from (RFC 3986 §5.2, without
-/// the rarely used corners).
+/// the rarely used corners). A reference with a scheme is absolute whatever follows it
+/// (`data:…`, `mailto:…`, `file:/etc/passwd`): it is returned as it is, never read as a
+/// path on the same host.
 pub(crate) fn resolve(base: &str, reference: &str) -> String {
     let reference = reference.trim();
-    if reference.contains("://") && !reference.starts_with('/') {
+    if scheme_of(reference).is_some() {
         return reference.to_string();
     }
     let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
@@ -1363,9 +1379,26 @@ mod tests {
             ("../..", "http://a/"),
             ("../../g", "http://a/g"),
             ("https://other:8443/x", "https://other:8443/x"),
+            ("g:h", "g:h"),
+            ("data:text/plain,hi", "data:text/plain,hi"),
+            ("file:/etc/passwd", "file:/etc/passwd"),
+            ("./file:/etc/passwd", "http://a/b/c/file:/etc/passwd"),
+            ("1a:b", "http://a/b/c/1a:b"),
         ] {
             assert_eq!(resolve(base, r), want, "resolving {r}");
         }
+    }
+
+    #[test]
+    fn schemes_follow_rfc3986_syntax() {
+        assert_eq!(scheme_of("javascript:alert(1)"), Some("javascript"));
+        assert_eq!(scheme_of("view-source+x.y:foo"), Some("view-source+x.y"));
+        assert_eq!(scheme_of("HTTP://h/"), Some("HTTP"));
+        assert_eq!(scheme_of("/a:b"), None);
+        assert_eq!(scheme_of("1a:b"), None);
+        assert_eq!(scheme_of(":x"), None);
+        assert_eq!(scheme_of("a b:c"), None);
+        assert_eq!(scheme_of("no-colon"), None);
     }
 
     #[test]

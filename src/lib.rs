@@ -37,6 +37,7 @@ mod pool;
 pub mod proxy;
 mod proxy_http;
 mod ratelimit;
+pub mod redact;
 mod report;
 mod resolve;
 mod resume;

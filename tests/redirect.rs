@@ -226,3 +226,47 @@ fn only_http_and_https_redirects_are_followed() {
         );
     }
 }
+
+#[test]
+fn location_with_a_non_http_scheme_and_no_slashes_is_refused_not_fetched_as_a_path() {
+    // A catch-all server: read as a relative path, `data:…` or `file:/etc/passwd` would
+    // be "found" on the same host and the job would end ok with this page's bytes.
+    let s = TestServer::start();
+    s.fallback(|_| Reply::ok("catch-all page"));
+    let targets = [
+        ("/data", "data:text/plain;base64,SGVsbG8="),
+        ("/js", "javascript:alert(1)"),
+        ("/mail", "mailto:root@example.com"),
+        ("/file", "file:/etc/passwd"),
+        ("/upper", "FILE:/etc/passwd"),
+        ("/plus", "view-source+x.y:foo"),
+        ("/urn", "urn:isbn:0451450523"),
+    ];
+    for (path, to) in targets {
+        let to = to.to_string();
+        s.route(path, move |_| Reply::redirect(302, &to));
+    }
+    let tmp = TempDir::new();
+    let urls: Vec<String> = targets.iter().map(|(p, _)| s.url(p)).collect();
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["-o", "out"]);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    for (path, to) in targets {
+        let line = run.line(&s.url(path));
+        assert_eq!(line["status"], "failed", "{line}");
+        assert_eq!(line["error"]["kind"], "redirect", "{line}");
+        assert_eq!(line["attempts"], 1, "{line}");
+        assert_eq!(line["redirects"], json!([]), "{to}: {line}");
+        let message = line["error"]["message"].as_str().unwrap();
+        assert!(message.contains("only http and https"), "{to}: {message}");
+    }
+    // Only the redirecting paths were asked for: nothing was fetched in their place.
+    let asked: Vec<String> = s.requests().iter().map(|r| r.path.clone()).collect();
+    let mut asked_sorted = asked.clone();
+    asked_sorted.sort();
+    let mut want: Vec<String> = targets.iter().map(|(p, _)| p.to_string()).collect();
+    want.sort();
+    assert_eq!(asked_sorted, want, "{asked:?}");
+    assert!(!tmp.join("out").exists() || std::fs::read_dir(tmp.join("out")).unwrap().count() == 0);
+}

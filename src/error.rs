@@ -268,10 +268,13 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// Any URL in a message is shown with its secrets hidden ([`crate::redact::text`]),
+    /// whoever wrote the message: this is what logs, summaries and reports print.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::redact::text as shown;
         match self {
-            Error::Connect { message, .. } => write!(f, "connection failed: {message}"),
-            Error::Network { message, .. } => write!(f, "connection broke: {message}"),
+            Error::Connect { message, .. } => write!(f, "connection failed: {}", shown(message)),
+            Error::Network { message, .. } => write!(f, "connection broke: {}", shown(message)),
             Error::Timeout { phase, limit } => {
                 let what = match phase {
                     TimeoutPhase::Connect => "connecting took too long",
@@ -290,7 +293,7 @@ impl fmt::Display for Error {
                     None => write!(f, "timeout ({phase}): {what}"),
                 }
             }
-            Error::Tls { reason } => write!(f, "TLS handshake failed: {reason}"),
+            Error::Tls { reason } => write!(f, "TLS handshake failed: {}", shown(reason)),
             Error::Status { code, .. } => {
                 write!(f, "server answered HTTP {code}")?;
                 if let Some(reason) = status_reason(*code) {
@@ -298,18 +301,20 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Protocol { message } => write!(f, "invalid HTTP response: {message}"),
+            Error::Protocol { message } => write!(f, "invalid HTTP response: {}", shown(message)),
             Error::Checksum { expected, actual } => {
                 write!(f, "checksum mismatch: expected {expected}, got {actual}")
             }
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Proxy { message } => write!(f, "proxy error: {message}"),
-            Error::Redirect { message } => write!(f, "redirect refused: {message}"),
+            Error::Io { path, source } => {
+                write!(f, "{}: {source}", shown(&path.to_string_lossy()))
+            }
+            Error::Proxy { message } => write!(f, "proxy error: {}", shown(message)),
+            Error::Redirect { message } => write!(f, "redirect refused: {}", shown(message)),
             Error::Dependency { id } => {
                 write!(f, "not started: job '{id}' it depends on did not succeed")
             }
-            Error::Cancelled { reason } => write!(f, "cancelled: {reason}"),
-            Error::Config { message } => f.write_str(message),
+            Error::Cancelled { reason } => write!(f, "cancelled: {}", shown(reason)),
+            Error::Config { message } => f.write_str(&shown(message)),
         }
     }
 }

@@ -186,7 +186,11 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
                 method = "GET".to_string();
                 body = None;
             }
-            log::debug!("{} → {status} {next}", url);
+            log::debug!(
+                "{} → {status} {}",
+                crate::redact::url(&url),
+                crate::redact::url(&next)
+            );
             emit(
                 ctx,
                 Event::Redirected {
@@ -228,7 +232,10 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             RangeAnswer::Continue(n) => (Some(n), false),
             RangeAnswer::Complete(n) => (Some(n), true),
             RangeAnswer::Restart if prep.resume.is_some() => {
-                log::info!("{url}: {status} does not continue the partial file; starting over");
+                log::info!(
+                    "{}: {status} does not continue the partial file; starting over",
+                    crate::redact::url(&url)
+                );
                 drain(response);
                 prep.drop_resume(out_path.as_deref());
                 prep.meta_exists = false;
@@ -437,7 +444,10 @@ fn run<B: ureq::AsSendBody + Clone>(
             // against a pool full of them.
             Err(e) if reuse::is_stale(&e) && stale < MAX_STALE => {
                 stale += 1;
-                log::debug!("{url}: stale pooled connection ({e}); sending again");
+                log::debug!(
+                    "{}: stale pooled connection ({e}); sending again",
+                    crate::redact::url(url)
+                );
             }
             result => return result,
         }

@@ -310,14 +310,13 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
                 if !outcome.status.is_success()
                     && let Some(e) = &outcome.error
                 {
+                    let url = fetchpool::redact::url(&outcome.url);
                     first_failures
                         .entry(e.kind())
-                        .or_insert_with(|| (outcome.url.clone(), e.to_string()));
+                        .or_insert_with(|| (url.to_string(), e.to_string()));
                     match &bar {
-                        Some(bar) => {
-                            bar.println(format!("{} {}: {e}", outcome.status, outcome.url))
-                        }
-                        None => log::warn!("{} {}: {e}", outcome.status, outcome.url),
+                        Some(bar) => bar.println(format!("{} {url}: {e}", outcome.status)),
+                        None => log::warn!("{} {url}: {e}", outcome.status),
                     }
                 }
             }

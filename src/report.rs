@@ -4,6 +4,7 @@
 //! A [`Summary`] counts outcomes without keeping them, so a run of a million jobs costs
 //! the same memory as a run of ten.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind};
 use crate::job::JobId;
+use crate::redact;
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,10 +113,15 @@ impl Outcome {
         }
     }
 
-    /// The outcome as one JSON object (one line of `--report`).
+    /// The outcome as one JSON object (one line of `--report`), its URLs with their
+    /// secrets hidden ([`crate::redact::url`]).
     pub fn to_json(&self) -> Value {
+        // URLs with their secrets hidden: a report outlives the credentials' purpose. The
+        // path is kept whole, so `--retry-failed` matches a line to its job by path (and
+        // by the URL hidden the same way).
+        let redirects: Vec<Cow<'_, str>> = self.redirects.iter().map(|u| redact::url(u)).collect();
         let mut v = json!({
-            "url": self.url,
+            "url": redact::url(&self.url),
             "path": self.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
             "status": self.status.as_str(),
             "http_status": self.http_status,
@@ -123,7 +130,7 @@ impl Outcome {
             "attempts": self.attempts,
             "elapsed_ms": self.elapsed.as_millis() as u64,
             "resumed_from": self.resumed_from,
-            "redirects": self.redirects,
+            "redirects": redirects,
             "error": self.error.as_ref().map(|e| json!({
                 "kind": e.kind().as_str(),
                 "phase": e.phase().map(|p| p.as_str()),
@@ -152,7 +159,8 @@ pub struct Summary {
     pub bytes: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
-    /// Failures and cancellations by error kind: count and the first few URLs.
+    /// Failures and cancellations by error kind: count and the first few URLs, their
+    /// secrets hidden ([`crate::redact::url`]).
     pub failures: BTreeMap<ErrorKind, (u64, Vec<String>)>,
     /// Whether the run was interrupted (the caller cancelled it).
     pub interrupted: bool,
@@ -177,7 +185,7 @@ impl Summary {
             let entry = self.failures.entry(e.kind()).or_default();
             entry.0 += 1;
             if entry.1.len() < Self::EXAMPLES {
-                entry.1.push(outcome.url.clone());
+                entry.1.push(redact::url(&outcome.url).into_owned());
             }
         }
     }

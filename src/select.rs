@@ -30,7 +30,9 @@ pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
 
 /// The jobs an earlier report says did not succeed, keyed by output path and the URL's
 /// host and path ([`fetchpool::resource_key`]: a re-signed URL's new query still matches);
-/// a memory job, which has no path, by its whole URL.
+/// a memory job, which has no path, by its whole URL with its secrets hidden, as the
+/// report shows it ([`fetchpool::redact::url`], on both sides: a report written before
+/// redaction matches as well).
 ///
 /// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
 /// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
@@ -46,7 +48,7 @@ pub type RetryKey = (String, Option<String>);
 fn key(url: &str, path: Option<String>) -> RetryKey {
     match path {
         Some(p) => (fetchpool::resource_key(url), Some(p)),
-        None => (url.to_string(), None),
+        None => (fetchpool::redact::url(url).into_owned(), None),
     }
 }
 

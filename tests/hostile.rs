@@ -1,0 +1,133 @@
+//! Misuse and hostile input: secrets in URLs never printed, names and paths too long for
+//! the file system, lists of bad lines that must not cost memory, another local user's
+//! planted files, and headers that cannot be sent.
+
+mod support;
+
+use std::fs;
+
+use support::cli::{fetchpool, fetchpool_env, write_list};
+use support::{Reply, TempDir, TestServer};
+
+/// Every secret a URL of the list below carries; none may be printed or written.
+const SECRETS: &[&str] = &[
+    "hunter2pw",
+    "AMZSIGSECRET",
+    "AMZCREDSECRET",
+    "AMZTOKENSECRET",
+    "PLAINSIGSECRET",
+    "AZURESIGSECRET",
+    "GOOGSIGSECRET",
+    "HOPTOKENSECRET",
+    "LOOPSIGSECRET",
+];
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} shows {s}:\n{text}");
+    }
+}
+
+#[test]
+fn passwords_and_url_signatures_never_reach_logs_summaries_json_or_reports() {
+    let s = TestServer::start();
+    let port = s.port();
+    s.route("/denied", |_| Reply::status(403));
+    s.route("/fine", |_| Reply::ok("fine"));
+    let gone = "/gone?token=HOPTOKENSECRET";
+    s.route("/hop", move |_| Reply::redirect(302, gone));
+    s.route("/gone", |_| Reply::status(404));
+    let again = format!("http://127.0.0.1:{port}/loop?sig=LOOPSIGSECRET");
+    s.route("/loop", move |_| Reply::redirect(302, &again));
+    let denied = format!(
+        "http://ann:hunter2pw@127.0.0.1:{port}/denied?X-Amz-Credential=AMZCREDSECRET\
+         &X-Amz-Security-Token=AMZTOKENSECRET&X-Amz-Signature=AMZSIGSECRET&part=7"
+    );
+    let fine = format!("http://127.0.0.1:{port}/fine?Signature=PLAINSIGSECRET");
+    let hop = format!("http://127.0.0.1:{port}/hop?sig=AZURESIGSECRET");
+    let looping = format!("http://127.0.0.1:{port}/loop?X-Goog-Signature=GOOGSIGSECRET");
+    let tmp = TempDir::new();
+    let list = write_list(
+        tmp.path(),
+        "list.txt",
+        &format!("{denied}\tdenied.bin\n{fine}\tfine.bin\n{hop}\thop.bin\n{looping}\tloop.bin\n"),
+    );
+    let args = ["-i", &list, "-o", "out", "--retries", "0", "--json", "-v"];
+    // RUST_LOG=debug: the library's own debug lines (redirect hops) and ureq's too.
+    let run = fetchpool_env(tmp.path(), &args, None, &[("RUST_LOG", "debug")]);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    let report = fs::read_to_string(tmp.join("report.jsonl")).unwrap();
+    assert_no_secret("stdout (--json)", &run.stdout);
+    assert_no_secret("stderr (logs and summary)", &run.stderr);
+    assert_no_secret("the report", &report);
+
+    // What is shown instead: the URL as the reader knows it, secrets as ***.
+    let shown_denied = format!(
+        "http://ann:***@127.0.0.1:{port}/denied?X-Amz-Credential=***\
+         &X-Amz-Security-Token=***&X-Amz-Signature=***&part=7"
+    );
+    let line = run.line(&shown_denied);
+    assert_eq!(line["status"], "failed");
+    assert_eq!(line["http_status"], 403);
+    assert_eq!(line["path"], "denied.bin");
+    let hop_line = run.line(&format!("http://127.0.0.1:{port}/hop?sig=***"));
+    assert_eq!(
+        hop_line["redirects"],
+        serde_json::json!([format!("http://127.0.0.1:{port}/gone?token=***")])
+    );
+    let loop_line = run.line(&format!(
+        "http://127.0.0.1:{port}/loop?X-Goog-Signature=***"
+    ));
+    assert_eq!(loop_line["error"]["kind"], "redirect");
+    let message = loop_line["error"]["message"].as_str().unwrap();
+    assert!(message.contains("/loop?sig=***"), "{message}");
+    // The failed job's log line, the summary's examples and --json's examples.
+    assert!(
+        run.stderr
+            .contains(&format!("failed {shown_denied}: server answered HTTP 403")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("(e.g. {shown_denied}")),
+        "{}",
+        run.stderr
+    );
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(
+        summary["failures"]["http"]["examples"][0]
+            .as_str()
+            .map(|e| e == shown_denied || e.ends_with("/hop?sig=***")),
+        Some(true),
+        "{summary}"
+    );
+    assert_no_secret("--json examples", &summary["failures"].to_string());
+
+    // --retry-failed still finds the failed jobs from the redacted report, and only them.
+    fs::copy(tmp.join("report.jsonl"), tmp.join("run1.jsonl")).unwrap();
+    s.route("/denied", |_| Reply::ok("now allowed"));
+    let retry = [
+        "-i",
+        &list,
+        "-o",
+        "out",
+        "--retries",
+        "0",
+        "-v",
+        "--retry-failed",
+        "run1.jsonl",
+    ];
+    let run = fetchpool(tmp.path(), &retry, None);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    assert_eq!(run.report.len(), 3, "{:#?}", run.report);
+    assert_eq!(run.line(&shown_denied)["status"], "ok");
+    assert_eq!(
+        fs::read(tmp.join("out/denied.bin")).unwrap(),
+        b"now allowed"
+    );
+    assert_eq!(s.hits("/fine"), 1, "an ok job is not run again");
+    assert_eq!(s.hits("/denied"), 2);
+    let report = fs::read_to_string(tmp.join("report.jsonl")).unwrap();
+    assert_no_secret("stderr of the retry", &run.stderr);
+    assert_no_secret("the retry's report", &report);
+}

@@ -183,6 +183,7 @@ impl Job {
         if let Destination::File(path) = &self.dest {
             check_relative_path(path)?;
             check_no_encoding(&self.headers)?;
+            check_lengths(path)?;
         }
         if let Some(hex) = &self.sha256
             && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -199,6 +200,92 @@ impl Job {
         }
         Ok(())
     }
+
+    /// Checks that the file this job writes, inside `output_dir` as given, stays within
+    /// the system's path length: 4085 bytes (4096 less the `.part.meta` of its working
+    /// files and the final NUL), what [`Job::check`] cannot know without the output
+    /// directory. A memory job passes.
+    pub fn check_within(&self, output_dir: &Path) -> Result<(), Error> {
+        let Destination::File(path) = &self.dest else {
+            return Ok(());
+        };
+        let dir = output_dir.as_os_str().len();
+        let len = dir + usize::from(dir > 0) + path.as_os_str().len();
+        if len > PATH_MAX {
+            return Err(Error::config(format!(
+                "output path '{}' is {len} bytes long inside the output directory '{}'; \
+                 paths can be at most {PATH_MAX} bytes (4096 less the '{WORK_SUFFIX}' \
+                 suffix of working files): shorten the path or the output directory",
+                crate::redact::clip(&path.to_string_lossy(), crate::redact::SHOWN_CHARS),
+                crate::redact::clip(&output_dir.to_string_lossy(), crate::redact::SHOWN_CHARS),
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The longest suffix fetchpool adds to a file's name for its working files
+/// (`PATH.part.meta`, the resume sidecar).
+const WORK_SUFFIX: &str = ".part.meta";
+
+/// The longest name of a folder, in bytes: the usual file system limit (`NAME_MAX`, 255
+/// on Linux, macOS and Windows).
+pub(crate) const NAME_MAX: usize = 255;
+
+/// The longest file name a job may write, in bytes: [`NAME_MAX`] less the `.part.meta`
+/// that its working files add (245). Names derived from URLs are shortened to fit
+/// ([`file_name_for`]); a listed path with a longer name is refused.
+pub(crate) const FILE_NAME_MAX: usize = NAME_MAX - WORK_SUFFIX.len();
+
+/// The longest path a job may write, output directory included, in bytes: the usual
+/// `PATH_MAX` (4096, its final NUL included) less the `.part.meta` of working files.
+pub(crate) const PATH_MAX: usize = 4096 - 1 - WORK_SUFFIX.len();
+
+/// Checks the lengths the file system will check only when the file is created: each
+/// folder name at most [`NAME_MAX`] bytes, the file name at most [`FILE_NAME_MAX`], the
+/// whole relative path at most [`PATH_MAX`].
+fn check_lengths(path: &Path) -> Result<(), Error> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // The common case: no name can be longer than the whole path.
+    if bytes.len() <= FILE_NAME_MAX {
+        return Ok(());
+    }
+    let shown = || crate::redact::clip(&path.to_string_lossy(), 60).into_owned();
+    if bytes.len() > PATH_MAX {
+        return Err(Error::config(format!(
+            "output path '{}' is {} bytes long; paths can be at most {PATH_MAX} bytes \
+             (4096 less the '{WORK_SUFFIX}' suffix of working files): shorten it",
+            shown(),
+            bytes.len()
+        )));
+    }
+    let names: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let len = name.as_encoded_bytes().len();
+        let last = i + 1 == names.len();
+        if last && len > FILE_NAME_MAX {
+            return Err(Error::config(format!(
+                "output path '{}' has a file name of {len} bytes; file names can be at most \
+                 {FILE_NAME_MAX} bytes ({NAME_MAX} less the '{WORK_SUFFIX}' suffix of \
+                 working files): shorten it",
+                shown()
+            )));
+        }
+        if len > NAME_MAX {
+            return Err(Error::config(format!(
+                "output path '{}' has a folder name of {len} bytes; folder names can be at \
+                 most {NAME_MAX} bytes: shorten it",
+                shown()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a request header asking for an encoded body (`Accept-Encoding` other than
@@ -366,9 +453,36 @@ pub fn file_name_for(url: &str) -> String {
     let cleaned = cleaned.trim().trim_start_matches('.').to_string();
     if cleaned.is_empty() {
         "index.html".to_string()
+    } else if cleaned.len() > FILE_NAME_MAX {
+        shorten(&cleaned)
     } else {
         cleaned
     }
+}
+
+/// A name longer than [`FILE_NAME_MAX`] bytes, cut to fit the same way every time: the
+/// start of the name, `-`, the first 8 hex digits of the whole name's sha256, and its
+/// extension (the suffix from a `.` within its last 16 bytes, like `.tar.gz`).
+/// Different long names get different short ones, and the same URL always the same.
+fn shorten(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const EXTENSION_MAX: usize = 16;
+    const HASH_HEX: usize = 8;
+    let tail_start = (name.len() - EXTENSION_MAX..name.len())
+        .find(|&i| name.is_char_boundary(i))
+        .unwrap_or(name.len());
+    let extension = name[tail_start..]
+        .find('.')
+        .map_or("", |i| &name[tail_start + i..]);
+    let digest: String = Sha256::digest(name.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut keep = FILE_NAME_MAX - 1 - HASH_HEX - extension.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}-{}{extension}", &name[..keep], &digest[..HASH_HEX])
 }
 
 fn percent_decode(s: &str) -> String {
@@ -410,6 +524,58 @@ mod tests {
         );
         assert_eq!(file_name_for("http://h/.."), "index.html");
         assert_eq!(file_name_for("http://h/%2e%2e"), "index.html");
+    }
+
+    #[test]
+    fn long_derived_names_are_shortened_the_same_way_every_time() {
+        let long = format!("http://h/{}.tar.gz?x=1", "a".repeat(300));
+        let name = file_name_for(&long);
+        assert_eq!(name.len(), FILE_NAME_MAX);
+        assert!(name.starts_with(&"a".repeat(200)), "{name}");
+        assert!(name.ends_with(".tar.gz"), "{name}");
+        assert_eq!(name, file_name_for(&long));
+        let other = file_name_for(&format!("http://h/{}b.tar.gz", "a".repeat(300)));
+        assert_ne!(name, other);
+        assert_eq!(name.len(), other.len());
+        // Multi-byte characters are cut at a boundary; no extension past 16 bytes.
+        let accents = file_name_for(&format!("http://h/{}", "é".repeat(200)));
+        assert!(
+            accents.len() <= FILE_NAME_MAX && accents.contains('-'),
+            "{accents}"
+        );
+        let dots = file_name_for(&format!("http://h/{}", ".x".repeat(200)));
+        assert!(dots.len() <= FILE_NAME_MAX, "{dots}");
+        assert!(check_lengths(Path::new(&name)).is_ok());
+        assert_eq!(
+            file_name_for(&format!("http://h/{}", "b".repeat(245))).len(),
+            245
+        );
+    }
+
+    #[test]
+    fn names_and_paths_too_long_for_the_file_system_are_refused() {
+        let ok = format!("{}/{}", "d".repeat(255), "f".repeat(245));
+        assert!(check_lengths(Path::new(&ok)).is_ok());
+        let e = check_lengths(Path::new(&"f".repeat(246)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("file name of 246 bytes") && e.contains("245"),
+            "{e}"
+        );
+        let e = check_lengths(Path::new(&format!("{}/f", "d".repeat(256))))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("folder name of 256 bytes"), "{e}");
+        let deep = "d/".repeat(2043) + "f";
+        assert_eq!(deep.len(), 4087);
+        let e = check_lengths(Path::new(&deep)).unwrap_err().to_string();
+        assert!(e.contains("4087 bytes long") && e.contains("4085"), "{e}");
+        assert!(check_lengths(Path::new(&deep[2..])).is_ok());
+        let job = Job::new("http://h/x").to_file("a/b");
+        assert!(job.check_within(Path::new(&"o".repeat(4081))).is_ok());
+        let e = job.check_within(Path::new(&"o".repeat(4082))).unwrap_err();
+        assert!(e.to_string().contains("4086 bytes long"), "{e}");
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
     let pool = builder(&args)?.progress_events(show_bar).build()?;
 
-    let checked = match check(&sources, &selection)? {
+    let checked = match check(&sources, &selection, &args.output_dir)? {
         Ok(checked) => checked,
         Err(errors) => return Ok(config_errors(&errors)),
     };
@@ -369,6 +369,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
 fn check(
     sources: &[Source],
     selection: &Selection,
+    output_dir: &Path,
 ) -> anyhow::Result<Result<Checked, Vec<String>>> {
     let mut checker = fetchpool::PlanChecker::new();
     let mut errors = Vec::new();
@@ -382,7 +383,10 @@ fn check(
                     if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
                         retry_matched.insert(key);
                     }
-                    if selection.takes(&job) {
+                    if let Err(e) = job.check_within(output_dir) {
+                        let line = job.origin.as_ref().map(|o| format!("{o}: "));
+                        errors.push(format!("{}{e}", line.unwrap_or_default()));
+                    } else if selection.takes(&job) {
                         checker.add(&job);
                     }
                 }

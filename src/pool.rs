@@ -73,6 +73,7 @@ impl Pool {
         let mut checker = PlanChecker::new();
         for job in &jobs {
             job.check()?;
+            job.check_within(&self.config.output_dir)?;
             checker.add(job);
         }
         if let Err(errors) = checker.finish("jobs", |visit| jobs.iter().for_each(visit)) {

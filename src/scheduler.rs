@@ -251,7 +251,10 @@ impl Scheduler {
             id,
             url: job.url.clone(),
         });
-        if let Err(e) = job.check() {
+        if let Err(e) = job
+            .check()
+            .and_then(|()| job.check_within(&self.cfg.output_dir))
+        {
             self.finish(Outcome::not_started(id, &job, Status::Failed, e), job.id);
             return;
         }

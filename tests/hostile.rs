@@ -131,3 +131,87 @@ fn passwords_and_url_signatures_never_reach_logs_summaries_json_or_reports() {
     assert_no_secret("stderr of the retry", &run.stderr);
     assert_no_secret("the retry's report", &report);
 }
+
+#[test]
+fn a_300_character_name_from_a_url_is_shortened_not_failed_at_run_time() {
+    let s = TestServer::start();
+    let long = format!("{}.tar.gz", "a".repeat(293));
+    assert_eq!(long.len(), 300);
+    s.file(&format!("/{long}"), b"long name".to_vec());
+    let tmp = TempDir::new();
+    let url = s.url(&long);
+    let run = fetchpool(tmp.path(), &[&url, "-o", "out"], None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    // The start of the name, 8 hex digits of the whole name's sha256, its extension:
+    // 245 bytes, so that PATH.part.meta still fits in 255.
+    let want = format!(
+        "{}-{}.tar.gz",
+        "a".repeat(229),
+        &support::sha256_hex(long.as_bytes())[..8]
+    );
+    assert_eq!(want.len(), 245);
+    assert_eq!(run.line(&url)["path"], want.as_str());
+    assert_eq!(fs::read(tmp.join("out").join(&want)).unwrap(), b"long name");
+    assert_eq!(fetchpool::file_name_for(&url), want);
+    // The same name on the next run: the file is recognised, not fetched under another.
+    let run = fetchpool(tmp.path(), &[&url, "-o", "out"], None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.line(&url)["status"], "skipped");
+    assert_eq!(
+        fs::read_dir(tmp.join("out")).unwrap().count(),
+        2,
+        "the file and .fetchpool"
+    );
+}
+
+#[test]
+fn a_listed_path_too_long_for_the_file_system_stops_the_run_naming_the_line() {
+    let s = TestServer::start();
+    s.fallback(|_| Reply::ok("x"));
+    let tmp = TempDir::new();
+    let url = s.url("/x");
+    let cases = [
+        ("name", "f".repeat(300), "file name of 300 bytes"),
+        ("just over", "f".repeat(246), "file name of 246 bytes"),
+        (
+            "folder",
+            format!("{}/f", "d".repeat(256)),
+            "folder name of 256 bytes",
+        ),
+        ("path", "d/".repeat(2100) + "f", "4201 bytes long"),
+    ];
+    for (what, path, says) in &cases {
+        let list = write_list(
+            tmp.path(),
+            "list.tsv",
+            &format!("{url}\tok.bin\n{url}\t{path}\n"),
+        );
+        let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("list.tsv:2: "),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(says), "{what}: {}", run.stderr);
+        assert!(run.stderr.contains("shorten"), "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.lines().all(|l| l.len() < 400),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+    // Within the output directory as given: a deep -o leaves less room for the path.
+    let deep_out = "o/".repeat(1000);
+    let path = "p/".repeat(1100) + "f";
+    let list = write_list(tmp.path(), "list.tsv", &format!("{url}\t{path}\n"));
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", &deep_out], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("list.tsv:1: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("inside the output directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.requests().len(), 0, "nothing is requested");
+}

@@ -189,13 +189,14 @@ impl Job {
             && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err(Error::config(format!(
-                "sha256 '{hex}' is not 64 hex digits; give the full lowercase hex digest"
+                "sha256 '{}' is not 64 hex digits; give the full lowercase hex digest",
+                shown(hex)
             )));
         }
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Error::config(format!(
                 "method '{}' is not an HTTP method; use GET, POST, PUT, …",
-                self.method
+                shown(&self.method)
             )));
         }
         Ok(())
@@ -330,28 +331,34 @@ pub fn resource_key(url: &str) -> String {
 
 /// Checks that `url` is an absolute http or https URL with a host.
 pub(crate) fn check_url(url: &str) -> Result<(), Error> {
+    let url_shown = || shown(url);
     let parsed: ureq::http::Uri = url.parse().map_err(|e| {
         Error::config(format!(
-            "invalid URL '{url}': {e}; write it as http://host/path"
+            "invalid URL '{}': {e}; write it as http://host/path",
+            url_shown()
         ))
     })?;
     match parsed.scheme_str() {
         Some("http") | Some("https") => {}
         Some(other) => {
             return Err(Error::config(format!(
-                "URL '{url}' has scheme '{other}'; fetchpool fetches only http:// and https:// URLs"
+                "URL '{}' has scheme '{}'; fetchpool fetches only http:// and https:// URLs",
+                url_shown(),
+                shown(other)
             )));
         }
         None => {
             return Err(Error::config(format!(
-                "URL '{url}' has no scheme; write it as http://{url} or https://{url}"
+                "URL '{}' has no scheme; write it as http://{0} or https://{0}",
+                url_shown()
             )));
         }
     }
     match parsed.host() {
         Some(h) if !h.is_empty() => Ok(()),
         _ => Err(Error::config(format!(
-            "URL '{url}' has no host; write it as http://host/path"
+            "URL '{}' has no host; write it as http://host/path",
+            url_shown()
         ))),
     }
 }
@@ -384,14 +391,14 @@ pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
                 if depth < 0 {
                     return Err(Error::config(format!(
                         "output path '{}' escapes the output directory; use a path inside it, without leading '..'",
-                        path.display()
+                        shown(&path.to_string_lossy())
                     )));
                 }
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(Error::config(format!(
                     "output path '{}' is absolute; give a path relative to the output directory (-o)",
-                    path.display()
+                    shown(&path.to_string_lossy())
                 )));
             }
         }
@@ -399,10 +406,15 @@ pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
     if depth == 0 {
         return Err(Error::config(format!(
             "output path '{}' names the output directory itself; give a file name",
-            path.display()
+            shown(&path.to_string_lossy())
         )));
     }
     Ok(())
+}
+
+/// Untrusted text as a message quotes it: cut to a readable length.
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::redact::clip(s, crate::redact::SHOWN_CHARS)
 }
 
 /// Whether `bytes` contain `..` anywhere: without it a path has no parent component.

@@ -370,9 +370,9 @@ fn check(
     sources: &[Source],
     selection: &Selection,
     output_dir: &Path,
-) -> anyhow::Result<Result<Checked, Vec<String>>> {
+) -> anyhow::Result<Result<Checked, Problems>> {
     let mut checker = fetchpool::PlanChecker::new();
-    let mut errors = Vec::new();
+    let mut errors = Problems::default();
     let mut listed = 0;
     let mut retry_matched = std::collections::HashSet::new();
     for source in sources {
@@ -390,7 +390,7 @@ fn check(
                         checker.add(&job);
                     }
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(e),
             }
         }
     }
@@ -411,14 +411,14 @@ fn check(
     });
     reread?;
     Ok(match finished {
-        Ok(plan) if errors.is_empty() => Ok(Checked {
+        Ok(plan) if errors.count == 0 => Ok(Checked {
             plan,
             listed,
             retry_matched,
         }),
         Ok(_) => Err(errors),
         Err(more) => {
-            errors.extend(more.iter().map(|e| e.to_string()));
+            more.iter().for_each(|e| errors.push(e));
             Err(errors)
         }
     })
@@ -440,13 +440,32 @@ fn describe_selection(selection: &Selection, checked: &Checked) -> String {
     )
 }
 
-fn config_errors(errors: &[String]) -> u8 {
+/// The problems of a job list: the first [`Problems::SHOWN`] as they will be printed,
+/// and how many there were. A list of a million bad lines costs twenty messages.
+#[derive(Default)]
+struct Problems {
+    shown: Vec<String>,
+    count: u64,
+}
+
+impl Problems {
     const SHOWN: usize = 20;
-    for e in errors.iter().take(SHOWN) {
+
+    fn push(&mut self, e: impl std::fmt::Display) {
+        self.count += 1;
+        if self.shown.len() < Self::SHOWN {
+            self.shown.push(e.to_string());
+        }
+    }
+}
+
+fn config_errors(errors: &Problems) -> u8 {
+    for e in &errors.shown {
         eprintln!("fetchpool: {e}");
     }
-    if errors.len() > SHOWN {
-        eprintln!("fetchpool: … and {} more problems", errors.len() - SHOWN);
+    let more = errors.count - errors.shown.len() as u64;
+    if more > 0 {
+        eprintln!("fetchpool: … and {more} more problems");
     }
     eprintln!("fetchpool: nothing was downloaded; fix the job list and run again");
     EXIT_CONFIG

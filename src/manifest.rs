@@ -7,15 +7,24 @@
 //!   "method": …, "headers": {…}, "body": …, "priority": …}`.
 //!
 //! Blank lines and lines starting with `#` are ignored. Every error names the list and
-//! the 1-based line, and says what to fix.
+//! the 1-based line, and says what to fix. A line is kept in memory only up to
+//! [`MAX_LINE`] bytes, however long it is, and messages quote at most a readable start of
+//! it: a hostile list costs no more memory than a good one.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::job::{Destination, Job, Origin};
+use crate::redact::{SHOWN_CHARS, clip};
+
+/// The longest line a job list may have, in bytes (1 MiB): far more than any URL, path
+/// and checksum need, and than the JSON form needs for headers and a small request body.
+/// A longer line is an error naming it; only its first [`MAX_LINE`] bytes are read into
+/// memory.
+pub const MAX_LINE: usize = 1 << 20;
 
 /// An iterator over the jobs of one list.
 ///
@@ -32,7 +41,8 @@ pub struct ManifestReader<R> {
     name: std::sync::Arc<str>,
     input: R,
     line_no: u64,
-    buf: String,
+    /// The current line, at most [`MAX_LINE`] bytes of it (and its newline).
+    buf: Vec<u8>,
     failed: bool,
 }
 
@@ -43,7 +53,7 @@ impl<R: BufRead> ManifestReader<R> {
             name: name.into().into(),
             input,
             line_no: 0,
-            buf: String::new(),
+            buf: Vec::new(),
             failed: false,
         }
     }
@@ -58,6 +68,34 @@ impl<R: BufRead> ManifestReader<R> {
     fn error(&self, message: impl std::fmt::Display) -> Error {
         Error::config(format!("{}:{}: {}", self.name, self.line_no, message))
     }
+
+    /// Reads the next line into `buf`, keeping at most [`MAX_LINE`] bytes and its
+    /// newline, and returns the line's whole length in bytes (`None` at the end).
+    fn read_line(&mut self) -> io::Result<Option<u64>> {
+        self.buf.clear();
+        let mut total: u64 = 0;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok((total > 0).then_some(total));
+            }
+            let (n, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
+            };
+            let room = (MAX_LINE + 1).saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&available[..n.min(room)]);
+            self.input.consume(n);
+            total += n as u64;
+            if done {
+                return Ok(Some(total));
+            }
+        }
+    }
 }
 
 impl<R: BufRead> Iterator for ManifestReader<R> {
@@ -68,10 +106,9 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             return None;
         }
         loop {
-            self.buf.clear();
-            match self.input.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let total = match self.read_line() {
+                Ok(None) => return None,
+                Ok(Some(total)) => total,
                 Err(e) => {
                     self.failed = true;
                     self.line_no += 1;
@@ -79,9 +116,30 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
                         "cannot read the job list: {e} (job lists are UTF-8 text, one job per line)"
                     ))));
                 }
-            }
+            };
             self.line_no += 1;
-            let line = self.buf.trim_end_matches(['\n', '\r']);
+            let kept = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            let kept = kept.strip_suffix(b"\r").unwrap_or(kept);
+            if kept.len() > MAX_LINE {
+                let start: String = String::from_utf8_lossy(&kept[..240])
+                    .chars()
+                    .take(60)
+                    .collect();
+                return Some(Err(self.error(format_args!(
+                    "line is {total} bytes long, more than the {MAX_LINE} a job line may have; \
+                     it starts '{start}…'"
+                ))));
+            }
+            let line = match std::str::from_utf8(kept) {
+                Ok(line) => line,
+                Err(e) => {
+                    return Some(Err(self.error(format_args!(
+                        "not UTF-8 text (byte {} of the line); job lists are UTF-8 text, one \
+                         job per line: percent-encode other bytes in URLs",
+                        e.valid_up_to() + 1
+                    ))));
+                }
+            };
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
@@ -126,7 +184,8 @@ fn parse_line(line: &str) -> Result<Job, String> {
     }
     if trimmed.contains(char::is_whitespace) {
         return Err(format!(
-            "'{trimmed}' has spaces; separate URL, path, sha256 and size with TABs, or percent-encode spaces in the URL"
+            "'{}' has spaces; separate URL, path, sha256 and size with TABs, or percent-encode spaces in the URL",
+            clip(trimmed, SHOWN_CHARS)
         ));
     }
     Ok(Job::new(trimmed))
@@ -148,9 +207,12 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
         job = job.sha256(*sha);
     }
     if let Some(size) = fields.get(3).filter(|s| !s.is_empty() && **s != "-") {
-        let n = size
-            .parse::<u64>()
-            .map_err(|_| format!("size '{size}' is not a number of bytes; write it as digits"))?;
+        let n = size.parse::<u64>().map_err(|_| {
+            format!(
+                "size '{}' is not a number of bytes; write it as digits",
+                clip(size, SHOWN_CHARS)
+            )
+        })?;
         job = job.size(n);
     }
     Ok(job)
@@ -182,6 +244,7 @@ fn parse_json(line: &str) -> Result<Job, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::path::Path;
 
     fn read(list: &str) -> Vec<Result<Job, Error>> {
@@ -238,6 +301,35 @@ mod tests {
             "{}",
             msgs[3]
         );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_an_error_and_the_next_line_still_reads() {
+        // Generated, never held: 64 MiB of one line, then a good line.
+        let endless = std::io::repeat(b'a').take(64 << 20);
+        let list = endless.chain(&b"\nhttp://h/b\n"[..]);
+        let results: Vec<_> =
+            ManifestReader::new("big.txt", std::io::BufReader::new(list)).collect();
+        assert_eq!(results.len(), 2);
+        let e = results[0].as_ref().unwrap_err().to_string();
+        assert!(
+            e.starts_with("big.txt:1: line is 67108865 bytes long, more than the 1048576"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
+        assert_eq!(results[1].as_ref().unwrap().url, "http://h/b");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_named_and_reading_goes_on() {
+        let results: Vec<_> =
+            ManifestReader::new("l", &b"http://h/\xff\nhttp://h/b\n"[..]).collect();
+        let e = results[0].as_ref().unwrap_err().to_string();
+        assert!(
+            e.starts_with("l:1: not UTF-8 text (byte 10 of the line)"),
+            "{e}"
+        );
+        assert_eq!(results[1].as_ref().unwrap().url, "http://h/b");
     }
 
     #[test]

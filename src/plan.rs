@@ -37,7 +37,9 @@ pub struct PlanChecker {
     suspects: HashSet<u64>,
     ids: HashMap<String, (u64, Vec<String>)>,
     hosts: HashMap<String, u64>,
+    /// The first [`MAX_ERRORS`] problems; `unlisted` counts the rest.
     errors: Vec<Error>,
+    unlisted: u64,
     jobs: u64,
     /// Scratch space for host keys, so a known host costs no allocation.
     key: String,
@@ -60,9 +62,10 @@ impl PlanChecker {
         }
         if let Some(id) = &job.id {
             if let Some((first, _)) = self.ids.get(id) {
-                self.errors.push(Error::config(format!(
+                let e = Error::config(format!(
                     "lines {first} and {line} both have id '{id}'; give every job its own id"
-                )));
+                ));
+                note(&mut self.errors, &mut self.unlisted, e);
             } else {
                 self.ids.insert(id.clone(), (line, job.after.clone()));
             }
@@ -80,7 +83,9 @@ impl PlanChecker {
         }
     }
 
-    /// Reports every problem found, or the plan. `source` names the list in messages.
+    /// Reports the problems found, or the plan. `source` names the list in messages. At
+    /// most the first 1000 problems are kept, and then a last one says how many more
+    /// there were.
     ///
     /// `replay` is called at most once, only when some path may repeat, to read the list
     /// again: it must hand every job given to [`PlanChecker::add`] to the visitor, in the
@@ -94,7 +99,7 @@ impl PlanChecker {
             let mut first: HashMap<u64, (u64, PathBuf)> = HashMap::new();
             let mut position = 0;
             let suspects = std::mem::take(&mut self.suspects);
-            let errors = &mut self.errors;
+            let (errors, unlisted) = (&mut self.errors, &mut self.unlisted);
             replay(&mut |job: &Job| {
                 position += 1;
                 let Some(h) = path_hash(job).filter(|h| suspects.contains(h)) else {
@@ -103,9 +108,13 @@ impl PlanChecker {
                 let line = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
                 let path = job.path().map(normalize).unwrap_or_default();
                 match first.get(&h) {
-                    Some((earlier, p)) if *p == path => errors.push(Error::config(format!(
-                        "{source}: lines {earlier} and {line} write the same file; give each job its own path"
-                    ))),
+                    Some((earlier, p)) if *p == path => note(
+                        errors,
+                        unlisted,
+                        Error::config(format!(
+                            "{source}: lines {earlier} and {line} write the same file; give each job its own path"
+                        )),
+                    ),
                     Some(_) => {}
                     None => {
                         first.insert(h, (line, path));
@@ -114,6 +123,12 @@ impl PlanChecker {
             });
         }
         self.check_dependencies(source);
+        if self.unlisted > 0 {
+            self.errors.push(Error::config(format!(
+                "{source}: {} more problems of these kinds, not listed",
+                self.unlisted
+            )));
+        }
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
@@ -143,7 +158,9 @@ impl PlanChecker {
             }
         }
         unknown.sort_by_key(|e| e.to_string());
-        self.errors.extend(unknown);
+        for e in unknown {
+            note(&mut self.errors, &mut self.unlisted, e);
+        }
         // Depth-first search with colours; the first cycle found is reported with its lines.
         let mut state: HashMap<&str, u8> = HashMap::new();
         let mut names: Vec<&String> = self.ids.keys().collect();
@@ -187,6 +204,19 @@ impl PlanChecker {
                 }
             }
         }
+    }
+}
+
+/// The most problems a check keeps: a list of a million bad lines costs this many
+/// messages, and a count.
+const MAX_ERRORS: usize = 1000;
+
+/// Keeps `e` among the first [`MAX_ERRORS`], or counts it.
+fn note(errors: &mut Vec<Error>, unlisted: &mut u64, e: Error) {
+    if errors.len() < MAX_ERRORS {
+        errors.push(e);
+    } else {
+        *unlisted += 1;
     }
 }
 

@@ -215,3 +215,103 @@ fn a_listed_path_too_long_for_the_file_system_stops_the_run_naming_the_line() {
     );
     assert_eq!(s.requests().len(), 0, "nothing is requested");
 }
+
+/// Runs the binary under `/usr/bin/time` (package `time`) and returns its exit code, its
+/// stderr and its peak resident set size in KiB.
+fn peak_rss(dir: &std::path::Path, args: &[&str]) -> (i32, String, u64) {
+    let stats = dir.join("time.out");
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&stats)
+        .arg(support::cli::bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
+    let kib = fs::read_to_string(&stats).unwrap();
+    let kib = kib.lines().last().unwrap().trim().parse().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        kib,
+    )
+}
+
+#[test]
+fn bad_lines_cost_no_more_memory_than_good_ones_and_print_twenty_and_a_count() {
+    const LINES: usize = 60_000;
+    let tmp = TempDir::new();
+    let mut good = String::new();
+    let mut bad = String::new();
+    for i in 0..LINES {
+        good.push_str(&format!("http://127.0.0.1:9/dir/file-{i}.bin\n"));
+        bad.push_str(&format!("ftp://127.0.0.1:9/dir/file-{i}.bin\n"));
+    }
+    write_list(tmp.path(), "good.txt", &good);
+    write_list(tmp.path(), "bad.txt", &bad);
+    let (code, _, good_kib) = peak_rss(tmp.path(), &["-i", "good.txt", "--dry-run"]);
+    assert_eq!(code, 0);
+    let (code, stderr, bad_kib) = peak_rss(tmp.path(), &["-i", "bad.txt", "--dry-run"]);
+    assert_eq!(code, 2, "{stderr}");
+    let shown: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("fetchpool: bad.txt:"))
+        .collect();
+    assert_eq!(shown.len(), 20, "{stderr}");
+    assert!(
+        shown[0].starts_with("fetchpool: bad.txt:1: URL 'ftp://"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("… and {} more problems", LINES - 20)),
+        "{stderr}"
+    );
+    // Before, every message was kept: 60k bad lines peaked at 1.9x a good list.
+    assert!(
+        bad_kib <= good_kib + good_kib / 4 + 2048,
+        "bad lines: {bad_kib} KiB peak, good lines: {good_kib} KiB"
+    );
+}
+
+#[test]
+fn a_20_mb_line_is_neither_kept_whole_nor_echoed_whole() {
+    let tmp = TempDir::new();
+    write_list(tmp.path(), "small.txt", "http://127.0.0.1:9/a.bin\n");
+    let (_, _, baseline_kib) = peak_rss(tmp.path(), &["-i", "small.txt", "--dry-run"]);
+    let huge = format!("http://127.0.0.1:9/{} b\n", "a".repeat(20 << 20));
+    write_list(
+        tmp.path(),
+        "huge.txt",
+        &format!("http://127.0.0.1:9/ok.bin\n{huge}"),
+    );
+    let (code, stderr, kib) = peak_rss(tmp.path(), &["-i", "huge.txt", "--dry-run"]);
+    assert_eq!(code, 2, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
+    assert!(
+        stderr.contains("huge.txt:2: line is 20971542 bytes long, more than the 1048576"),
+        "{stderr}"
+    );
+    // Before: the line, its trimmed copy and the message echoing it, ~60 MiB more.
+    assert!(
+        kib < baseline_kib + 8 * 1024,
+        "a 20 MB line: {kib} KiB peak, a one-line list: {baseline_kib} KiB"
+    );
+    // A long line under the limit is quoted by its start and its length.
+    let long = format!("http://127.0.0.1:9/{} b", "c".repeat(500_000));
+    write_list(tmp.path(), "long.txt", &format!("{long}\n"));
+    let run = fetchpool(tmp.path(), &["-i", "long.txt", "--dry-run"], None);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.len() < 1000,
+        "{} bytes of stderr",
+        run.stderr.len()
+    );
+    assert!(
+        run.stderr.contains("cccc… (500021 characters)' has spaces"),
+        "{}",
+        run.stderr
+    );
+}

@@ -3,7 +3,7 @@
 //! It uses only the library's public API. Job lists are read twice: once to check the
 //! whole list (nothing is requested if any line is wrong), once to stream jobs into the
 //! pool, so memory does not grow with the list. Standard input is spooled to a temporary
-//! file so that it too can be read twice.
+//! file that has no name (see [`spool_stdin`]) so that it too can be read twice.
 
 mod cli;
 mod dry_run;
@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,12 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 /// A job list the user named: a file, stdin (spooled to a file) or the arguments.
 enum Source {
-    File { name: String, path: PathBuf },
+    File {
+        name: String,
+        path: PathBuf,
+    },
+    /// Standard input's copy, read from the start by every reader.
+    Stdin(Arc<File>),
     Args(Vec<String>),
 }
 
@@ -80,6 +86,7 @@ impl Source {
     fn name(&self) -> &str {
         match self {
             Source::File { name, .. } => name,
+            Source::Stdin(_) => "-",
             Source::Args(_) => "arguments",
         }
     }
@@ -90,37 +97,110 @@ impl Source {
                 64 * 1024,
                 File::open(path).with_context(|| format!("cannot open job list '{name}'"))?,
             )),
+            Source::Stdin(file) => Box::new(BufReader::with_capacity(
+                64 * 1024,
+                SpoolReader {
+                    file: file.clone(),
+                    pos: 0,
+                },
+            )),
             Source::Args(urls) => Box::new(io::Cursor::new(urls.join("\n").into_bytes())),
         };
         Ok(ManifestReader::new(self.name(), reader))
     }
 }
 
-/// Keeps the spooled copy of stdin alive for the run.
-struct Spool(Option<PathBuf>);
+/// Reads the spooled stdin from the start, at its own offset: every reader of the one
+/// file sees the whole list.
+struct SpoolReader {
+    file: Arc<File>,
+    pos: u64,
+}
 
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
+impl io::Read for SpoolReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = read_at(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
-fn sources(args: &RunArgs, spool: &mut Spool) -> anyhow::Result<Vec<Source>> {
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, pos)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, pos)
+}
+
+/// Copies stdin to a temporary file that no other user can name: on Linux an unnamed
+/// file (`O_TMPFILE`, mode 0600) in the temporary directory; elsewhere, or where the file
+/// system lacks it, a new file under a random name, created only if nothing is there (a
+/// planted file or link makes the creation fail rather than be followed) and removed at
+/// once. Either way nothing is left behind, even after `kill -9`.
+fn spool_stdin() -> anyhow::Result<File> {
+    let dir = std::env::temp_dir();
+    let mut file = unnamed_in(&dir)
+        .or_else(|| exclusive_in(&dir))
+        .with_context(|| {
+            format!(
+                "cannot spool stdin to a temporary file in {}; set TMPDIR to a writable directory",
+                dir.display()
+            )
+        })?;
+    io::copy(&mut io::stdin().lock(), &mut file).context("cannot read the job list from stdin")?;
+    Ok(file)
+}
+
+#[cfg(target_os = "linux")]
+fn unnamed_in(dir: &Path) -> Option<File> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    openat(CWD, dir, flags, Mode::from_raw_mode(0o600))
+        .ok()
+        .map(File::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_in(_dir: &Path) -> Option<File> {
+    None
+}
+
+fn exclusive_in(dir: &Path) -> Option<File> {
+    use std::hash::{BuildHasher, RandomState};
+    for attempt in 0u32..16 {
+        // RandomState's keys are random per process: the name cannot be guessed ahead.
+        let token = RandomState::new().hash_one((std::process::id(), attempt, Instant::now()));
+        let path = dir.join(format!(".fetchpool-stdin-{token:016x}"));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(file) => {
+                let _ = std::fs::remove_file(&path);
+                return Some(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
+    let mut stdin: Option<Arc<File>> = None;
     for path in &args.input {
         if path == Path::new("-") {
-            let tmp =
-                std::env::temp_dir().join(format!("fetchpool-stdin-{}.list", std::process::id()));
-            let mut file = File::create(&tmp).context("cannot spool stdin to a temporary file")?;
-            io::copy(&mut io::stdin().lock(), &mut file)
-                .context("cannot read the job list from stdin")?;
-            spool.0 = Some(tmp.clone());
-            out.push(Source::File {
-                name: "-".into(),
-                path: tmp,
-            });
+            // Read once; `-i -` given twice names the same list twice.
+            let file = match &stdin {
+                Some(f) => f.clone(),
+                None => stdin.insert(Arc::new(spool_stdin()?)).clone(),
+            };
+            out.push(Source::Stdin(file));
         } else {
             out.push(Source::File {
                 name: path.display().to_string(),
@@ -211,8 +291,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
              URLs again (the report names the jobs; the list says how to check them)"
         );
     }
-    let mut spool = Spool(None);
-    let sources = sources(&args, &mut spool)?;
+    let sources = sources(&args)?;
     // The bar is the only consumer of progress events; without it the workers skip them.
     let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
     let pool = builder(&args)?.progress_events(show_bar).build()?;
@@ -646,5 +725,34 @@ mod interrupt {
         pub fn stopped_by(&self) -> Option<Stop> {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).first
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn the_spool_fallback_is_a_new_file_removed_at_once() {
+        let dir = std::env::temp_dir().join(format!("fetchpool-spool-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = exclusive_in(&dir).expect("a new file");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no name left");
+        file.write_all(b"http://h/a\n").unwrap();
+        file.rewind().unwrap();
+        let file = Arc::new(file);
+        let mut text = String::new();
+        for _ in 0..2 {
+            text.clear();
+            SpoolReader {
+                file: file.clone(),
+                pos: 0,
+            }
+            .read_to_string(&mut text)
+            .unwrap();
+            assert_eq!(text, "http://h/a\n");
+        }
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -315,3 +315,72 @@ fn a_20_mb_line_is_neither_kept_whole_nor_echoed_whole() {
         run.stderr
     );
 }
+
+#[test]
+fn a_symlink_planted_at_the_old_stdin_spool_path_is_neither_followed_nor_overwritten() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let tmp = TempDir::new();
+    let spool_dir = tmp.join("tmp");
+    fs::create_dir(&spool_dir).unwrap();
+    let victim = tmp.join("victim.txt");
+    fs::write(&victim, "precious").unwrap();
+    // The report for --retry-failed is a FIFO: fetchpool waits on it before it spools
+    // stdin, which leaves time to plant the link where the spool used to go.
+    let fifo = tmp.join("report.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = Command::new(support::cli::bin())
+        .current_dir(tmp.path())
+        .args(["-i", "-", "-o", "out", "--retry-failed", "report.fifo"])
+        .env("TMPDIR", &spool_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let planted = spool_dir.join(format!("fetchpool-stdin-{}.list", child.id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    fs::write(&fifo, "").unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"http://127.0.0.1:9/a.bin\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 of 1 listed jobs"), "{stderr}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(fs::read_link(&planted).unwrap(), victim);
+    // The spool leaves nothing behind under its own name either.
+    let left: Vec<_> = fs::read_dir(&spool_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![planted.file_name().unwrap().to_owned()]);
+}
+
+#[test]
+fn a_list_on_stdin_is_read_as_often_as_the_checks_need() {
+    let s = TestServer::start();
+    s.file("/a.bin", b"A".to_vec());
+    s.file("/b.bin", b"B".to_vec());
+    let tmp = TempDir::new();
+    let list = format!("{}\n{}\n", s.url("/a.bin"), s.url("/b.bin"));
+    let run = fetchpool(tmp.path(), &["-i", "-", "-o", "out"], Some(&list));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(fs::read(tmp.join("out/b.bin")).unwrap(), b"B");
+    // Two jobs writing one file: found on a second reading of stdin's copy.
+    let twice = format!("{}\n{}\n", s.url("/a.bin"), s.url("/x/../a.bin"));
+    let run = fetchpool(tmp.path(), &["-i", "-", "-o", "out"], Some(&twice));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("-: lines 1 and 2 write the same file"),
+        "{}",
+        run.stderr
+    );
+}

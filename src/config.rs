@@ -205,7 +205,8 @@ impl PoolBuilder {
     }
 
     /// Adds a header sent with every request. An `Accept-Encoding` other than `identity`
-    /// fails [`PoolBuilder::build`]: bodies are saved as sent, never decoded.
+    /// fails [`PoolBuilder::build`]: bodies are saved as sent, never decoded; so does a
+    /// name or value that cannot be sent (see [`crate::check_header`]).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.headers.push((name.into(), value.into()));
         self
@@ -258,8 +259,8 @@ impl PoolBuilder {
         &self.config
     }
 
-    /// Checks the configuration and makes the pool. Fails with [`Error::Config`] or
-    /// [`Error::Io`] before any request.
+    /// Checks the configuration (limits, headers, proxy, CA files, output directory) and
+    /// makes the pool. Fails with [`Error::Config`] or [`Error::Io`] before any request.
     pub fn build(self) -> Result<Pool, Error> {
         let mut config = self.config;
         if config.workers == 0 {
@@ -269,6 +270,9 @@ impl PoolBuilder {
         }
         if config.per_host == 0 {
             return Err(Error::config("per-host limit must be at least 1"));
+        }
+        for (name, value) in &config.headers {
+            crate::job::check_header(name, value)?;
         }
         if config.min_rate.is_some() && config.min_rate_window.is_zero() {
             return Err(Error::config(

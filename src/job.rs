@@ -193,6 +193,9 @@ impl Job {
                 shown(hex)
             )));
         }
+        for (name, value) in &self.headers {
+            check_header(name, value)?;
+        }
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Error::config(format!(
                 "method '{}' is not an HTTP method; use GET, POST, PUT, …",
@@ -303,6 +306,57 @@ pub(crate) fn check_no_encoding(headers: &[(String, String)]) -> Result<(), Erro
                 value.trim()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Checks that a request header can be sent as given: a name of token characters
+/// (letters, digits and ``!#$%&'*+-.^_`|~``) and a value on one line without control
+/// characters (tabs are allowed). The message names the header but never quotes its
+/// value, which may be a credential.
+///
+/// ```
+/// assert!(fetchpool::check_header("Accept", "*/*").is_ok());
+/// let e = fetchpool::check_header("X-A", "one\r\nX-Injected: two").unwrap_err();
+/// assert_eq!(e.to_string(), "request header 'X-A' has a line break in its value; a header value is one line");
+/// ```
+pub fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    const TCHAR: &[u8] = b"!#$%&'*+-.^_`|~";
+    if name.is_empty() {
+        return Err(Error::config(
+            "request header with an empty name; a header is a name (letters, digits and \
+             !#$%&'*+-.^_`|~) and a value",
+        ));
+    }
+    if let Some(i) = name
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || TCHAR.contains(&b)))
+    {
+        let bad = name[i..].chars().next().unwrap_or('?');
+        return Err(Error::config(format!(
+            "request header '{}…' has {bad:?} at byte {} of its name, which header names \
+             cannot hold (letters, digits and !#$%&'*+-.^_`|~ only)",
+            crate::redact::clip(&name[..i], 60),
+            i + 1
+        )));
+    }
+    let name = crate::redact::clip(name, 60);
+    if value.contains(['\r', '\n']) {
+        return Err(Error::config(format!(
+            "request header '{name}' has a line break in its value; a header value is one line"
+        )));
+    }
+    // What the request builder accepts (http's HeaderValue): no control byte but tab.
+    if let Some(i) = value
+        .bytes()
+        .position(|b| (b < 32 && b != b'\t') || b == 127)
+    {
+        return Err(Error::config(format!(
+            "request header '{name}' has a control character (0x{:02x}) at byte {} of its \
+             value; a header value is text, spaces and tabs",
+            value.as_bytes()[i],
+            i + 1
+        )));
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ mod worker;
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};
 pub use event::Event;
-pub use job::{Destination, Job, JobId, Origin, file_name_for, resource_key};
+pub use job::{Destination, Job, JobId, Origin, check_header, file_name_for, resource_key};
 pub use manifest::ManifestReader;
 pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};

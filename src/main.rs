@@ -260,10 +260,26 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         b = b.ca_cert(ca);
     }
     for h in &args.headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("header '{h}' has no ':'; write it as 'Name: value'"))?;
-        b = b.header(k.trim(), v.trim());
+        // Named by its first word only: the rest may be a credential.
+        let Some((k, v)) = h.split_once(':') else {
+            let word: String = h
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
+            let more = if word.len() < h.trim().len() {
+                " …"
+            } else {
+                ""
+            };
+            anyhow::bail!("-H '{word}{more}' has no ':'; write each header as -H 'Name: value'");
+        };
+        let (k, v) = (k.trim(), v.trim());
+        fetchpool::check_header(k, v)
+            .map_err(|e| anyhow::anyhow!("-H: {e}; write each header as -H 'Name: value'"))?;
+        b = b.header(k, v);
     }
     Ok(b)
 }

@@ -384,3 +384,65 @@ fn a_list_on_stdin_is_read_as_often_as_the_checks_need() {
         run.stderr
     );
 }
+
+#[test]
+fn a_bad_header_stops_the_run_before_any_request_naming_it_and_the_fix() {
+    let s = TestServer::start();
+    s.fallback(|_| Reply::ok("x"));
+    let tmp = TempDir::new();
+    let url = s.url("/a.bin");
+    let cases: &[(&str, &str)] = &[
+        ("Authorization Bearer SECRETTOKEN", "has no ':'"),
+        (": SECRETTOKEN", "empty name"),
+        ("Bad Name: SECRETTOKEN", "' ' at byte 4"),
+        ("X-Ok\u{7f}: SECRETTOKEN", "'\\u{7f}' at byte 5"),
+        ("X-A: SECRETTOKEN\r\nX-Injected: 1", "line break"),
+        ("X-A: SECRETTOKEN\nX-Injected: 1", "line break"),
+        ("X-A: SECRET\u{1}TOKEN", "control character"),
+    ];
+    for (header, says) in cases {
+        let run = fetchpool(tmp.path(), &[&url, "-o", "out", "-H", header], None);
+        assert_eq!(run.code, 2, "{header:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{header:?}: {}", run.stderr);
+        assert!(run.stderr.contains("-H"), "{header:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("'Name: value'"),
+            "{header:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("SECRETTOKEN"),
+            "{header:?}: {}",
+            run.stderr
+        );
+        assert!(run.report.is_empty(), "{header:?}: no job ran");
+    }
+    // A job's own header in a JSON line: the line is named.
+    let list = write_list(
+        tmp.path(),
+        "list.jsonl",
+        &format!("{{\"url\":\"{url}\",\"headers\":{{\"X-A\":\"v\\r\\nX-Injected: 1\"}}}}\n"),
+    );
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("list.jsonl:1: request header 'X-A' has a line break"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.requests().len(), 0, "nothing is requested");
+    // The library says it in its own terms when the pool is built.
+    for (name, value) in [("X-A", "a\r\nb"), ("", "v"), ("X A", "v")] {
+        let e = fetchpool::Pool::builder()
+            .output_dir(tmp.join("lib"))
+            .header(name, value)
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("{name:?}: {value:?} was accepted"));
+        assert_eq!(e.kind(), fetchpool::ErrorKind::Config);
+        let m = e.to_string();
+        assert!(m.starts_with("request header"), "{m}");
+        assert!(!m.contains("-H") && !m.contains("--header"), "{m}");
+    }
+}

@@ -146,8 +146,9 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
             match result {
                 Err(f) if is_check_failure(&f.error) && !started_over => {
                     log::info!(
-                        "{url}: the complete partial file failed its check ({}); fetching it \
+                        "{}: the complete partial file failed its check ({}); fetching it \
                          again from zero",
+                        crate::redact::url(&url),
                         f.error
                     );
                     started_over = true;
@@ -288,7 +289,8 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         match result {
             Err(f) if from.is_some() && is_check_failure(&f.error) && !started_over => {
                 log::info!(
-                    "{url}: the resumed file failed its check ({}); fetching it again from zero",
+                    "{}: the resumed file failed its check ({}); fetching it again from zero",
+                    crate::redact::url(&url),
                     f.error
                 );
                 started_over = true;

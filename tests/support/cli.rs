@@ -42,11 +42,13 @@ pub struct Run {
 }
 
 impl Run {
-    /// The report line for `url`, panicking with the whole report when absent.
+    /// The report line for `url`, panicking with the whole report when absent. Reports
+    /// show URLs with their secrets hidden; `url` may be given either way.
     pub fn line(&self, url: &str) -> &Value {
+        let shown = fetchpool::redact::url(url);
         self.report
             .iter()
-            .find(|l| l["url"] == url)
+            .find(|l| l["url"] == *shown)
             .unwrap_or_else(|| panic!("no report line for {url}: {:#?}", self.report))
     }
 

@@ -184,6 +184,7 @@ impl Job {
             check_relative_path(path)?;
             check_no_encoding(&self.headers)?;
             check_lengths(path)?;
+            check_not_reserved(path)?;
         }
         if let Some(hex) = &self.sha256
             && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -471,6 +472,58 @@ fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     crate::redact::clip(s, crate::redact::SHOWN_CHARS)
 }
 
+/// The output directory's state directory (validators, the run lock). No job path may
+/// lie inside it.
+pub(crate) const STATE_DIR: &str = ".fetchpool";
+
+/// Refuses a path that is one of fetchpool's own working files: a name ending in `.part`
+/// or `.part.meta` (another job's partial body or its sidecar) or anything inside the
+/// state directory. Compared without regard to ASCII case, so that a case-insensitive
+/// filesystem cannot fold a job's path onto a working file either.
+///
+/// Reserved names rather than working files kept elsewhere: `PATH.part` beside `PATH`
+/// is renamed into place within one directory (one filesystem, however the tree is
+/// mounted), and a user can see and clean up what an interrupted run left.
+pub(crate) fn check_not_reserved(path: &Path) -> Result<(), Error> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let dotted = has_dot_dot(bytes) || bytes.starts_with(b".");
+    let normalized;
+    let path = if dotted {
+        normalized = normalize(path);
+        normalized.as_path()
+    } else {
+        path
+    };
+    let name = path.file_name().map_or(&[][..], |n| n.as_encoded_bytes());
+    let ends = |suffix: &[u8]| {
+        name.len() > suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    for suffix in [".part", ".part.meta"] {
+        if ends(suffix.as_bytes()) {
+            return Err(Error::config(format!(
+                "output path '{}' ends in '{suffix}', the name fetchpool gives its own working \
+                 files (a partial body, its resume record); give the job another path",
+                shown(&path.to_string_lossy())
+            )));
+        }
+    }
+    let first = path
+        .components()
+        .find_map(|c| match c {
+            Component::Normal(c) => Some(c.as_encoded_bytes()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    if first.eq_ignore_ascii_case(STATE_DIR.as_bytes()) {
+        return Err(Error::config(format!(
+            "output path '{}' is inside the state directory '{STATE_DIR}' where fetchpool keeps \
+             its own files; give the job another path",
+            shown(&path.to_string_lossy())
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `bytes` contain `..` anywhere: without it a path has no parent component.
 pub(crate) fn has_dot_dot(bytes: &[u8]) -> bool {
     bytes.windows(2).any(|w| w == b"..")
@@ -658,6 +711,35 @@ mod tests {
         assert!(check_relative_path(Path::new("a/./b")).is_ok());
         assert!(check_relative_path(Path::new("...")).is_ok());
         assert!(check_relative_path(Path::new("a..b/c")).is_ok());
+    }
+
+    #[test]
+    fn working_file_names_are_reserved() {
+        for bad in [
+            "a.part",
+            "d/a.bin.PART",
+            "a.part.meta",
+            "a.part/",
+            ".fetchpool",
+            ".fetchpool/validators/aa/bb",
+            "./.FETCHPOOL/x",
+            "a/../.fetchpool/lock",
+            "x/../a.part",
+        ] {
+            assert!(check_not_reserved(Path::new(bad)).is_err(), "{bad}");
+        }
+        for good in [
+            "a.bin",
+            "a.partial",
+            "part",
+            ".part",
+            "x.part/y",
+            "d/.fetchpool/x",
+            ".fetchpoolx/y",
+            "fetchpool",
+        ] {
+            assert!(check_not_reserved(Path::new(good)).is_ok(), "{good}");
+        }
     }
 
     #[test]

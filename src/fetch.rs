@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
+use crate::nofollow;
 use crate::proxy::{ProxyChoice, ProxyScheme};
 use crate::resume::{self, Prepared, RangeAnswer, Sidecar};
 use crate::retry::parse_retry_after;
@@ -95,6 +96,9 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         Destination::File(rel) => Some(cfg.output_dir.join(rel)),
         Destination::Memory => None,
     };
+    if let Destination::File(rel) = &job.dest {
+        nofollow::check_dirs(&cfg.output_dir, rel).map_err(Failure::new)?;
+    }
     if let Some(up) = ctx.precheck.up_to_date(&cfg.output_dir, job) {
         return Ok(Success {
             http_status: None,
@@ -1154,7 +1158,7 @@ impl Sink {
         let mut sidecar_written = offset > 0;
         let mut named = true;
         let file = if offset > 0 {
-            let mut file = fs::OpenOptions::new()
+            let mut file = nofollow::options()
                 .read(true)
                 .write(true)
                 .open(&part)
@@ -1183,7 +1187,7 @@ impl Sink {
                     }
                     file
                 }
-                None => File::create(&part).map_err(io_err)?,
+                None => nofollow::create(&part, false).map_err(io_err)?,
             };
             match &sidecar {
                 Some(s) if !small => match s.write(path) {
@@ -1310,7 +1314,7 @@ fn copy_out(file: &File, part: &Path) -> Result<(), Error> {
     let io_err = |e| Error::io(part, e);
     let mut src = file;
     src.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
-    let mut dst = File::create(part).map_err(io_err)?;
+    let mut dst = nofollow::create(part, false).map_err(io_err)?;
     io::copy(&mut src, &mut dst).map_err(io_err)?;
     Ok(())
 }

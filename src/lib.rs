@@ -32,6 +32,7 @@ mod event;
 mod fetch;
 mod job;
 mod manifest;
+mod nofollow;
 mod plan;
 mod pool;
 pub mod proxy;

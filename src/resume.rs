@@ -45,7 +45,8 @@ use sha2::{Digest, Sha256};
 use ureq::http::HeaderMap;
 
 use crate::fetch::{hex, part_path};
-use crate::job::{Destination, Job};
+use crate::job::{Destination, Job, STATE_DIR};
+use crate::nofollow;
 use crate::verify::{self, Problem, Verdict};
 
 /// Bodies larger than this (in bytes), or of unknown length, get their sidecar before the
@@ -79,14 +80,14 @@ impl Sidecar {
     /// `Ok(None)`: a sidecar that is there but unreadable or not ours to trust.
     /// `Err`: none at all (the common case costs one failed `open`).
     pub(crate) fn read(path: &Path) -> io::Result<Option<Sidecar>> {
-        let text = fs::read(meta_path(path))?;
+        let text = nofollow::read(&meta_path(path))?;
         Ok(serde_json::from_slice(&text).ok())
     }
 
     pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
         let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
         line.push(b'\n');
-        fs::write(meta_path(path), line)
+        nofollow::write(&meta_path(path), &line)
     }
 }
 
@@ -269,9 +270,12 @@ fn resume_point(path: &Path, url: &str, sidecar: Sidecar) -> Option<ResumePoint>
     if crate::job::resource_key(&sidecar.url) != crate::job::resource_key(url) {
         return drop("the partial file is of another URL (host or path changed)");
     }
-    let Ok(meta) = fs::metadata(part_path(path)) else {
+    let Ok(meta) = fs::symlink_metadata(part_path(path)) else {
         return drop("a resume sidecar without its partial file");
     };
+    if !meta.is_file() {
+        return drop("the partial file is not a plain file (a link fetchpool did not make?)");
+    }
     let offset = meta.len();
     if offset == 0 {
         return None;
@@ -398,7 +402,7 @@ pub(crate) fn wants_early_sidecar(announced: Option<u64>) -> bool {
 fn store_path(output_dir: &Path, rel: &Path) -> PathBuf {
     let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
     output_dir
-        .join(".fetchpool")
+        .join(STATE_DIR)
         .join("validators")
         .join(&key[..2])
         .join(&key[2..])
@@ -411,7 +415,7 @@ fn stamp(path: &Path) -> Option<(u64, u64)> {
 }
 
 fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
-    let text = fs::read(store_path(output_dir, rel)).ok()?;
+    let text = nofollow::read(&store_path(output_dir, rel)).ok()?;
     let stored: Stored = serde_json::from_slice(&text).ok()?;
     let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
     let same = crate::job::resource_key(&stored.url) == crate::job::resource_key(url);
@@ -450,10 +454,23 @@ pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &Heade
         mtime_ns,
     };
     let file = store_path(output_dir, rel);
+    let dirs = file.parent().and_then(|d| d.strip_prefix(output_dir).ok());
+    if let Some(link) = dirs.and_then(|d| nofollow::find_link(output_dir, d)) {
+        log::warn!(
+            "{}: a symbolic link in the state directory; no validators are kept",
+            link.display()
+        );
+        return;
+    }
     let written = file
         .parent()
         .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|_| fs::write(&file, serde_json::to_vec(&entry).map_err(io::Error::other)?));
+        .and_then(|_| {
+            nofollow::write(
+                &file,
+                &serde_json::to_vec(&entry).map_err(io::Error::other)?,
+            )
+        });
     if let Err(e) = written {
         log::debug!("validator store {}: {e}", file.display());
     }

@@ -70,7 +70,8 @@ fn unsupported(_: &io::Error) -> bool {
 #[cfg(target_os = "linux")]
 fn open_unnamed(dir: &Path) -> io::Result<File> {
     use rustix::fs::{CWD, Mode, OFlags};
-    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    // A link in the directory's place is never followed (see `crate::nofollow`).
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o666))?;
     Ok(File::from(fd))
 }

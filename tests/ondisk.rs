@@ -6,6 +6,7 @@ mod support;
 use std::fs;
 
 use fetchpool::{ErrorKind, Job, Pool, Status};
+use serde_json::Value;
 use support::cli::{fetchpool, write_list};
 use support::{TempDir, TestServer, random_bytes, sha256_hex};
 
@@ -100,4 +101,122 @@ fn the_library_refuses_working_file_paths_in_run_and_in_a_session() {
     assert_eq!(outcomes[1].status, Status::Ok);
     assert_eq!(server.requests().len(), 1);
     assert_eq!(fs::read(tmp.join("a.bin")).unwrap(), body);
+}
+
+// ---------------------------------------------------------------------------------------
+// No write through a link fetchpool did not make
+
+#[cfg(unix)]
+fn is_link(p: &std::path::Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+#[cfg(unix)]
+#[test]
+fn planted_part_and_sidecar_symlinks_are_replaced_not_written_through() {
+    use std::os::unix::fs::symlink;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let big = random_bytes(4, 2 << 20);
+    let small = random_bytes(5, 5_000);
+    let big_res = server.file("/big.bin", big.clone());
+    server.file("/small.bin", small.clone());
+    fs::create_dir_all(tmp.join("out")).unwrap();
+    for name in [
+        "victim-part",
+        "victim-meta",
+        "victim-small",
+        "victim-resume",
+    ] {
+        fs::write(tmp.join(name), b"precious").unwrap();
+    }
+    symlink(tmp.join("victim-part"), tmp.join("out/big.bin.part")).unwrap();
+    symlink(tmp.join("victim-meta"), tmp.join("out/big.bin.part.meta")).unwrap();
+    symlink(tmp.join("victim-small"), tmp.join("out/small.bin.part")).unwrap();
+    // A part that is a link, beside a sidecar that would resume it.
+    fs::write(
+        tmp.join("out/r.bin.part.meta"),
+        format!(
+            "{{\"url\":\"{}\",\"validator\":{},\"total\":{}}}\n",
+            server.url("/big.bin"),
+            serde_json::to_string(big_res.etag.as_deref().unwrap()).unwrap(),
+            big.len()
+        ),
+    )
+    .unwrap();
+    symlink(tmp.join("victim-resume"), tmp.join("out/r.bin.part")).unwrap();
+    let list = write_list(
+        tmp.path(),
+        "list.tsv",
+        &format!(
+            "{}\tbig.bin\n{}\tsmall.bin\n{}\tr.bin\t{}\n",
+            server.url("/big.bin"),
+            server.url("/small.bin"),
+            server.url("/big.bin"),
+            sha256_hex(&big)
+        ),
+    );
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    for name in [
+        "victim-part",
+        "victim-meta",
+        "victim-small",
+        "victim-resume",
+    ] {
+        assert_eq!(fs::read(tmp.join(name)).unwrap(), b"precious", "{name}");
+    }
+    for (name, body) in [("big.bin", &big), ("small.bin", &small), ("r.bin", &big)] {
+        let path = tmp.join("out").join(name);
+        assert!(!is_link(&path), "{name} is a link");
+        assert_eq!(&fs::read(&path).unwrap(), body, "{name}");
+        assert!(!tmp.join(format!("out/{name}.part")).exists());
+    }
+    assert_eq!(
+        run.line(&server.url("/big.bin"))["resumed_from"],
+        Value::Null
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_link_inside_the_output_tree_is_not_written_through() {
+    use std::os::unix::fs::symlink;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a", random_bytes(6, 3_000));
+    fs::create_dir_all(tmp.join("out")).unwrap();
+    fs::create_dir_all(tmp.join("elsewhere")).unwrap();
+    fs::create_dir_all(tmp.join("state-elsewhere")).unwrap();
+    symlink(tmp.join("elsewhere"), tmp.join("out/sub")).unwrap();
+    symlink(tmp.join("state-elsewhere"), tmp.join("out/.fetchpool")).unwrap();
+    let url = server.url("/a");
+    let list = write_list(
+        tmp.path(),
+        "list.tsv",
+        &format!("{url}\tsub/x.bin\n{url}\tsub/deeper/y.bin\n{url}\tok.bin\n"),
+    );
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    let failed = run.with_status("failed");
+    assert_eq!(failed.len(), 2, "{:#?}", run.report);
+    for line in failed {
+        assert_eq!(line["error"]["kind"], "io");
+        let message = line["error"]["message"].as_str().unwrap();
+        assert!(message.contains("symbolic link"), "{message}");
+    }
+    assert_eq!(fs::read_dir(tmp.join("elsewhere")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(tmp.join("state-elsewhere")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        fs::read(tmp.join("out/ok.bin")).unwrap(),
+        random_bytes(6, 3_000)
+    );
+    assert_eq!(
+        server.hits("/a"),
+        1,
+        "no request for a job that cannot be written"
+    );
 }

@@ -192,6 +192,14 @@ pub enum Error {
         /// The problem and how to fix it.
         message: String,
     },
+    /// Another run holds the output directory (kind `config`): two runs writing one
+    /// tree would race on every partial file and rename.
+    OutputInUse {
+        /// The output directory.
+        dir: PathBuf,
+        /// The process holding it, when it could be read.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {
@@ -210,7 +218,7 @@ impl Error {
             Error::Redirect { .. } => ErrorKind::Redirect,
             Error::Dependency { .. } => ErrorKind::Dependency,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
-            Error::Config { .. } => ErrorKind::Config,
+            Error::Config { .. } | Error::OutputInUse { .. } => ErrorKind::Config,
         }
     }
 
@@ -315,6 +323,18 @@ impl fmt::Display for Error {
             }
             Error::Cancelled { reason } => write!(f, "cancelled: {}", shown(reason)),
             Error::Config { message } => f.write_str(&shown(message)),
+            Error::OutputInUse { dir, pid } => {
+                write!(
+                    f,
+                    "output directory '{}' is in use by another fetchpool run",
+                    dir.display()
+                )?;
+                match pid {
+                    Some(pid) => write!(f, " (pid {pid})")?,
+                    None => f.write_str(" (pid unknown)")?,
+                }
+                f.write_str("; wait for it to end or stop it, or write into another directory")
+            }
         }
     }
 }

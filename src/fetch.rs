@@ -97,6 +97,7 @@ pub(crate) fn attempt(ctx: &Context, task: &Task) -> Result<Success, Failure> {
         Destination::Memory => None,
     };
     if let Destination::File(rel) = &job.dest {
+        ctx.output_lock.ensure().map_err(Failure::new)?;
         nofollow::check_dirs(&cfg.output_dir, rel).map_err(Failure::new)?;
     }
     if let Some(up) = ctx.precheck.up_to_date(&cfg.output_dir, job) {

@@ -349,6 +349,24 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
 
+    // One run per output directory, held to the end of this function; a dry run and
+    // `verify` only read, so they take no lock.
+    let _lock = match pool.lock_output() {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("fetchpool: {e}");
+            if let fetchpool::Error::OutputInUse { pid, .. } = &e {
+                let stop = pid.map_or(String::new(), |p| {
+                    format!(" (kill {p}; Ctrl-C in its terminal)")
+                });
+                eprintln!(
+                    "fetchpool: nothing was downloaded; run again once it has ended, stop it{stop}, \
+                     or give this run another -o DIR"
+                );
+            }
+            return Ok(EXIT_CONFIG);
+        }
+    };
     let mut report = match &args.report {
         Some(path) => Some(BufWriter::new(File::create(path).with_context(|| {
             format!("cannot create report file '{}'", path.display())

@@ -23,7 +23,7 @@ use crate::error::Error;
 /// Open options that refuse a link as the last component (`ELOOP`).
 pub(crate) fn options() -> OpenOptions {
     let mut o = OpenOptions::new();
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
@@ -33,7 +33,7 @@ pub(crate) fn options() -> OpenOptions {
 
 /// Whether `e` says the last component was a link.
 fn is_link_error(e: &io::Error, path: &Path) -> bool {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
         return true;
     }

@@ -19,6 +19,7 @@ use crate::config::{Config, PoolBuilder};
 use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
+use crate::lock::{self, OutputLock};
 use crate::plan::PlanChecker;
 use crate::ratelimit::RateLimiter;
 use crate::report::{Report, Summary};
@@ -42,6 +43,8 @@ use crate::worker;
 pub struct Pool {
     config: Arc<Config>,
     agent: ureq::Agent,
+    /// The output directory's lock, shared by clones and by every run of this pool.
+    lock: Arc<lock::Shared>,
 }
 
 impl Pool {
@@ -55,7 +58,22 @@ impl Pool {
         Ok(Pool {
             config: Arc::new(config),
             agent,
+            lock: Arc::default(),
         })
+    }
+
+    /// Takes the output directory for this pool's runs, so that no other run (another
+    /// process, or another pool) can write into it while the returned handle lives; runs
+    /// of this pool and its clones go on under it. Fails with [`Error::OutputInUse`],
+    /// naming the holder's pid, when another run has it.
+    ///
+    /// Runs take the lock themselves ([`Pool::run`] before its first request, a
+    /// [`Session`] at its first file job); call this to learn of a busy directory before
+    /// starting one, or to hold it across several. Memory jobs need no lock. The lock is
+    /// an exclusive `flock` on `.fetchpool/lock` in the output directory, released when
+    /// the last handle drops or the process dies (Linux; elsewhere runs are not locked).
+    pub fn lock_output(&self) -> Result<OutputLock, Error> {
+        self.lock.acquire(&self.config.output_dir)
     }
 
     /// The configuration in force.
@@ -80,6 +98,11 @@ impl Pool {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             return Err(Error::config(lines.join("\n")));
         }
+        let _lock = if jobs.iter().any(|j| j.path().is_some()) {
+            Some(self.lock_output()?)
+        } else {
+            None
+        };
         let mut outcomes = Vec::with_capacity(jobs.len());
         let summary = self.run_with(jobs, |event, _| {
             if let Event::Finished(outcome) = event {
@@ -176,6 +199,10 @@ impl Pool {
         let cancelled = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let precheck = Arc::new(Precheck::for_output(&cfg.output_dir));
+        let output_lock = Arc::new(lock::Lazy::new(
+            Arc::clone(&self.lock),
+            cfg.output_dir.clone(),
+        ));
         // One bucket per run, shared by every worker: the limit is overall, not per worker.
         let limiter = cfg.limit_rate.map(|r| Arc::new(RateLimiter::new(r)));
 
@@ -187,6 +214,7 @@ impl Pool {
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
                 precheck: Arc::clone(&precheck),
+                output_lock: Arc::clone(&output_lock),
                 limiter: limiter.clone(),
             };
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
@@ -233,6 +261,7 @@ impl Pool {
             counters,
             cancelled,
             precheck,
+            _output_lock: output_lock,
             agent: self.agent.clone(),
             summary: Summary::default(),
             started: Instant::now(),
@@ -319,6 +348,8 @@ pub struct Session {
     counters: Arc<Counters>,
     cancelled: Arc<AtomicBool>,
     precheck: Arc<Precheck>,
+    /// Held to the session's end, once a file job took it.
+    _output_lock: Arc<lock::Lazy>,
     agent: ureq::Agent,
     summary: Summary,
     started: Instant,

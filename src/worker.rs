@@ -26,6 +26,8 @@ pub(crate) struct Context {
     pub(crate) cancelled: Arc<AtomicBool>,
     /// Verdicts of the up-to-date pre-check, shared with the session's feeder.
     pub(crate) precheck: Arc<crate::resume::Precheck>,
+    /// The output directory's lock, taken by the first file job.
+    pub(crate) output_lock: Arc<crate::lock::Lazy>,
     /// The run's shared byte-rate limit (`--limit-rate`), if any.
     pub(crate) limiter: Option<Arc<RateLimiter>>,
 }

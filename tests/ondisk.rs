@@ -187,9 +187,7 @@ fn a_directory_link_inside_the_output_tree_is_not_written_through() {
     server.file("/a", random_bytes(6, 3_000));
     fs::create_dir_all(tmp.join("out")).unwrap();
     fs::create_dir_all(tmp.join("elsewhere")).unwrap();
-    fs::create_dir_all(tmp.join("state-elsewhere")).unwrap();
     symlink(tmp.join("elsewhere"), tmp.join("out/sub")).unwrap();
-    symlink(tmp.join("state-elsewhere"), tmp.join("out/.fetchpool")).unwrap();
     let url = server.url("/a");
     let list = write_list(
         tmp.path(),
@@ -207,10 +205,6 @@ fn a_directory_link_inside_the_output_tree_is_not_written_through() {
     }
     assert_eq!(fs::read_dir(tmp.join("elsewhere")).unwrap().count(), 0);
     assert_eq!(
-        fs::read_dir(tmp.join("state-elsewhere")).unwrap().count(),
-        0
-    );
-    assert_eq!(
         fs::read(tmp.join("out/ok.bin")).unwrap(),
         random_bytes(6, 3_000)
     );
@@ -219,4 +213,139 @@ fn a_directory_link_inside_the_output_tree_is_not_written_through() {
         1,
         "no request for a job that cannot be written"
     );
+
+    // The state directory as a link: the run does not start.
+    fs::create_dir_all(tmp.join("state-elsewhere")).unwrap();
+    fs::create_dir_all(tmp.join("out2")).unwrap();
+    symlink(tmp.join("state-elsewhere"), tmp.join("out2/.fetchpool")).unwrap();
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out2"], None);
+    assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains("out2/.fetchpool: is a symbolic link"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_dir(tmp.join("state-elsewhere")).unwrap().count(),
+        0
+    );
+    assert_eq!(server.hits("/a"), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// One run per output directory
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_run_on_one_output_directory_exits_2_naming_the_holder() {
+    use std::time::{Duration, Instant};
+    use support::cli::{spawn, wait};
+    use support::{Reply, Resource, wait_until};
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let res = Resource::new(random_bytes(7, 8 << 20));
+    server.route("/slow.bin", move |req| {
+        Reply::file(req, &res).drip(64 * 1024, Duration::from_millis(20))
+    });
+    server.file("/other.bin", random_bytes(8, 1_000));
+    let first = spawn(tmp.path(), &[&server.url("/slow.bin"), "-o", "out"]);
+    let part = tmp.join("out/slow.bin.part");
+    assert!(
+        wait_until(Duration::from_secs(20), || part.exists()),
+        "the first run never started"
+    );
+    let started = Instant::now();
+    let second = fetchpool(tmp.path(), &[&server.url("/other.bin"), "-o", "out"], None);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(second.code, 2, "stderr: {}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!(
+            "in use by another fetchpool run (pid {})",
+            first.id()
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains("-o"), "{}", second.stderr);
+    assert_eq!(server.hits("/other.bin"), 0);
+    // --dry-run and verify read only: they take no lock.
+    let dry = fetchpool(
+        tmp.path(),
+        &[&server.url("/other.bin"), "-o", "out", "--dry-run"],
+        None,
+    );
+    assert_eq!(dry.code, 0, "stderr: {}", dry.stderr);
+    // kill -9: the kernel releases the lock with the process.
+    let pid = first.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(wait(first, tmp.path()).code, -1);
+    let third = fetchpool(tmp.path(), &[&server.url("/other.bin"), "-o", "out"], None);
+    assert_eq!(third.code, 0, "stderr: {}", third.stderr);
+    assert_eq!(
+        fs::read(tmp.join("out/other.bin")).unwrap(),
+        random_bytes(8, 1_000)
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_library_holds_the_output_directory_for_a_run_and_says_who_has_it() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a", random_bytes(9, 1_000));
+    let first = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let second = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let held = first.lock_output().unwrap();
+    let err = second
+        .run(vec![Job::new(server.url("/a")).to_file("a.bin")])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    match &err {
+        fetchpool::Error::OutputInUse { dir, pid } => {
+            assert_eq!(dir, tmp.path());
+            assert_eq!(*pid, Some(std::process::id()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A session takes the lock with its first file job; memory jobs need none.
+    let mut session = second.start();
+    session
+        .submit(Job::new(server.url("/a")).to_file("b.bin"))
+        .unwrap();
+    session
+        .submit(Job::new(server.url("/a")).to_memory())
+        .unwrap();
+    session.close();
+    let mut outcomes: Vec<_> = (&mut session)
+        .filter_map(|e| match e {
+            fetchpool::Event::Finished(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    outcomes.sort_by_key(|o| o.id);
+    assert_eq!(outcomes[0].status, Status::Failed);
+    assert_eq!(
+        outcomes[0].error.as_ref().unwrap().kind(),
+        ErrorKind::Config
+    );
+    assert_eq!(outcomes[1].status, Status::Ok);
+    assert_eq!(server.hits("/a"), 1);
+    // The holder's own runs go on under the lock it holds.
+    let report = first
+        .run(vec![Job::new(server.url("/a")).to_file("a.bin")])
+        .unwrap();
+    assert_eq!(report.summary.ok, 1);
+    drop(held);
+    let report = second
+        .run(vec![Job::new(server.url("/a")).to_file("c.bin")])
+        .unwrap();
+    assert_eq!(report.summary.ok, 1);
+    // Released at the end of the run: the first pool can take it again.
+    drop(first.lock_output().unwrap());
 }

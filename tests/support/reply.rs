@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::request::{Request, find_header};
@@ -196,6 +197,7 @@ impl Reply {
         stream: &mut TcpStream,
         req: &Request,
         stop: &Stopper,
+        sent: &AtomicU64,
     ) -> io::Result<After> {
         if let Some(delay) = self.delay {
             if !stop.nap(delay) {
@@ -276,6 +278,7 @@ impl Reply {
             } else {
                 stream.write_all(part)?;
             }
+            sent.fetch_add(part.len() as u64, Ordering::Relaxed);
         }
         stream.flush()?;
 

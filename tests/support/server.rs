@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ struct Shared {
     routes: Mutex<HashMap<String, Handler>>,
     fallback: Mutex<Option<Handler>>,
     connections: AtomicUsize,
+    /// Body bytes written to sockets so far (heads and chunk framing not counted).
+    body_bytes: AtomicU64,
     /// The client address of every accepted connection, in accept order.
     peers: Mutex<Vec<SocketAddr>>,
     close_every: AtomicUsize,
@@ -70,6 +72,7 @@ impl TestServer {
             routes: Mutex::default(),
             fallback: Mutex::default(),
             connections: AtomicUsize::new(0),
+            body_bytes: AtomicU64::new(0),
             peers: Mutex::default(),
             close_every: AtomicUsize::new(0),
             panics: AtomicUsize::new(0),
@@ -137,6 +140,12 @@ impl TestServer {
     /// `0` (the default) turns this off.
     pub fn close_every(&self, n: usize) {
         self.shared.close_every.store(n, Ordering::SeqCst);
+    }
+
+    /// Body bytes written to client sockets so far, over every request (response heads
+    /// and chunk framing not counted): what a client cost the server.
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.shared.body_bytes.load(Ordering::Relaxed)
     }
 
     /// TCP connections accepted so far.
@@ -305,7 +314,7 @@ fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, conn: usize) {
         if reply.kind == Kind::Normal {
             lock(&shared.log)[flight.index].status = Some(reply.status);
         }
-        let after = reply.write_to(&mut writer, &req, &shared.stop);
+        let after = reply.write_to(&mut writer, &req, &shared.stop, &shared.body_bytes);
         drop(flight);
         responses += 1;
 

@@ -531,7 +531,9 @@ pub(crate) struct Precheck {
 impl Precheck {
     /// The pre-check for a run writing into `output_dir`.
     pub(crate) fn for_output(output_dir: &Path) -> Precheck {
-        let fresh = fs::read_dir(output_dir).is_ok_and(|mut entries| entries.next().is_none());
+        // The state directory does not count: no job's file or part can be inside it.
+        let fresh = fs::read_dir(output_dir)
+            .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == STATE_DIR)));
         Precheck {
             verdicts: Mutex::default(),
             fresh,
@@ -747,6 +749,17 @@ mod tests {
         assert!(!wants_early_sidecar(Some(SIDECAR_THRESHOLD)));
         assert!(wants_early_sidecar(Some(SIDECAR_THRESHOLD + 1)));
         assert!(wants_early_sidecar(None));
+    }
+
+    #[test]
+    fn a_directory_holding_only_the_state_directory_is_fresh() {
+        let dir = std::env::temp_dir().join(format!("fetchpool-fresh-{}", std::process::id()));
+        fs::create_dir_all(dir.join(STATE_DIR)).unwrap();
+        fs::write(dir.join(STATE_DIR).join("lock"), b"1\n").unwrap();
+        assert!(Precheck::for_output(&dir).is_fresh());
+        fs::write(dir.join("a.bin.part"), b"x").unwrap();
+        assert!(!Precheck::for_output(&dir).is_fresh());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

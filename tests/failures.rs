@@ -539,20 +539,48 @@ fn a_stall_with_retries_left_is_retried_and_reported_as_a_stall() {
     assert_eq!(server.hits("/stuck"), 2);
 }
 
-/// A disk that fills up mid-body: the `.part` file is a link to `/dev/full`, where every
-/// write fails with "no space left on device".
+/// A disk that refuses more bytes mid-body. fetchpool never writes through a link (a
+/// `.part` linked to `/dev/full` is replaced), so the refusal is a file-size limit
+/// (`ulimit -f`, with `SIGXFSZ` ignored so that the write fails with `EFBIG` instead):
+/// after 512 KiB every write of the `.part` fails, as on a full disk.
 #[cfg(target_os = "linux")]
 #[test]
-fn a_full_disk_is_an_io_error_naming_the_part_file() {
+fn a_write_that_fails_mid_body_is_an_io_error_naming_the_part_file() {
     let server = TestServer::start();
     let tmp = TempDir::new();
     // Over the sidecar threshold, so the body goes to the named .part (see above).
+    let url = server.url("/full.bin");
     server.file("/full.bin", random_bytes(8, 2_000_000));
-    fs::create_dir_all(tmp.join("out")).unwrap();
-    std::os::unix::fs::symlink("/dev/full", tmp.join("out/full.bin.part")).unwrap();
-    let message = local_file_failure(&tmp, &server.url("/full.bin"), "full.bin.part");
-    assert!(message.contains("No space left"), "{message}");
+    let report = tmp.join("report.jsonl");
+    let out = std::process::Command::new("sh")
+        .current_dir(tmp.path())
+        .args(["-c", "trap '' XFSZ; ulimit -f 1024; exec \"$0\" \"$@\""])
+        .arg(support::cli::bin())
+        .args([url.as_str(), "-o", "out", "--retries", "3", "--report"])
+        .arg(&report)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(fs::read_to_string(&report).unwrap().trim()).unwrap();
+    assert_eq!(line["status"], "failed");
+    assert_eq!(line["error"]["kind"], "io");
+    assert_eq!(line["attempts"], 1, "a local file error is not retried");
+    let message = line["error"]["message"].as_str().unwrap();
+    assert!(message.contains("full.bin.part"), "{message}");
+    assert!(message.contains("File too large"), "{message}");
+    assert_eq!(server.hits("/full.bin"), 1);
     assert!(!tmp.join("out/full.bin").exists());
+    assert!(!tmp.join("out/full.bin.part").exists());
 }
 
 #[test]

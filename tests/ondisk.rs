@@ -349,3 +349,16 @@ fn the_library_holds_the_output_directory_for_a_run_and_says_who_has_it() {
     // Released at the end of the run: the first pool can take it again.
     drop(first.lock_output().unwrap());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_writability_probe_is_not_written_through() {
+    let tmp = TempDir::new();
+    fs::create_dir_all(tmp.join("out")).unwrap();
+    fs::write(tmp.join("victim"), b"precious").unwrap();
+    let probe = tmp.join(format!("out/.fetchpool-probe-{}", std::process::id()));
+    std::os::unix::fs::symlink(tmp.join("victim"), &probe).unwrap();
+    Pool::builder().output_dir(tmp.join("out")).build().unwrap();
+    assert_eq!(fs::read(tmp.join("victim")).unwrap(), b"precious");
+    assert!(!is_link(&probe) && !probe.exists());
+}

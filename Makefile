@@ -12,7 +12,7 @@ help:
 	@echo "make check       fmt, clippy -D warnings, docs, no async runtime, tests"
 	@echo "make docs        shell completions and man page in target/docs (clap_complete, clap_mangen)"
 	@echo "make demo        serve data/demo on 127.0.0.1 and download it with checksums and a report"
-	@echo "make interop     downloads through real tinyproxy and Squid from a real nginx"
+	@echo "make interop     real tinyproxy and Squid; resume, 304 and change checks on nginx, Apache, lighttpd, Caddy, moto"
 	@echo "make bench       fetchpool against curl, aria2c and wget2 on a local nginx"
 
 build:
@@ -51,8 +51,10 @@ check: fmt lint doc deps-check test
 demo: release
 	@bash data/demo.sh
 
-# Real nginx, tinyproxy and Squid on loopback (root; apt-get install nginx tinyproxy squid
-# openssl curl python3). See interop/run.sh for what runs and which config lines change.
+# Real nginx, tinyproxy, Squid, Apache, lighttpd, Caddy and moto's S3 server on loopback
+# (root; apt-get install nginx tinyproxy squid apache2 lighttpd lighttpd-mod-deflate caddy
+# openssl curl python3 python3-venv; moto comes from PyPI into a venv under ~/.cache).
+# See interop/run.sh for what runs and which config lines change.
 interop: build
 	@bash interop/run.sh
 

@@ -15,7 +15,21 @@
 # Two failures must be kind `proxy`: https to a port Squid does not allow CONNECT to
 # (tinyproxy allows it: ok there), and a plain-http origin that is down (the proxy's
 # own error page: Squid's X-Squid-Error, tinyproxy's Server header).
-# Needs root (port 443), nginx, tinyproxy, squid, openssl, curl and python3.
+#
+# Then real file servers, each with its own config, pid file and access log under the
+# run's temp dir, on its own loopback port: nginx (a server block in the config above),
+# Apache and lighttpd (their packaged configurations, with the changed lines printed as
+# diffs), Caddy (the packaged Caddyfile, likewise) and moto's S3 server (moto[server]
+# from PyPI in a venv kept under ~/.cache, started through interop/moto_server.py for
+# an access log with request headers). interop/servers.py runs the same checks on each
+# (a verified mixed list, an interrupted download resumed with 206, a re-run answered
+# 304, files changed between runs, a complete .part, Apache's weak-ETag window, a
+# user-supplied Accept-Encoding; for moto also re-generated presigned URLs) and prints
+# one line per server and check. Each server's access log logs the request headers the
+# checks judge (Range, If-Range, If-None-Match, ...).
+# Needs root (port 443), nginx, tinyproxy, squid, apache2, lighttpd (with
+# lighttpd-mod-deflate), caddy, openssl,
+# curl, python3 and python3-venv (pip reaches PyPI the first time).
 set -euo pipefail
 
 HTTP_A=${INTEROP_HTTP_A:-28080}
@@ -24,14 +38,26 @@ HTTPS_ALT=${INTEROP_HTTPS_ALT:-28443}
 DEAD=${INTEROP_DEAD_PORT:-28099}
 SQUID_PORT=${INTEROP_SQUID_PORT:-23128}
 TINY_PORT=${INTEROP_TINYPROXY_PORT:-28888}
+NGINX_PORT=${INTEROP_NGINX_PORT:-28180}
+APACHE_PORT=${INTEROP_APACHE_PORT:-28181}
+LIGHTTPD_PORT=${INTEROP_LIGHTTPD_PORT:-28182}
+CADDY_PORT=${INTEROP_CADDY_PORT:-28183}
+MOTO_PORT=${INTEROP_MOTO_PORT:-28184}
+# The servers interop/servers.py checks (all by default).
+SERVERS=${INTEROP_SERVERS:-nginx apache2 lighttpd caddy moto}
+# moto pinned, so a new release cannot change what the checks see unnoticed.
+MOTO_PIP=${INTEROP_MOTO:-moto[server]==5.2.5}
+VENV=${INTEROP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fetchpool-interop/venv}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FETCHPOOL:-$ROOT/target/debug/fetchpool}
 
-for tool in nginx tinyproxy squid openssl curl python3; do
-  command -v "$tool" >/dev/null || { echo "interop: $tool is missing (apt-get install nginx tinyproxy squid openssl curl python3)"; exit 1; }
+for tool in nginx tinyproxy squid apache2 lighttpd caddy openssl curl python3; do
+  command -v "$tool" >/dev/null || { echo "interop: $tool is missing (apt-get install nginx tinyproxy squid apache2 lighttpd lighttpd-mod-deflate caddy openssl curl python3 python3-venv)"; exit 1; }
 done
+[ -e /usr/lib/lighttpd/mod_deflate.so ] || { echo "interop: lighttpd's mod_deflate is missing (apt-get install lighttpd-mod-deflate)"; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "interop: needs root (nginx listens on 127.0.0.1:443, as Squid's SSL_ports require)"; exit 1; }
-for port in 443 "$HTTP_A" "$HTTP_B" "$HTTPS_ALT" "$DEAD" "$SQUID_PORT" "$TINY_PORT"; do
+for port in 443 "$HTTP_A" "$HTTP_B" "$HTTPS_ALT" "$DEAD" "$SQUID_PORT" "$TINY_PORT" \
+  "$NGINX_PORT" "$APACHE_PORT" "$LIGHTTPD_PORT" "$CADDY_PORT" "$MOTO_PORT"; do
   if ss -ltn "sport = :$port" | grep -q LISTEN; then
     echo "interop: port $port is taken; set INTEROP_* ports (443 must be free)"; exit 1
   fi
@@ -68,7 +94,8 @@ openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 
   -extfile leaf.ext -out leaf.pem 2>/dev/null
 
 echo "== nginx origin: http on $HTTP_A and $HTTP_B, https on 443"
-mkdir -p www tmp
+mkdir -p www tmp srv/nginx srv/apache2 srv/lighttpd srv/caddy
+chmod 755 srv srv/*
 head -c 3000000 /dev/urandom > www/a.bin
 head -c 12345 /dev/urandom > www/b.bin
 chmod -R a+rX www
@@ -100,6 +127,17 @@ http {
     ssl_certificate $W/leaf.pem;
     ssl_certificate_key $W/leaf.key;
     root $W/www;
+  }
+  # The file server interop/servers.py checks: one tab-separated line per request with
+  # the request headers it judges; gzip on for text, as sites commonly have it.
+  log_format files escape=none '\$request_method\t\$uri\t\$args\t\$status\t\$http_range\t\$http_if_range\t\$http_if_none_match\t\$http_if_modified_since\t\$http_accept_encoding\t\$sent_http_content_encoding\t\$sent_http_content_range';
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $W/srv/nginx;
+    access_log $W/nginx-files.log files;
+    types { text/plain txt; }
+    gzip on;
+    gzip_types text/plain;
   }
   server {
     listen 127.0.0.1:443 ssl;
@@ -173,5 +211,107 @@ for p in "tinyproxy $TINY_PORT" "squid $SQUID_PORT"; do
   echo "   exit $code"
   python3 "$ROOT/interop/check.py" "$name" "$W" "$HTTP_A" "$HTTP_B" "$HTTPS_ALT" "$DEAD" || status=1
 done
-if [ "$status" -ne 0 ]; then echo "interop: FAILED"; KEEP=1; exit 1; fi
-echo "interop: 2 passed, 0 failed"
+proxies=$([ "$status" -eq 0 ] && echo "2 proxies passed" || echo "proxies FAILED")
+
+# The same log line from Apache and lighttpd as from nginx's "files" format above:
+# method, path, query, status, then the request headers the checks judge and the
+# response's Content-Encoding and Content-Range.
+FIELDS='Range If-Range If-None-Match If-Modified-Since Accept-Encoding'
+
+echo "== apache2 $(apache2 -v | sed -n 's|.*Apache/\([^ ]*\).*|\1|p'), packaged config with these changes:"
+# The packaged apache2.conf takes its run, pid, lock and log paths from envvars: set
+# here instead, so none of those lines change. Only the listener and the site do.
+mkdir -p apache2-run apache2-lock apache2-logs
+sed -e "s|^Include ports.conf$|Listen 127.0.0.1:$APACHE_PORT|" \
+    -e "s|^IncludeOptional sites-enabled/\*.conf$|Include $W/apache2-site.conf|" \
+    /etc/apache2/apache2.conf > apache2.conf
+diff /etc/apache2/apache2.conf apache2.conf || true
+{
+  printf 'LogFormat "%%m\\t%%U\\t%%q\\t%%>s'
+  for h in $FIELDS; do printf '\\t%%{%s}i' "$h"; done
+  printf '\\t%%{Content-Encoding}o\\t%%{Content-Range}o" files\n'
+  cat <<CONF
+<VirtualHost 127.0.0.1:$APACHE_PORT>
+  DocumentRoot $W/srv/apache2
+  CustomLog $W/apache2-files.log files
+</VirtualHost>
+<Directory $W/srv/apache2>
+  Require all granted
+</Directory>
+CONF
+} > apache2-site.conf
+echo "   site ($W/apache2-site.conf):"; sed 's/^/   /' apache2-site.conf
+env APACHE_RUN_USER=www-data APACHE_RUN_GROUP=www-data APACHE_PID_FILE="$W/apache2.pid" \
+  APACHE_RUN_DIR="$W/apache2-run" APACHE_LOCK_DIR="$W/apache2-lock" APACHE_LOG_DIR="$W/apache2-logs" \
+  apache2 -d /etc/apache2 -f "$W/apache2.conf" -DFOREGROUND &
+PIDS+=($!)
+
+echo "== lighttpd $(lighttpd -v | sed -n 's|lighttpd/\([^ ]*\).*|\1|p'), packaged config with these changes:"
+# use-ipv6.pl would add a listener on [::]:port; the test stays on 127.0.0.1.
+{
+  sed -e "s|^server.document-root .*|server.document-root        = \"$W/srv/lighttpd\"|" \
+      -e "s|^server.errorlog .*|server.errorlog             = \"$W/lighttpd-error.log\"|" \
+      -e "s|^server.pid-file .*|server.pid-file             = \"$W/lighttpd.pid\"|" \
+      -e "s|^server.port .*|server.port                 = $LIGHTTPD_PORT\nserver.bind                 = \"127.0.0.1\"|" \
+      -e "s|^include_shell \"/usr/share/lighttpd/use-ipv6.pl \" + server.port$|# &|" \
+      /etc/lighttpd/lighttpd.conf
+  echo '# interop: an access log with the request headers the checks judge; gzip for text'
+  echo 'server.modules += ("mod_accesslog", "mod_deflate")'
+  echo "accesslog.filename = \"$W/lighttpd-files.log\""
+  printf 'accesslog.format = "%%m\t%%U\t%%q\t%%>s'
+  for h in $FIELDS; do printf '\t%%{%s}i' "$h"; done
+  printf '\t%%{Content-Encoding}o\t%%{Content-Range}o"\n'
+  echo 'deflate.mimetypes = ("text/plain")'
+  echo 'deflate.allowed-encodings = ("gzip", "deflate")'
+} > lighttpd.conf
+diff /etc/lighttpd/lighttpd.conf lighttpd.conf || true
+# lighttpd opens its logs after dropping to www-data (Debian's unit leaves them to
+# /var/log/lighttpd, owned by www-data).
+: > lighttpd-error.log; : > lighttpd-files.log; chown www-data lighttpd-error.log lighttpd-files.log
+lighttpd -D -f "$W/lighttpd.conf" &
+PIDS+=($!)
+
+echo "== caddy $(caddy version | awk '{print $1}'), packaged Caddyfile with these changes:"
+# admin off: no admin endpoint on :2019 to collide with; Caddy's own state goes to $W.
+{
+  printf '{\n\tadmin off\n}\n\n'
+  sed -e "s|^:80 {$|http://127.0.0.1:$CADDY_PORT {|" \
+      -e "s|^\troot \* /usr/share/caddy$|\troot * $W/srv/caddy|" \
+      -e "s|^\tfile_server$|&\n\tencode gzip\n\tlog {\n\t\toutput file $W/caddy-files.log\n\t\tformat json\n\t}|" \
+      /etc/caddy/Caddyfile
+} > Caddyfile
+diff /etc/caddy/Caddyfile Caddyfile || true
+mkdir -p caddy-home
+XDG_CONFIG_HOME="$W/caddy-home" XDG_DATA_HOME="$W/caddy-home" \
+  caddy run --config "$W/Caddyfile" --adapter caddyfile --pidfile "$W/caddy.pid" > caddy.log 2>&1 &
+PIDS+=($!)
+
+echo "== moto $MOTO_PIP (venv $VENV)"
+if ! "$VENV/bin/python" -c 'import moto, boto3' 2>/dev/null \
+    || [ "$(cat "$VENV/interop-pip" 2>/dev/null)" != "$MOTO_PIP" ]; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "$MOTO_PIP"
+  echo "$MOTO_PIP" > "$VENV/interop-pip"
+fi
+"$VENV/bin/python" "$ROOT/interop/moto_server.py" "$MOTO_PORT" "$W/moto-files.log" "$W/moto.pid" > moto.log 2>&1 &
+PIDS+=($!)
+
+wait_port "$NGINX_PORT" nginx
+wait_port "$APACHE_PORT" apache2
+wait_port "$LIGHTTPD_PORT" lighttpd
+wait_port "$CADDY_PORT" caddy
+wait_port "$MOTO_PORT" moto
+
+echo "== servers: one line per server and check (interop/servers.py)"
+args=()
+for s in $SERVERS; do
+  case $s in
+    nginx) args+=("nginx=$NGINX_PORT") ;; apache2) args+=("apache2=$APACHE_PORT") ;;
+    lighttpd) args+=("lighttpd=$LIGHTTPD_PORT") ;; caddy) args+=("caddy=$CADDY_PORT") ;;
+    moto) args+=("moto=$MOTO_PORT") ;; *) echo "interop: unknown server $s"; exit 1 ;;
+  esac
+done
+"$VENV/bin/python" "$ROOT/interop/servers.py" "$W" "$BIN" "${args[@]}" || status=1
+if [ "$status" -ne 0 ]; then echo "interop: FAILED ($proxies)"; KEEP=1; exit 1; fi
+echo "interop: $proxies, every server check passed"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# make interop: fetchpool through real tinyproxy and Squid, from a real nginx.
+# make interop: fetchpool through real tinyproxy and Squid, from a real nginx; then
+# resume, revalidation and change checks against real nginx, Apache, lighttpd, Caddy
+# and moto's S3 server.
 #
 # nginx (our own config) serves plain http on two loopback ports (a cross-port
 # redirect between them) and https on 127.0.0.1:443 with a CA generated here.
@@ -25,11 +27,12 @@
 # (a verified mixed list, an interrupted download resumed with 206, a re-run answered
 # 304, files changed between runs, a complete .part, Apache's weak-ETag window, a
 # user-supplied Accept-Encoding; for moto also re-generated presigned URLs) and prints
-# one line per server and check. Each server's access log logs the request headers the
-# checks judge (Range, If-Range, If-None-Match, ...).
+# one line per server and check, judged from the report, the bytes on disk and the
+# server's access log, which logs the request headers the checks judge (Range,
+# If-Range, If-None-Match, ...). INTEROP_SERVERS="apache2 moto" runs some of them.
 # Needs root (port 443), nginx, tinyproxy, squid, apache2, lighttpd (with
-# lighttpd-mod-deflate), caddy, openssl,
-# curl, python3 and python3-venv (pip reaches PyPI the first time).
+# lighttpd-mod-deflate), caddy, openssl, curl, python3 and python3-venv (pip reaches
+# PyPI the first time, or when the pinned moto changes).
 set -euo pipefail
 
 HTTP_A=${INTEROP_HTTP_A:-28080}
@@ -290,8 +293,8 @@ echo "== moto $MOTO_PIP (venv $VENV)"
 if ! "$VENV/bin/python" -c 'import moto, boto3' 2>/dev/null \
     || [ "$(cat "$VENV/interop-pip" 2>/dev/null)" != "$MOTO_PIP" ]; then
   rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "$MOTO_PIP"
+  python3 -m venv "$VENV" || { echo "interop: python3 -m venv failed (apt-get install python3-venv)"; exit 1; }
+  "$VENV/bin/pip" install -q "$MOTO_PIP" || { echo "interop: pip could not install $MOTO_PIP into $VENV"; exit 1; }
   echo "$MOTO_PIP" > "$VENV/interop-pip"
 fi
 "$VENV/bin/python" "$ROOT/interop/moto_server.py" "$MOTO_PORT" "$W/moto-files.log" "$W/moto.pid" > moto.log 2>&1 &

@@ -364,7 +364,8 @@ def expect_exact(srv, out, run, keys, prefix, statuses=("ok",)):
     for key in keys:
         path = key[len(prefix):] if prefix else key
         line = run.report.get(path)
-        need(line is not None, f"{path}: no report line")
+        tail = " | ".join(run.stderr.strip().splitlines()[-2:])
+        need(line is not None, f"{path}: no report line (exit {run.code}: {tail})")
         err = (line.get("error") or {}).get("message", "")
         need(line["status"] in statuses, f"{path}: status {line['status']} {err}".rstrip())
         got = disk(out, path)
@@ -625,6 +626,33 @@ def check_presigned_304(srv, out):
     return "; ".join(show(r) for r in log)
 
 
+def check_presigned_retry(srv, out):
+    """--retry-failed REPORT with re-generated signed URLs: the job the interrupted run
+    left unfinished is matched by its path and finished (its part continued with 206),
+    not passed over as "nothing to do"."""
+    key, small = "signedretry/big.bin", "signedretry/small.bin"
+    srv.put(key, blob(BIG))
+    srv.put(small, blob(5000))
+    listing = lambda exp: [(srv.presigned(k, exp), k[12:], sha(srv.content[k])) for k in (key, small)]  # noqa: E731
+    srv.log.step(srv)
+    first = fetch(out, listing(3600), "1", interrupt="big.bin")
+    expect_exit(first, 130, "interrupted run")
+    need(first.report.get("big.bin", {}).get("status") == "cancelled", "big.bin not reported cancelled")
+    srv.log.step(srv, also=[srv.log_path(key)])
+    part = os.path.getsize(f"{out}/big.bin.part")
+    run = fetch(out, listing(3000), "2", extra=["--retry-failed", f"{out}.1.jsonl"])
+    log = requests_for(srv.log.step(srv), srv, key)
+    try:
+        expect_exit(run, 0, "--retry-failed run")
+        expect_exact(srv, out, run, [key], "signedretry/")
+        need(disk(out, "small.bin") == srv.content[small], "small.bin (done in run 1) is not exact")
+    except Failure as e:
+        raise Failure(f"{e}; server logged: {'; '.join(show(r) for r in log) or 'no request'}")
+    need(len(log) == 1 and log[0]["range"] == f"bytes={part}-" and log[0]["status"] == 206,
+         f"expected one Range: bytes={part}- answered 206, server logged {[show(r) for r in log]}")
+    return f"cancelled job matched by path, Range: bytes={part}- -> 206"
+
+
 CHECKS = [
     ("mixed", check_mixed),
     ("resume-206", check_resume),
@@ -634,7 +662,11 @@ CHECKS = [
     ("weak-etag", check_weak_etag),
     ("gzip", check_gzip),
 ]
-MOTO_CHECKS = [("presigned-resume", check_presigned_resume), ("presigned-304", check_presigned_304)]
+MOTO_CHECKS = [
+    ("presigned-resume", check_presigned_resume),
+    ("presigned-304", check_presigned_304),
+    ("presigned-retry", check_presigned_retry),
+]
 
 
 def main():

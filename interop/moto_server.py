@@ -43,6 +43,7 @@ def logged(app):
                 "status": int(status.split()[0]),
                 "ce": next((v for k, v in headers if k.lower() == "content-encoding"), ""),
                 "content_range": next((v for k, v in headers if k.lower() == "content-range"), ""),
+                "etag": next((v for k, v in headers if k.lower() == "etag"), ""),
             }
             record.update({k: environ.get(v, "") for k, v in HEADERS.items()})
             with lock:

@@ -133,7 +133,7 @@ http {
   }
   # The file server interop/servers.py checks: one tab-separated line per request with
   # the request headers it judges; gzip on for text, as sites commonly have it.
-  log_format files escape=none '\$request_method\t\$uri\t\$args\t\$status\t\$http_range\t\$http_if_range\t\$http_if_none_match\t\$http_if_modified_since\t\$http_accept_encoding\t\$sent_http_content_encoding\t\$sent_http_content_range';
+  log_format files escape=none '\$request_method\t\$uri\t\$args\t\$status\t\$http_range\t\$http_if_range\t\$http_if_none_match\t\$http_if_modified_since\t\$http_accept_encoding\t\$sent_http_content_encoding\t\$sent_http_content_range\t\$sent_http_etag';
   server {
     listen 127.0.0.1:$NGINX_PORT;
     root $W/srv/nginx;
@@ -218,7 +218,7 @@ proxies=$([ "$status" -eq 0 ] && echo "2 proxies passed" || echo "proxies FAILED
 
 # The same log line from Apache and lighttpd as from nginx's "files" format above:
 # method, path, query, status, then the request headers the checks judge and the
-# response's Content-Encoding and Content-Range.
+# response's Content-Encoding, Content-Range and ETag.
 FIELDS='Range If-Range If-None-Match If-Modified-Since Accept-Encoding'
 
 echo "== apache2 $(apache2 -v | sed -n 's|.*Apache/\([^ ]*\).*|\1|p'), packaged config with these changes:"
@@ -232,7 +232,7 @@ diff /etc/apache2/apache2.conf apache2.conf || true
 {
   printf 'LogFormat "%%m\\t%%U\\t%%q\\t%%>s'
   for h in $FIELDS; do printf '\\t%%{%s}i' "$h"; done
-  printf '\\t%%{Content-Encoding}o\\t%%{Content-Range}o" files\n'
+  printf '\\t%%{Content-Encoding}o\\t%%{Content-Range}o\\t%%{ETag}o" files\n'
   cat <<CONF
 <VirtualHost 127.0.0.1:$APACHE_PORT>
   DocumentRoot $W/srv/apache2
@@ -263,7 +263,7 @@ echo "== lighttpd $(lighttpd -v | sed -n 's|lighttpd/\([^ ]*\).*|\1|p'), package
   echo "accesslog.filename = \"$W/lighttpd-files.log\""
   printf 'accesslog.format = "%%m\t%%U\t%%q\t%%>s'
   for h in $FIELDS; do printf '\t%%{%s}i' "$h"; done
-  printf '\t%%{Content-Encoding}o\t%%{Content-Range}o"\n'
+  printf '\t%%{Content-Encoding}o\t%%{Content-Range}o\t%%{ETag}o"\n'
   echo 'deflate.mimetypes = ("text/plain")'
   echo 'deflate.allowed-encodings = ("gzip", "deflate")'
 } > lighttpd.conf

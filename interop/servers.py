@@ -5,7 +5,7 @@ usage: servers.py WORKDIR FETCHPOOL SERVER=PORT...
 
 Each file server serves WORKDIR/srv/SERVER and logs one tab-separated line per request
 (method, path, query, status, Range, If-Range, If-None-Match, If-Modified-Since,
-Accept-Encoding, and the response's Content-Encoding and Content-Range) to
+Accept-Encoding, and the response's Content-Encoding, Content-Range and ETag) to
 WORKDIR/SERVER-files.log; Caddy logs JSON, moto goes through interop/moto_server.py
 (JSON as well). This script makes each check's files on the server (or objects in a
 bucket), runs the real fetchpool binary on them, interrupting it with SIGINT mid-body
@@ -104,7 +104,7 @@ class FileServer:
         if self.name == "caddy":
             return parse_caddy(line)
         f = line.rstrip("\n").split("\t")
-        if len(f) < 11:
+        if len(f) < 12:
             return None
         val = [unescape(x) for x in f]
         query = val[2].lstrip("?")
@@ -120,6 +120,7 @@ class FileServer:
             "ae": val[8],
             "ce": val[9],
             "content_range": val[10],
+            "etag": val[11],
         }
 
 
@@ -152,6 +153,7 @@ def parse_caddy(line):
         "ae": get(h, "Accept-Encoding"),
         "ce": get(resp, "Content-Encoding"),
         "content_range": get(resp, "Content-Range"),
+        "etag": get(resp, "Etag"),
     }
 
 
@@ -562,14 +564,15 @@ def check_weak_etag(srv, out):
     srv.log.step(srv)
     first = fetch(out, jobs, "1", interrupt="big.bin")
     expect_exit(first, 130, "interrupted run")
-    srv.log.step(srv, also=[srv.log_path(key)])
+    tag = [r["etag"] for r in requests_for(srv.log.step(srv, also=[srv.log_path(key)]), srv, key)]
     run = fetch(out, jobs, "2")
     log = requests_for(srv.log.step(srv), srv, key)
     expect_exit(run, 0, "resume")
     expect_exact(srv, out, run, [key], "weak/")
     dated = [r for r in log if r["if_range"] and not r["if_range"].startswith('"')]
-    need(not dated, f"If-Range with a date although the server sends ETags: {[show(r) for r in dated]}")
-    return "; ".join(show(r) for r in log)
+    need(not dated, f"first response's ETag {tag[0] if tag else '?'}, then If-Range with a date "
+         f"although the server sends ETags: {[show(r) for r in dated]}")
+    return f"first ETag {tag[0] if tag else '?'}; " + "; ".join(show(r) for r in log)
 
 
 def check_gzip(srv, out):

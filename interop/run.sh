@@ -292,6 +292,10 @@ PIDS+=($!)
 echo "== moto $MOTO_PIP (venv $VENV)"
 if ! "$VENV/bin/python" -c 'import moto, boto3' 2>/dev/null \
     || [ "$(cat "$VENV/interop-pip" 2>/dev/null)" != "$MOTO_PIP" ]; then
+  # Only a venv is replaced: INTEROP_VENV might name any directory.
+  if [ -e "$VENV" ] && [ ! -e "$VENV/pyvenv.cfg" ]; then
+    echo "interop: $VENV exists and is not a venv; set INTEROP_VENV to another path"; exit 1
+  fi
   rm -rf "$VENV"
   python3 -m venv "$VENV" || { echo "interop: python3 -m venv failed (apt-get install python3-venv)"; exit 1; }
   "$VENV/bin/pip" install -q "$MOTO_PIP" || { echo "interop: pip could not install $MOTO_PIP into $VENV"; exit 1; }

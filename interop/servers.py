@@ -520,6 +520,8 @@ def check_changed(srv, out):
         expect_exact(srv, out, run, [small, big], "changed/")
     except Failure as e:
         raise Failure(f"{e}; server logged: {'; '.join(show(r) for r in log)}")
+    conditional = [r for r in requests_for(log, srv, small) if r["inm"] or r["ims"]]
+    need(conditional, f"small.bin was not asked conditionally, so the change went untested: {[show(r) for r in log]}")
     return f"part of {part}: " + "; ".join(show(r) for r in log)
 
 
@@ -644,11 +646,12 @@ def check_presigned_resume(srv, out):
     srv.log.step(srv)
     first = fetch(out, listing(3600), "1", interrupt="big.bin")
     expect_exit(first, 130, "interrupted run")
-    srv.log.step(srv, also=[srv.log_path(key)])
+    before = {r["query"] for r in requests_for(srv.log.step(srv, also=[srv.log_path(key)]), srv, key)}
     part = part_size(out, "big.bin")
     again = listing(3000)  # another expiry: another query string, whatever the clock
     run = fetch(out, again, "2")
     log = requests_for(srv.log.step(srv), srv, key)
+    need(all(r["query"] not in before for r in log), "the re-generated URL's query is the same as before")
     expect_exit(run, 0, "resume")
     expect_exact(srv, out, run, [key], "presigned/")
     expect_exact(srv, out, run, [small], "presigned/", statuses=("ok", "skipped"))  # done in run 1

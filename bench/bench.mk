@@ -14,6 +14,7 @@ BENCH_TOOLS         ?= fetchpool curl-xargs curl-parallel aria2c wget2 curl-sing
 BENCH_CORPORA       ?= files api big
 BENCH_TMPFS         ?= /dev/shm/fetchpool-bench
 FETCHPOOL           ?= target/release/fetchpool
+FETCHPOOL_BASE      ?= target/base/fetchpool
 SCALE_MAX           ?= 100000
 SCALE_OUT           ?= /dev/shm/fetchpool-scale
 SCALE_TOOLS         ?= fetchpool
@@ -25,7 +26,7 @@ BENCH_SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 
 BENCH_ENV = BENCH_WORK='$(BENCH_WORK)' BENCH_OUT='$(BENCH_OUT)' BENCH_RUNS='$(BENCH_RUNS)' \
   BENCH_J='$(BENCH_J)' BENCH_PORT='$(BENCH_PORT)' BENCH_NGINX_WORKERS='$(BENCH_NGINX_WORKERS)' \
-  BENCH_CORPORA='$(BENCH_CORPORA)' FETCHPOOL='$(FETCHPOOL)' SCALE_MAX='$(SCALE_MAX)' \
+  BENCH_CORPORA='$(BENCH_CORPORA)' FETCHPOOL='$(FETCHPOOL)' FETCHPOOL_BASE='$(FETCHPOOL_BASE)' SCALE_MAX='$(SCALE_MAX)' \
   SCALE_OUT='$(SCALE_OUT)' SCALE_TOOLS='$(SCALE_TOOLS)'
 
 # cargo build only when fetchpool is among the tools and FETCHPOOL is the default binary.

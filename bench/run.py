@@ -15,6 +15,7 @@ Settings come from the environment (the Makefile passes them through):
   BENCH_TOOLS  tools, space separated                         (fetchpool curl-xargs curl-parallel aria2c wget2 curl-single)
   BENCH_CORPORA corpora                                       (files api big)
   FETCHPOOL    the fetchpool binary                           (target/release/fetchpool)
+  FETCHPOOL_BASE another fetchpool build, tool fetchpool-base  (target/base/fetchpool): before/after A/B
   SCALE_MAX    largest bench-scale list                       (100000; 1000000 adds the 1M list)
   SCALE_OUT    bench-scale output dir                         (/dev/shm/fetchpool-scale)
   SCALE_TOOLS  tools for bench-scale                          (fetchpool)
@@ -57,10 +58,13 @@ OUT = os.path.abspath(env("BENCH_OUT", os.path.join(WORK, "out")))
 RUNS = int(env("BENCH_RUNS", "3"))
 J = int(env("BENCH_J", "20"))
 PORT = int(env("BENCH_PORT", "18080"))
-ALL_TOOLS = ["fetchpool", "curl-xargs", "curl-parallel", "aria2c", "wget2", "curl-single"]
+ALL_TOOLS = ["fetchpool", "fetchpool-base", "curl-xargs", "curl-parallel", "aria2c", "wget2", "curl-single"]
 TOOLS = env("BENCH_TOOLS", " ".join(ALL_TOOLS)).split()
 CORPORA = env("BENCH_CORPORA", "files api big").split()
 FETCHPOOL = os.path.abspath(env("FETCHPOOL", os.path.join(ROOT, "target/release/fetchpool")))
+# A second fetchpool binary (an older commit's build) for a before/after A/B in one run:
+# BENCH_TOOLS="fetchpool fetchpool-base ..." FETCHPOOL_BASE=path/to/old/fetchpool.
+FETCHPOOL_BASE = os.path.abspath(env("FETCHPOOL_BASE", os.path.join(ROOT, "target/base/fetchpool")))
 SCALE_MAX = int(float(env("SCALE_MAX", "100000")))
 SCALE_OUT = os.path.abspath(env("SCALE_OUT", "/dev/shm/fetchpool-scale" if os.path.isdir("/dev/shm")
                                 else os.path.join(WORK, "scale-out")))
@@ -84,8 +88,9 @@ def die(msg):
 
 def tool_cmd(tool, m, out):
     """(argv, cwd, stdin path or None, verifies output?) for one run; m = manifest path prefix."""
-    if tool == "fetchpool":
-        return ([FETCHPOOL, "-j", str(J), "--per-host", str(J), "-q", "-i", m + ".tsv", "-o", out],
+    if tool in ("fetchpool", "fetchpool-base"):
+        exe = FETCHPOOL if tool == "fetchpool" else FETCHPOOL_BASE
+        return ([exe, "-j", str(J), "--per-host", str(J), "-q", "-i", m + ".tsv", "-o", out],
                 out, None, True)
     if tool == "curl-xargs":  # the seed's "20 threads": one curl process per URL
         return (["xargs", "-P", str(J), "-n", "3", "curl", "-sS", "-f", "--create-dirs"],
@@ -115,7 +120,7 @@ def applies(tool, corpus):
 
 
 def check_tools(tools):
-    need = {"fetchpool": FETCHPOOL, "curl-xargs": "curl", "curl-parallel": "curl", "aria2c": "aria2c",
+    need = {"fetchpool": FETCHPOOL, "fetchpool-base": FETCHPOOL_BASE, "curl-xargs": "curl", "curl-parallel": "curl", "aria2c": "aria2c",
             "wget2": "wget2", "curl-single": "curl"}
     missing = []
     for t in tools:
@@ -302,7 +307,7 @@ def print_table(result):
                          f"{c['bytes'] / 1e6 / med:>8.1f}{c['files'] / med:>9.0f}{rss:>11}"
                          f"{s['conns']:>7}{s['requests']:>7}  {ver:<14}{ratio:>12}")
         peers = {k: v["summary"]["median_s"] for k, v in c["tools"].items()
-                 if k not in ("fetchpool", "curl-single")}
+                 if k not in ("fetchpool", "fetchpool-base", "curl-single")}
         if peers:
             best = min(peers, key=peers.get)
             msg = f"  fastest peer: {best} {peers[best]:.3f} s"

@@ -85,9 +85,10 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
         .split(':')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
+    // RFC 9110 writes the year in four digits; a larger one would overflow the seconds.
     if hms.len() != 3
         || !(1..=31).contains(&day)
-        || year < 1970
+        || !(1970..=9999).contains(&year)
         || hms[0] > 23
         || hms[1] > 59
         || hms[2] > 60
@@ -172,6 +173,19 @@ mod tests {
             format_http_date(UNIX_EPOCH + Duration::from_secs(784_111_777)),
             "Sun, 06 Nov 1994 08:49:37 GMT"
         );
+    }
+
+    #[test]
+    fn a_retry_after_date_with_a_huge_year_is_ignored_not_a_panic() {
+        // Found by the `headers` fuzz target: the year's seconds overflowed u64.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for year in ["999999999999", "18446744073709551615", "10000"] {
+            let date = format!("Sun, 06 Nov {year} 08:49:37 GMT");
+            assert_eq!(parse_http_date(&date), None, "{date}");
+            assert_eq!(parse_retry_after(&date, now), None, "{date}");
+        }
+        let last = "Fri, 31 Dec 9999 23:59:59 GMT";
+        assert_eq!(format_http_date(parse_http_date(last).unwrap()), last);
     }
 
     #[test]

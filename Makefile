@@ -1,7 +1,7 @@
 # fetchpool — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: all build release test check fmt lint doc docs deps-check demo interop help clean
+.PHONY: all build release test check fmt lint doc docs deps-check demo interop fuzz soak help clean
 
 all: build
 
@@ -14,6 +14,8 @@ help:
 	@echo "make demo        serve data/demo on 127.0.0.1 and download it with checksums and a report"
 	@echo "make interop     real tinyproxy and Squid; resume, 304 and change checks on nginx, Apache, lighttpd, Caddy, moto"
 	@echo "make bench       fetchpool against curl, aria2c and wget2 on a local nginx"
+	@echo "make fuzz        each fuzz target (list, url, headers) for FUZZ_SECONDS s (default 60; nightly, cargo-fuzz)"
+	@echo "make soak        100,000+ requests through nginx with resets, 503s, stalls, drips and a restart"
 
 build:
 	$(CARGO) build
@@ -57,6 +59,13 @@ demo: release
 # See interop/run.sh for what runs and which config lines change.
 interop: build
 	@bash interop/run.sh
+
+# Fuzz targets live in tests/fuzz, their own workspace outside the default build; seeds in
+# data/fuzz/TARGET. Needs the nightly toolchain and cargo-fuzz (see tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= list url headers
+fuzz:
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	$(CARGO) clean

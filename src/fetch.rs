@@ -628,7 +628,7 @@ fn drain_body(body: Body) {
 }
 
 /// Checks a redirect and returns the absolute URL it points to.
-fn follow(
+pub(crate) fn follow(
     cfg: &crate::config::Config,
     from: &str,
     location: &str,

@@ -30,6 +30,9 @@ mod config;
 mod error;
 mod event;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 mod lock;
 mod manifest;

@@ -362,7 +362,7 @@ pub(crate) fn range_end(headers: &HeaderMap) -> Option<u64> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum ContentRange {
+pub(crate) enum ContentRange {
     Bytes {
         start: u64,
         end: u64,
@@ -374,7 +374,7 @@ enum ContentRange {
 }
 
 /// `bytes 10-99/100`, `bytes 10-99/*` or `bytes */100`.
-fn parse_content_range(v: &str) -> Option<ContentRange> {
+pub(crate) fn parse_content_range(v: &str) -> Option<ContentRange> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (span, total) = rest.split_once('/')?;
     let total = match total.trim() {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::Config;
 
 /// A small xorshift generator: jitter needs spread, not cryptography.
-pub(crate) struct Jitter(u64);
+pub(crate) struct Jitter(pub(crate) u64);
 
 impl Jitter {
     pub(crate) fn seeded() -> Self {

@@ -60,6 +60,12 @@ demo: release
 interop: build
 	@bash interop/run.sh
 
+# 100,000 requests through a real nginx (own config and pid file under a temp dir) with
+# resets, 503s, stalls, slow drips and a restart injected; SOAK_JOBS and the other SOAK_*
+# variables in interop/soak.sh change the mix. About 5 minutes.
+soak: release
+	@bash interop/soak.sh
+
 # Fuzz targets live in tests/fuzz, their own workspace outside the default build; seeds in
 # data/fuzz/TARGET. Needs the nightly toolchain and cargo-fuzz (see tests/fuzz/run.sh).
 FUZZ_SECONDS ?= 60

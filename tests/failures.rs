@@ -622,3 +622,33 @@ fn a_connection_cut_mid_body_is_a_network_failure() {
     assert_eq!(o.http_status, Some(200));
     assert!(!tmp.join("cut.bin").exists());
 }
+
+/// A 503 whose `Retry-After` date has a twelve-digit year overflowed the date's seconds
+/// and panicked the worker reading it: the run hung with no report line. The date is
+/// now invalid, so the retry waits the usual backoff. (Found by the `headers` fuzz target.)
+#[test]
+fn a_retry_after_date_in_a_huge_year_is_ignored_instead_of_hanging_the_run() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/far", |req| match req.hit {
+        1 => Reply::status(503).header("Retry-After", "Sun, 06 Nov 999999999999 08:49:37 GMT"),
+        _ => Reply::ok("later\n"),
+    });
+    let url = server.url("/far");
+    let mut child = support::cli::spawn(tmp.path(), &[&url, "-o", "out"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let run = support::cli::wait(child, tmp.path());
+            panic!("the run hung; stderr: {}", run.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = support::cli::wait(child, tmp.path());
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let line = run.line(&url);
+    assert_eq!(line["status"], "ok");
+    assert_eq!(line["attempts"], 2);
+    assert_eq!(fs::read(tmp.join("out/far")).unwrap(), b"later\n");
+}

@@ -410,11 +410,31 @@ pub(crate) fn check_url(url: &str) -> Result<(), Error> {
         }
     }
     match parsed.host() {
-        Some(h) if !h.is_empty() => Ok(()),
-        _ => Err(Error::config(format!(
-            "URL '{}' has no host; write it as http://host/path",
-            url_shown()
-        ))),
+        Some(h) if !h.is_empty() => {}
+        _ => {
+            return Err(Error::config(format!(
+                "URL '{}' has no host; write it as http://host/path",
+                url_shown()
+            )));
+        }
+    }
+    // The URI parser keeps any text after the host's ':' and reads a port it cannot parse
+    // as none at all, which would send the request to port 80 or 443 instead.
+    let authority = parsed.authority().map_or("", |a| a.as_str());
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, tail)| tail),
+        None => hostport.find(':').map_or("", |i| &hostport[i..]),
+    };
+    match after_host.strip_prefix(':') {
+        Some(port) if !port.is_empty() && !matches!(port.parse::<u16>(), Ok(1..)) => {
+            Err(Error::config(format!(
+                "URL '{}' has port '{}'; a port is a number from 1 to 65535",
+                url_shown(),
+                shown(port)
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -751,6 +771,35 @@ mod tests {
         assert!(check_url("example.com/x").is_err());
         assert!(check_url("http://").is_err());
         assert!(check_url("http://exa mple.com/").is_err());
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_is_refused_not_replaced_by_the_default() {
+        // Found by the `url` fuzz target: these went to port 80 (or 443).
+        for url in [
+            "http://127.0.0.1:abc/x",
+            "http://127.0.0.1:99999/x",
+            "http://h:0/x",
+            "https://Exam:ple.COM",
+            "http://user:pw@h:8o8o/",
+            "http://[::1]:x/",
+        ] {
+            let e = check_url(url).expect_err(url).to_string();
+            assert!(
+                e.contains("a port is a number from 1 to 65535"),
+                "{url}: {e}"
+            );
+        }
+        for url in [
+            "http://h:8080/x",
+            "http://h:/x",
+            "http://user:p:w@h/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "https://h:65535",
+        ] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
     }
 
     #[test]

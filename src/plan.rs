@@ -351,7 +351,14 @@ pub(crate) fn write_host_key(url: &str, out: &mut String) {
     }
     out.push(':');
     match port.filter(|p| !p.is_empty()) {
-        Some(p) => out.push_str(p),
+        // As a number: `:0080` is port 80, and must share its limit.
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{n}");
+            }
+            Err(_) => out.push_str(p),
+        },
         None if scheme.eq_ignore_ascii_case("https") => out.push_str("443"),
         None => out.push_str("80"),
     }
@@ -411,6 +418,19 @@ mod tests {
             assert_eq!(host_key(url), by_uri(url), "{url}");
         }
         assert_eq!(host_key("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_port_with_leading_zeros_shares_the_host_key_of_its_number() {
+        // Found by the `url` fuzz target: `:0080` was a host of its own, outside the
+        // per-host limit of `:80`.
+        assert_eq!(host_key("http://h:0080/a"), "http://h:80");
+        assert_eq!(
+            host_key("http://[2001:DB8::1]:0080/x"),
+            "http://[2001:db8::1]:80"
+        );
+        assert_eq!(host_key("https://h:000443"), "https://h:443");
+        assert_eq!(host_key("http://h:8080"), "http://h:8080");
     }
 
     /// Checks `jobs` the way the CLI does: one reading, and a second when asked.

@@ -100,11 +100,14 @@ pub(crate) fn range_validator(headers: &HeaderMap) -> Option<String> {
     if encoded(headers) {
         return None;
     }
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match get("etag") {
-        Some(tag) if tag.starts_with('"') => Some(tag.to_string()),
+    // Any ETag, even one that is not text, rules out the date (RFC 9110 §13.1.5).
+    match headers.get("etag").map(|v| v.to_str()) {
+        Some(Ok(tag)) if tag.starts_with('"') => Some(tag.to_string()),
         Some(_) => None,
-        None => get("last-modified").map(str::to_string),
+        None => headers
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     }
 }
 
@@ -336,7 +339,9 @@ pub(crate) fn judge(resume: Option<&ResumePoint>, status: u16, headers: &HeaderM
         (206, Some(ContentRange::Bytes { start, end, total }))
             if start == r.offset
                 && total_fits(total)
-                && total.or(r.sidecar.total).is_none_or(|t| end + 1 == t)
+                && total
+                    .or(r.sidecar.total)
+                    .is_none_or(|t| end.checked_add(1) == Some(t))
                 && end >= start =>
         {
             RangeAnswer::Continue(start)
@@ -697,6 +702,31 @@ mod tests {
         assert_eq!(range_validator(&gz), None);
         let plain = headers(&[("etag", "\"x\""), ("content-encoding", "identity")]);
         assert_eq!(range_validator(&plain).as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn a_date_never_stands_in_for_an_etag_that_is_not_ascii() {
+        // Found by the `headers` fuzz target: an ETag with bytes over 0x7f read as no
+        // ETag at all, and the Last-Modified date was sent in If-Range instead.
+        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
+        let mut h = headers(&[("last-modified", date)]);
+        h.insert("etag", HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap());
+        assert_eq!(range_validator(&h), None);
+    }
+
+    #[test]
+    fn a_range_ending_at_the_last_possible_byte_is_judged_without_overflow() {
+        // Seen while writing the `headers` fuzz target: `end + 1` overflowed for
+        // end = u64::MAX (a panic in debug builds).
+        let p = point(5, Some(u64::MAX));
+        let cr = headers(&[
+            (
+                "content-range",
+                "bytes 5-18446744073709551615/18446744073709551615",
+            ),
+            ("etag", "\"v1\""),
+        ]);
+        assert_eq!(judge(Some(&p), 206, &cr), RangeAnswer::Restart);
     }
 
     #[test]

@@ -95,9 +95,13 @@ pub enum RangeAnswer {
     Restart,
 }
 
+/// The validator the sidecar of [`judge_range`] records: a response of the same version
+/// carries it as its `ETag`.
+pub const SIDECAR_ETAG: &str = "\"v\"";
+
 /// Judges a response (`status`, its headers as name/value pairs) to a request that
-/// resumed at `offset` with a recorded `total` (or to a plain request when `offset` is
-/// `None`).
+/// resumed at `offset` with a recorded `total` and the validator [`SIDECAR_ETAG`] (or to
+/// a plain request when `offset` is `None`).
 pub fn judge_range(
     offset: Option<u64>,
     total: Option<u64>,
@@ -109,7 +113,7 @@ pub fn judge_range(
         offset,
         sidecar: Sidecar {
             url: String::new(),
-            validator: "\"v\"".into(),
+            validator: SIDECAR_ETAG.into(),
             total,
         },
     });

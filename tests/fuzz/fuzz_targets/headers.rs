@@ -18,8 +18,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use fetchpool::fuzzing::{
-    ContentRange, RangeAnswer, judge_range, parse_content_range, range_validator, resume_headers,
-    retry_delay,
+    ContentRange, RangeAnswer, SIDECAR_ETAG, judge_range, parse_content_range, range_validator,
+    resume_headers, retry_delay,
 };
 use fetchpool::{Config, format_http_date, parse_http_date, parse_rate, parse_retry_after};
 use libfuzzer_sys::fuzz_target;
@@ -104,14 +104,20 @@ fn content_range(rest: &[u8]) {
     } else {
         200
     };
+    let same = flags & 16 != 0;
     let parsed = parse_content_range(&String::from_utf8_lossy(r));
     if let Some(c) = parsed {
         assert_eq!(parse_content_range(&show(c)), Some(c), "{}", show(c));
     }
-    let verdict = judge_range(offset, total, status, &[("content-range", r)]);
+    let mut headers = vec![("content-range", r)];
+    if same {
+        headers.push(("etag", SIDECAR_ETAG.as_bytes()));
+    }
+    let verdict = judge_range(offset, total, status, &headers);
     match verdict {
         RangeAnswer::Continue(n) => {
             assert_eq!((status, Some(n)), (206, offset));
+            assert!(same, "continued a part from a response of another version");
             let Some(ContentRange::Bytes {
                 start,
                 end,
@@ -124,12 +130,14 @@ fn content_range(rest: &[u8]) {
             if let (Some(t), Some(want)) = (t, total) {
                 assert_eq!(t, want);
             }
-            if let Some(t) = t {
-                assert_eq!(end + 1, t);
+            // The range runs to the end of the body, by its total or the recorded one.
+            if let Some(t) = t.or(total) {
+                assert_eq!(end.checked_add(1), Some(t));
             }
         }
         RangeAnswer::Complete(n) => {
             assert_eq!((status, Some(n)), (416, offset));
+            assert!(same, "completed a part from a response of another version");
             assert_eq!(parsed, Some(ContentRange::Unsatisfied { total: n }));
             assert!(total.is_none_or(|t| t == n));
         }
@@ -158,59 +166,85 @@ fn resume(rest: &[u8]) {
         .unwrap_or_else(|| panic!("Range {range:?} is not bytes=N-"));
     assert_eq!(asked, offset);
     assert_eq!(get("if-range"), Some(&*validator));
-    // The exact answers a server gives: the rest of the body, or "you have it all".
+    // The exact answers a server gives: the rest of the body, or "you have it all", from
+    // the same version; from another version, never.
+    let etag = ("etag", SIDECAR_ETAG.as_bytes());
+    let other = ("etag", &b"\"w\""[..]);
     if let Some(total) = offset.checked_add(extra).filter(|t| *t > offset) {
         let cr = format!("bytes {offset}-{}/{total}", total - 1);
+        let range = ("content-range", cr.as_bytes());
+        let judge =
+            |total, headers: &[(&str, &[u8])]| judge_range(Some(offset), Some(total), 206, headers);
         assert_eq!(
-            judge_range(
-                Some(offset),
-                Some(total),
-                206,
-                &[("content-range", cr.as_bytes())]
-            ),
+            judge(total, &[range, etag]),
             RangeAnswer::Continue(offset),
             "{cr}"
         );
-        assert_eq!(
-            judge_range(
-                Some(offset),
-                Some(total + (total < u64::MAX) as u64),
-                206,
-                &[("content-range", cr.as_bytes())]
-            ),
-            if total < u64::MAX {
-                RangeAnswer::Restart
-            } else {
-                RangeAnswer::Continue(offset)
-            },
-            "a total other than the recorded one: {cr}"
-        );
+        assert_eq!(judge(total, &[range, other]), RangeAnswer::Restart, "{cr}");
+        assert_eq!(judge(total, &[range]), RangeAnswer::Restart, "{cr}");
+        if total < u64::MAX {
+            assert_eq!(
+                judge(total + 1, &[range, etag]),
+                RangeAnswer::Restart,
+                "{cr}"
+            );
+        }
     }
     let cr = format!("bytes */{offset}");
+    let range = ("content-range", cr.as_bytes());
     assert_eq!(
-        judge_range(
-            Some(offset),
-            Some(offset),
-            416,
-            &[("content-range", cr.as_bytes())]
-        ),
+        judge_range(Some(offset), Some(offset), 416, &[range, etag]),
         RangeAnswer::Complete(offset)
+    );
+    assert_eq!(
+        judge_range(Some(offset), Some(offset), 416, &[range, other]),
+        RangeAnswer::Restart
     );
 }
 
+/// Whether an HTTP parser keeps `value` as a header value.
+fn kept(value: &[u8]) -> bool {
+    value.iter().all(|&b| b >= 32 && b != 127 || b == b'\t')
+}
+
 fn validator(rest: &[u8]) {
-    let (etag, date) = match rest.iter().position(|b| *b == 0) {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, &b""[..]),
+    let mut r = rest;
+    let flags = num(&mut r, 1);
+    let (etag, date) = match r.iter().position(|b| *b == 0) {
+        Some(i) => (&r[..i], &r[i + 1..]),
+        None => (r, &b""[..]),
     };
-    let Some(v) = range_validator(&[("etag", etag), ("last-modified", date)]) else {
+    let mut headers = Vec::new();
+    if flags & 1 != 0 {
+        headers.push(("etag", etag));
+    }
+    if flags & 2 != 0 {
+        headers.push(("last-modified", date));
+    }
+    if flags & 4 != 0 {
+        headers.push(("content-encoding", &b"gzip"[..]));
+    }
+    let has_etag = flags & 1 != 0 && kept(etag);
+    let v = range_validator(&headers);
+    if flags & 4 != 0 {
+        assert_eq!(v, None, "an encoded body offered {v:?} for If-Range");
+        return;
+    }
+    let Some(v) = v else {
         return;
     };
-    assert!(!v.starts_with("W/"), "weak tag {v:?} offered for If-Range");
-    assert!(
-        v.as_bytes() == etag && v.starts_with('"') || v.as_bytes() == date,
-        "{v:?} is neither the strong tag nor the date"
-    );
+    if has_etag {
+        // A strong tag, never a weak one, and never a date while a tag is held.
+        assert!(
+            v.as_bytes() == etag && v.starts_with('"'),
+            "{v:?} offered while ETag {etag:?} is held"
+        );
+    } else {
+        assert!(
+            flags & 2 != 0 && v.as_bytes() == date,
+            "{v:?} is not the Last-Modified date"
+        );
+    }
 }
 
 fn backoff(rest: &[u8]) {

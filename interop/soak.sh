@@ -188,6 +188,7 @@ lines() { if [ -f "$W/report.jsonl" ]; then wc -l < "$W/report.jsonl"; else echo
 while kill -0 "$FP_PID" 2>/dev/null; do
   if [ "$restarted" = 0 ] && [ "$(lines)" -ge "$RESTART_AT" ]; then
     window_start=$(lines)
+    t_stop=$(date +%s.%N)
     kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true
     t=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
     echo "   restart at ${t}s, after $window_start report lines: nginx stopped (pid $NGINX_PID), started again ${DOWN}s later"
@@ -197,12 +198,12 @@ while kill -0 "$FP_PID" 2>/dev/null; do
     restarted=1
   fi
   if [ "$restarted" = 1 ] && [ "$(date +%s)" -ge $((back + ${SOAK_SETTLE:-10})) ]; then
-    echo "$window_start $(lines)" > "$W/restart-window.txt"
+    echo "$window_start $(lines) $(python3 -c "print($t_stop - $start, $(date +%s.%N) - $start)")" > "$W/restart-window.txt"
     restarted=2
   fi
   sleep 0.2
 done
-[ "$restarted" != 1 ] || echo "$window_start $(lines)" > "$W/restart-window.txt"
+[ "$restarted" != 1 ] || echo "$window_start $(lines) $(python3 -c "print($t_stop - $start, $(date +%s.%N) - $start)")" > "$W/restart-window.txt"
 set +e
 wait "$FP_PID"
 code=$?

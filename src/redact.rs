@@ -114,8 +114,9 @@ pub fn text(s: &str) -> Cow<'_, str> {
         // The URL starts at its scheme, just before `://`, and ends at the first character
         // that cannot be part of it in a message; trailing punctuation is the sentence's.
         let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rfind(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let end = rest[at..]
             .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | '`'))
             .map_or(rest.len(), |i| at + i);
@@ -314,5 +315,18 @@ mod tests {
         let long = "x".repeat(20 << 20);
         let shown = clip(&long, SHOWN_CHARS);
         assert_eq!(shown.len(), 200 + "… (20971520 characters)".len());
+    }
+
+    #[test]
+    fn a_url_after_a_character_of_several_bytes_is_found_without_a_panic() {
+        // Found by the `url` fuzz target: the scheme's start was taken one byte after the
+        // character before it, inside 'é' here, and slicing there panicked, so printing
+        // the error for the list line `éhttp://…` crashed the run.
+        assert_eq!(
+            text("invalid URL 'éhttp://u:pw@h/x': bad"),
+            "invalid URL 'éhttp://u:***@h/x': bad"
+        );
+        assert_eq!(text("«http://u:pw@h/»"), "«http://u:***@h/»");
+        assert_eq!(text("€://x"), "€://x");
     }
 }

@@ -51,9 +51,6 @@ pub fn follow(
     crate::fetch::follow(cfg, from, location, start, seen)
 }
 
-// URL redaction (`crate::redact`) goes here once it exists: a wrapper the `url` fuzz
-// target calls to check that a redacted URL never holds the password or a signature.
-
 /// A parsed `Content-Range` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentRange {

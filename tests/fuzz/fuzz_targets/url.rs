@@ -11,12 +11,14 @@
 //!   (`Display`, `Debug`, `redacted`) never hold the password.
 //! - 3: a NO_PROXY list and a host (`list NUL host`): `*` matches every host, a listed
 //!   name matches itself and its subdomains, never a longer name.
-//! - 4: URL redaction (see the marked place below).
+//! - 4: URL redaction: a shown URL never holds the userinfo password or a credential
+//!   parameter's value, keeps everything else, is stable when redacted again, and a URL
+//!   quoted in a message is masked as well.
 #![no_main]
 
 use fetchpool::fuzzing::{check_url, follow, host_key};
 use fetchpool::proxy::{NoProxy, ProxyChoice};
-use fetchpool::{Config, ErrorKind};
+use fetchpool::{Config, ErrorKind, redact};
 use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = "http://example.com/dir/page?q=1";
@@ -185,8 +187,82 @@ fn no_proxy(list: &str, host: &str) {
     }
 }
 
-fn redaction(_url: &str) {
-    // URL redaction: once the library has it, check here that a redacted URL never holds
-    // the userinfo password or a signature parameter's value, keeps scheme, host and
-    // path, and that redacting twice changes nothing.
+/// The password of `scheme://user:PASSWORD@host…` as RFC 3986 reads it: the authority
+/// ends at the first `/`, `?` or `#`, the host follows its last `@`.
+fn password_of(u: &str) -> Option<&str> {
+    let rest = &u[u.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    Some(userinfo.split_once(':')?.1).filter(|p| !p.is_empty())
+}
+
+/// `(name, value)` of each `&`-separated parameter of `params`.
+fn params(params: &str) -> Vec<(&str, Option<&str>)> {
+    params
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (p, None),
+        })
+        .collect()
+}
+
+fn redaction(u: &str) {
+    let shown = redact::url(u);
+    assert_eq!(redact::url(&shown), shown, "redacting twice changes {u:?}");
+    let split = |s: &str| -> (String, Option<String>, Option<String>) {
+        let (b, f) = match s.split_once('#') {
+            Some((b, f)) => (b, Some(f.to_string())),
+            None => (s, None),
+        };
+        let (b, q) = match b.split_once('?') {
+            Some((b, q)) => (b, Some(q.to_string())),
+            None => (b, None),
+        };
+        (b.to_string(), q, f)
+    };
+    let (before, query, fragment) = split(u);
+    let (shown_before, shown_query, shown_fragment) = split(&shown);
+    // The password is masked; scheme, host and path are kept as they are.
+    match password_of(u) {
+        Some(pw) if pw != redact::MASK => {
+            assert_eq!(password_of(&shown), Some(redact::MASK), "{u:?} → {shown:?}");
+            assert_eq!(
+                shown_before.replacen(redact::MASK, pw, 1),
+                before,
+                "{u:?} → {shown:?}"
+            );
+        }
+        _ => assert_eq!(shown_before, before, "{u:?} → {shown:?}"),
+    }
+    // Each credential parameter's value is masked, every other parameter kept.
+    for (orig, shown) in [(&query, &shown_query), (&fragment, &shown_fragment)] {
+        let (Some(orig), Some(shown)) = (orig, shown) else {
+            assert_eq!(orig.is_some(), shown.is_some(), "{u:?}");
+            continue;
+        };
+        let (a, b) = (params(orig), params(shown));
+        assert_eq!(a.len(), b.len(), "{u:?} → {shown:?}");
+        for ((name, value), (shown_name, shown_value)) in a.into_iter().zip(b) {
+            assert_eq!(name, shown_name, "{u:?}");
+            match value {
+                Some(v) if redact::is_secret_param(name) && !v.is_empty() => {
+                    assert_eq!(shown_value, Some(redact::MASK), "{name}={v} in {u:?}")
+                }
+                _ => assert_eq!(shown_value, value, "{name} in {u:?}"),
+            }
+        }
+    }
+    // A URL quoted in a message is masked too, as error messages are shown.
+    if check_url(u).is_ok()
+        && let Some(pw) = password_of(u).filter(|p| *p != redact::MASK)
+    {
+        for message in [format!("failed {u}: boom"), format!("URL '{u}' refused")] {
+            let text = redact::text(&message);
+            assert!(
+                !text.contains(&format!(":{pw}@")),
+                "password {pw:?} shown in {text:?}"
+            );
+        }
+    }
 }

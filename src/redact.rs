@@ -124,6 +124,15 @@ pub fn text(s: &str) -> Cow<'_, str> {
             + rest[at..end]
                 .trim_end_matches([')', ']', ',', '.', ';', ':', '!'])
                 .len();
+        // A userinfo may hold a quote (RFC 3986 allows `'` there): the URL runs at least
+        // to its authority's last `@`, so the password is found whatever quotes it.
+        let authority = rest[at + 3..]
+            .split(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#'))
+            .next()
+            .unwrap_or("");
+        let end = authority
+            .rfind('@')
+            .map_or(end, |i| end.max(at + 3 + i + 1));
         let shown = url(&rest[start..end]);
         changed |= matches!(shown, Cow::Owned(_));
         out.push_str(&rest[..start]);
@@ -328,5 +337,23 @@ mod tests {
         );
         assert_eq!(text("«http://u:pw@h/»"), "«http://u:***@h/»");
         assert_eq!(text("€://x"), "€://x");
+    }
+
+    #[test]
+    fn a_password_with_a_quote_is_hidden_in_a_message_that_quotes_its_url() {
+        // Found by the `url` fuzz target: the URL was cut at the password's `'`, and the
+        // password shown in `URL 'http://user:s3'cret@h/p' …` (check_url's messages).
+        assert_eq!(
+            text("URL 'http://user:s3'cret@h/p' has port 'x'"),
+            "URL 'http://user:***@h/p' has port 'x'"
+        );
+        assert_eq!(
+            text("to \"http://u:a\"b@h/\" now"),
+            "to \"http://u:***@h/\" now"
+        );
+        assert_eq!(
+            text("'http://h/a' (user@example)"),
+            "'http://h/a' (user@example)"
+        );
     }
 }

@@ -190,6 +190,7 @@ fn no_proxy(list: &str, host: &str) {
 /// The password of `scheme://user:PASSWORD@host…` as RFC 3986 reads it: the authority
 /// ends at the first `/`, `?` or `#`, the host follows its last `@`.
 fn password_of(u: &str) -> Option<&str> {
+    let u = &u[..u.find(['?', '#']).unwrap_or(u.len())];
     let rest = &u[u.find("://")? + 3..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     let (userinfo, _) = authority.rsplit_once('@')?;
@@ -253,16 +254,29 @@ fn redaction(u: &str) {
             }
         }
     }
-    // A URL quoted in a message is masked too, as error messages are shown.
-    if check_url(u).is_ok()
-        && let Some(pw) = password_of(u).filter(|p| *p != redact::MASK)
-    {
-        for message in [format!("failed {u}: boom"), format!("URL '{u}' refused")] {
-            let text = redact::text(&message);
-            assert!(
-                !text.contains(&format!(":{pw}@")),
-                "password {pw:?} shown in {text:?}"
-            );
+    // A URL quoted in a message is masked as `url` masks it, as error messages are shown;
+    // its password stays hidden however it is quoted.
+    let ends = |c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | '`');
+    if u.contains("://") && !u.contains(ends) && !u.ends_with([')', ']', ',', '.', ';', ':', '!']) {
+        let message = format!("failed {u}: boom");
+        let want = format!("failed {shown}: boom");
+        // The message's URL starts after the last character that cannot be in a scheme.
+        let scheme_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+        if u[..u.find("://").unwrap()].chars().all(scheme_ok)
+            && !u[u.find("://").unwrap() + 3..].contains("://")
+        {
+            assert_eq!(redact::text(&message), want, "{u:?}");
         }
+    }
+    // Any URL fetchpool accepts (from a list or a redirect) can be quoted in an error.
+    if let Some(pw) = password_of(u).filter(|p| *p != redact::MASK && check_url(u).is_ok()) {
+        let at = u.find(&format!(":{pw}@")).unwrap();
+        let leaked = format!("URL '{}:{pw}@", &u[..at]);
+        let message = format!("URL '{u}' refused");
+        let text = redact::text(&message);
+        assert!(
+            !text.starts_with(&leaked),
+            "password {pw:?} shown in {text:?}"
+        );
     }
 }

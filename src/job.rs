@@ -442,7 +442,14 @@ pub(crate) fn check_url(url: &str) -> Result<(), Error> {
                 shown(port)
             )))
         }
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        None if after_host.is_empty() => Ok(()),
+        // Only after `]`: `[::1]8:80` parses, and its port would be read past the junk.
+        None => Err(Error::config(format!(
+            "URL '{}' has '{}' after its IPv6 address; write it as http://[ADDRESS]:PORT/",
+            url_shown(),
+            shown(after_host)
+        ))),
     }
 }
 
@@ -795,6 +802,14 @@ mod tests {
             let e = check_url(url).expect_err(url).to_string();
             assert!(
                 e.contains("a port is a number from 1 to 65535"),
+                "{url}: {e}"
+            );
+        }
+        // Found by the `url` fuzz target too: text between `]` and the port was skipped.
+        for url in ["http://[21:D8::]8:060/x", "http://[::1]x/"] {
+            let e = check_url(url).expect_err(url).to_string();
+            assert!(
+                e.contains("after its IPv6 address") || e.starts_with("invalid URL"),
                 "{url}: {e}"
             );
         }

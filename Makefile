@@ -15,7 +15,7 @@ help:
 	@echo "make interop     real tinyproxy and Squid; resume, 304 and change checks on nginx, Apache, lighttpd, Caddy, moto"
 	@echo "make bench       fetchpool against curl, aria2c and wget2 on a local nginx"
 	@echo "make fuzz        each fuzz target (list, url, headers) for FUZZ_SECONDS s (default 60; nightly, cargo-fuzz)"
-	@echo "make soak        100,000+ requests through nginx with resets, 503s, stalls, drips and a restart"
+	@echo "make soak        200,000 jobs through nginx with resets, 503s, stalls, drips and a restart (~2 min)"
 
 build:
 	$(CARGO) build
@@ -60,9 +60,9 @@ demo: release
 interop: build
 	@bash interop/run.sh
 
-# 100,000 requests through a real nginx (own config and pid file under a temp dir) with
+# 200,000 jobs through a real nginx (own config and pid file under a temp dir) with
 # resets, 503s, stalls, slow drips and a restart injected; SOAK_JOBS and the other SOAK_*
-# variables in interop/soak.sh change the mix. About 5 minutes.
+# variables in interop/soak.sh change the mix. About 2 minutes.
 soak: release
 	@bash interop/soak.sh
 

@@ -131,8 +131,43 @@ fn accepted_job(job: &Job) {
         );
     }
     assert!(!job.method.is_empty() && job.method.bytes().all(|b| b.is_ascii_alphabetic()));
-    // Reserved working-file names (`.part`, `.part.meta`, `.fetchpool/`) are checked here
-    // once the list refuses them.
+    if let Destination::File(p) = &job.dest {
+        // Never one of fetchpool's working files, and within the file system's lengths.
+        let n = normalize(p);
+        let name = n
+            .file_name()
+            .unwrap()
+            .as_encoded_bytes()
+            .to_ascii_lowercase();
+        for suffix in [&b".part"[..], b".part.meta"] {
+            assert!(
+                !(name.len() > suffix.len() && name.ends_with(suffix)),
+                "{p:?} names a working file"
+            );
+        }
+        let first = n
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .as_encoded_bytes();
+        assert!(
+            !first.eq_ignore_ascii_case(b".fetchpool"),
+            "{p:?} is inside the state directory"
+        );
+        assert!(
+            name.len() <= 245,
+            "{p:?}: a file name of {} bytes",
+            name.len()
+        );
+        for c in p.components() {
+            assert!(
+                c.as_os_str().len() <= 255,
+                "{p:?}: a component over 255 bytes"
+            );
+        }
+        assert!(p.as_os_str().len() <= 4096 - 10, "{p:?}: a path too long");
+    }
 }
 
 /// An accepted path stays inside the output directory, whatever it holds.
@@ -186,8 +221,12 @@ fn derived_name(url: &str) {
     assert!(check_relative_path(p).is_ok(), "{url:?} → {name:?} refused");
     assert_eq!(p.components().count(), 1, "{url:?} → {name:?}");
     assert_eq!(Job::new(url).path(), Some(p));
-    // Name length (at most 255 bytes per component) is asserted here once derived names
-    // are bounded.
+    // Derived names are shortened to leave room for the `.part.meta` of working files.
+    assert!(
+        name.len() <= 245,
+        "{url:?} → a name of {} bytes",
+        name.len()
+    );
 }
 
 fn shard(spec: &str) {

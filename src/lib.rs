@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[path = "net/agent.rs"]
 mod agent;
 mod config;
 mod error;
@@ -39,19 +40,27 @@ mod manifest;
 mod nofollow;
 mod plan;
 mod pool;
+#[path = "net/proxy.rs"]
 pub mod proxy;
+#[path = "net/absolute_form.rs"]
 mod proxy_http;
+#[path = "net/ratelimit.rs"]
 mod ratelimit;
 pub mod redact;
 mod report;
+#[path = "net/resolve.rs"]
 mod resolve;
 mod resume;
+#[path = "pool/retry.rs"]
 mod retry;
+#[path = "net/reuse.rs"]
 mod reuse;
+#[path = "pool/scheduler.rs"]
 mod scheduler;
 mod shard;
 mod unnamed;
 mod verify;
+#[path = "pool/worker.rs"]
 mod worker;
 
 pub use config::{Config, PoolBuilder};

@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::pool::Pool;
-use crate::proxy::ProxySettings;
+use crate::net::proxy::ProxySettings;
 
-/// Everything that shapes a run. Build it with [`Pool::builder`].
+/// Everything that shapes a run. Build it with [`Pool::builder`](crate::Pool::builder).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -112,7 +111,7 @@ impl Default for Config {
     }
 }
 
-/// Builds a [`Pool`].
+/// Builds a [`Pool`](crate::Pool).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -231,7 +230,7 @@ impl PoolBuilder {
     }
 
     /// Hosts reached directly, with curl's `NO_PROXY` rules (see
-    /// [`crate::proxy::NoProxy`]); overrides the environment's `NO_PROXY`. Defaults to none.
+    /// [`crate::net::proxy::NoProxy`]); overrides the environment's `NO_PROXY`. Defaults to none.
     pub fn no_proxy(mut self, list: impl Into<String>) -> Self {
         self.no_proxy = Some(list.into());
         self
@@ -259,9 +258,10 @@ impl PoolBuilder {
         &self.config
     }
 
-    /// Checks the configuration (limits, headers, proxy, CA files, output directory) and
-    /// makes the pool. Fails with [`Error::Config`] or [`Error::Io`] before any request.
-    pub fn build(self) -> Result<Pool, Error> {
+    /// Checks the configuration (limits, headers, proxy, output directory) and settles
+    /// what follows from it (serial means one worker, the look-ahead, the proxy); the
+    /// pool's [`PoolBuilder::build`] makes the pool from the result.
+    pub(crate) fn validate(self) -> Result<Config, Error> {
         let mut config = self.config;
         if config.workers == 0 {
             return Err(Error::config(
@@ -301,7 +301,7 @@ impl PoolBuilder {
         };
         config.proxy = settings.map_err(|e| Error::config(e.to_string()))?;
         check_output_dir(&config.output_dir)?;
-        Pool::new(config)
+        Ok(config)
     }
 }
 

@@ -24,14 +24,14 @@ use crate::config::Config;
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
+use crate::net::http_date::parse_retry_after;
+use crate::net::reuse;
 use crate::nofollow;
+use crate::pool::messages::{Note, Task};
+use crate::pool::worker::Context;
 use crate::proxy::{ProxyChoice, ProxyScheme};
 use crate::resume::{self, Prepared, RangeAnswer, Sidecar};
-use crate::retry::parse_retry_after;
-use crate::reuse;
-use crate::scheduler::Note;
 use crate::unnamed;
-use crate::worker::{Context, Task};
 
 /// What a successful attempt produced.
 pub(crate) struct Success {
@@ -69,9 +69,9 @@ impl Failure {
 }
 
 /// Size of each worker's read buffer: the connection's input buffer (see
-/// [`crate::agent::INPUT_BUFFER`]), the most one read hands over; larger would never be
+/// [`crate::net::agent::INPUT_BUFFER`]), the most one read hands over; larger would never be
 /// filled, only counted in memory.
-const BUF_SIZE: usize = crate::agent::INPUT_BUFFER;
+const BUF_SIZE: usize = crate::net::agent::INPUT_BUFFER;
 /// Progress events per job: at most one per interval, and one per step of bytes.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 

@@ -25,8 +25,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[path = "net/agent.rs"]
-mod agent;
 mod config;
 mod error;
 mod event;
@@ -37,31 +35,16 @@ pub mod fuzzing;
 mod job;
 mod lock;
 mod manifest;
+mod net;
 mod nofollow;
 mod plan;
 mod pool;
-#[path = "net/proxy.rs"]
-pub mod proxy;
-#[path = "net/absolute_form.rs"]
-mod proxy_http;
-#[path = "net/ratelimit.rs"]
-mod ratelimit;
 pub mod redact;
 mod report;
-#[path = "net/resolve.rs"]
-mod resolve;
 mod resume;
-#[path = "pool/retry.rs"]
-mod retry;
-#[path = "net/reuse.rs"]
-mod reuse;
-#[path = "pool/scheduler.rs"]
-mod scheduler;
 mod shard;
 mod unnamed;
 mod verify;
-#[path = "pool/worker.rs"]
-mod worker;
 
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};
@@ -69,11 +52,12 @@ pub use event::Event;
 pub use job::{Destination, Job, JobId, Origin, check_header, file_name_for, resource_key};
 pub use lock::OutputLock;
 pub use manifest::ManifestReader;
+pub use net::http_date::{format_http_date, parse_http_date, parse_retry_after};
+pub use net::proxy;
+pub use net::ratelimit::{RateLimiter, parse_rate};
 pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
-pub use ratelimit::{RateLimiter, parse_rate};
 pub use report::{Outcome, Report, Status, Summary};
-pub use retry::{format_http_date, parse_http_date, parse_retry_after};
 pub use shard::{Shard, shard_of};
 pub use verify::{Problem, Verification, count_verified, verify};
 

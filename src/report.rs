@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorKind};
-use crate::job::JobId;
+use crate::job::{Destination, Job, JobId};
 use crate::redact;
 
 /// How a job ended.
@@ -87,30 +87,94 @@ pub struct Outcome {
     pub body: Option<Vec<u8>>,
 }
 
-impl Outcome {
-    /// A job that ended without an attempt (cancelled, dependency failed, invalid).
-    pub(crate) fn not_started(
-        id: JobId,
-        job: &crate::job::Job,
-        status: Status,
-        error: Error,
-    ) -> Outcome {
-        Outcome {
-            id,
+/// What a job's attempts measured, for [`Outcome::new`]; all empty (the default) for a job
+/// that never started.
+#[derive(Default)]
+pub(crate) struct Measured {
+    pub(crate) http_status: Option<u16>,
+    pub(crate) bytes: u64,
+    pub(crate) sha256: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) elapsed: Duration,
+    pub(crate) resumed_from: Option<u64>,
+    pub(crate) redirects: Vec<String>,
+    pub(crate) body: Option<Vec<u8>>,
+}
+
+/// Which job an outcome is about: its name, the URL it asked for and its path.
+pub(crate) struct Names {
+    name: Option<String>,
+    url: String,
+    path: Option<PathBuf>,
+}
+
+impl Names {
+    /// Moves the URL and path out of `job`: the job is spent afterwards, only its `id` is
+    /// left (for the dependency bookkeeping).
+    pub(crate) fn take(job: &mut Job) -> Names {
+        let path = match std::mem::replace(&mut job.dest, Destination::Memory) {
+            Destination::File(p) => Some(p),
+            Destination::Memory => None,
+        };
+        Names {
+            name: job.id.clone(),
+            url: std::mem::take(&mut job.url),
+            path,
+        }
+    }
+
+    /// Copies them, leaving `job` as it was.
+    pub(crate) fn of(job: &Job) -> Names {
+        Names {
             name: job.id.clone(),
             url: job.url.clone(),
             path: job.path().map(PathBuf::from),
-            status,
-            http_status: None,
-            bytes: 0,
-            sha256: None,
-            attempts: 0,
-            elapsed: Duration::ZERO,
-            resumed_from: None,
-            redirects: Vec::new(),
-            error: Some(error),
-            body: None,
         }
+    }
+}
+
+impl Outcome {
+    /// The one place an outcome is built: which job, how it ended, what its attempts
+    /// measured and why it failed.
+    pub(crate) fn new(
+        id: JobId,
+        names: Names,
+        status: Status,
+        measured: Measured,
+        error: Option<Error>,
+    ) -> Outcome {
+        let Measured {
+            http_status,
+            bytes,
+            sha256,
+            attempts,
+            elapsed,
+            resumed_from,
+            redirects,
+            body,
+        } = measured;
+        Outcome {
+            id,
+            name: names.name,
+            url: names.url,
+            path: names.path,
+            status,
+            http_status,
+            bytes,
+            sha256,
+            attempts,
+            elapsed,
+            resumed_from,
+            redirects,
+            error,
+            body,
+        }
+    }
+
+    /// A job that ended without an attempt (cancelled, dependency failed, invalid).
+    pub(crate) fn not_started(id: JobId, job: &Job, status: Status, error: Error) -> Outcome {
+        let nothing = Measured::default();
+        Outcome::new(id, Names::of(job), status, nothing, Some(error))
     }
 
     /// The outcome as one JSON object (one line of `--report`), its URLs with their

@@ -135,7 +135,7 @@ fn same_version(validator: &str, headers: &HeaderMap) -> bool {
     match get("last-modified") {
         Some(date) if date == validator => true,
         Some(date) => {
-            let parse = |d: &str| crate::retry::parse_http_date(d);
+            let parse = |d: &str| crate::net::http_date::parse_http_date(d);
             parse(date).is_some() && parse(date) == parse(validator)
         }
         None => false,

@@ -42,7 +42,7 @@ use ureq::unversioned::transport::{
 };
 
 /// Connector that routes `http://` targets behind an `http`/`https` proxy as
-/// absolute-form requests. Put it first in the chain (as `crate::agent` does):
+/// absolute-form requests. Put it first in the chain (as `crate::net::agent` does):
 ///
 /// ```text
 /// use fetchpool::proxy_http::AbsoluteFormConnector;
@@ -280,7 +280,7 @@ fn base64(input: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::ProxySettings;
+    use crate::net::proxy::ProxySettings;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,14 +4,14 @@
 //! are not errors (a 503 keeps its `Retry-After`), redirects are followed by
 //! [`crate::fetch`] (so every hop is checked and recorded), timeouts are on, the idle
 //! pool holds a connection per worker, and the agent itself has no proxy: the proxy is
-//! chosen per request (per redirect hop) by [`crate::proxy::ProxySettings::choose`] and
+//! chosen per request (per redirect hop) by [`crate::net::proxy::ProxySettings::choose`] and
 //! set on that request's config, so ureq's environment reading never applies.
 //!
 //! The connector chain is ureq's default one with [`AbsoluteFormConnector`] in front:
 //! plain-http targets behind an HTTP proxy are sent in absolute form instead of through
 //! `CONNECT`, which proxies with packaged defaults refuse for ports other than 443.
 //!
-//! Names go through [`CachingResolver`] (see `crate::resolve`), the proxy's name too.
+//! Names go through [`CachingResolver`] (see `crate::net::resolve`), the proxy's name too.
 //!
 //! TLS is rustls with Mozilla's roots (ureq's default). Extra CA files replace that
 //! default with the same roots as whole certificates plus the files' certificates,
@@ -27,9 +27,9 @@ use ureq::unversioned::transport::{
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::proxy_http::AbsoluteFormConnector;
-use crate::resolve::CachingResolver;
-use crate::reuse;
+use crate::net::absolute_form::AbsoluteFormConnector;
+use crate::net::resolve::CachingResolver;
+use crate::net::reuse;
 
 /// Bytes each connection reads from its socket at most at once: ureq's default is
 /// 128 KiB; 80 KiB costs a few more reads per megabyte (microseconds) and, with the

@@ -7,6 +7,11 @@
 //! A run ends when no submitter is left and nothing is queued, waiting or in flight.
 //! [`Pool::run_with`] handles that for you, follow-up jobs included.
 
+pub(crate) mod messages;
+pub(crate) mod retry;
+pub(crate) mod scheduler;
+pub(crate) mod worker;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -14,18 +19,17 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use crate::agent;
 use crate::config::{Config, PoolBuilder};
 use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::lock::{self, OutputLock};
+use crate::net::agent;
+use crate::net::ratelimit::RateLimiter;
 use crate::plan::PlanChecker;
-use crate::ratelimit::RateLimiter;
+use crate::pool::messages::{Batch, Ctl, Done, Note, Task};
 use crate::report::{Report, Summary};
 use crate::resume::Precheck;
-use crate::scheduler::{self, Batch, Ctl, Note};
-use crate::worker;
 
 /// A configured pool of workers. Cheap to keep; threads exist only while a run does.
 ///
@@ -47,13 +51,21 @@ pub struct Pool {
     lock: Arc<lock::Shared>,
 }
 
+impl PoolBuilder {
+    /// Checks the configuration (limits, headers, proxy, CA files, output directory) and
+    /// makes the pool. Fails with [`Error::Config`] or [`Error::Io`] before any request.
+    pub fn build(self) -> Result<Pool, Error> {
+        Pool::new(self.validate()?)
+    }
+}
+
 impl Pool {
     /// A builder with every default.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::new()
     }
 
-    pub(crate) fn new(config: Config) -> Result<Pool, Error> {
+    fn new(config: Config) -> Result<Pool, Error> {
         let agent = agent::build(&config)?;
         Ok(Pool {
             config: Arc::new(config),
@@ -192,8 +204,8 @@ impl Pool {
         let cfg = Arc::clone(&self.config);
         // Capacity in batches: the feeder sends up to 64 jobs per message.
         let (input_tx, input_rx) = bounded::<Batch>(16);
-        let (work_tx, work_rx) = bounded::<worker::Task>(cfg.workers);
-        let (done_tx, done_rx) = bounded::<worker::Done>(cfg.workers);
+        let (work_tx, work_rx) = bounded::<Task>(cfg.workers);
+        let (done_tx, done_rx) = bounded::<Done>(cfg.workers);
         let (event_tx, event_rx) = unbounded::<Note>();
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));

@@ -24,16 +24,9 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::plan::write_host_key;
+use crate::pool::messages::{Batch, Ctl, Done, Note, Pending, Task};
+use crate::pool::retry;
 use crate::report::{Outcome, Status};
-use crate::retry;
-use crate::worker::{Done, Pending, Task};
-
-/// What travels on the event channel: events for observers, and internal notes.
-pub(crate) enum Note {
-    Event(Event),
-    /// The feeder of [`crate::Pool::run_with`] has submitted its last job.
-    FeederDone,
-}
 
 /// The scheduler's ends of the session's channels.
 pub(crate) struct Links {
@@ -44,14 +37,6 @@ pub(crate) struct Links {
     pub(crate) work: Sender<Task>,
     pub(crate) done: Receiver<Done>,
     pub(crate) events: Sender<Note>,
-}
-
-/// Jobs submitted together, with their ids.
-pub(crate) type Batch = Vec<(JobId, Job)>;
-
-/// Control messages from the session.
-pub(crate) enum Ctl {
-    Cancel,
 }
 
 /// A queued job's place in line: higher priority first, then lower sequence number.

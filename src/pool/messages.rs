@@ -1,0 +1,136 @@
+//! What crosses the pool's channels: jobs in batches, control messages, attempts to make
+//! and their results, and the notes on the event channel.
+
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::event::Event;
+use crate::fetch::{Failure, Success};
+use crate::job::{Job, JobId};
+use crate::report::{Measured, Names, Outcome, Status};
+
+/// Jobs submitted together, with their ids.
+pub(crate) type Batch = Vec<(JobId, Job)>;
+
+/// Control messages from the session.
+pub(crate) enum Ctl {
+    Cancel,
+}
+
+/// What travels on the event channel: events for observers, and internal notes.
+pub(crate) enum Note {
+    Event(Event),
+    /// The feeder of [`crate::Pool::run_with`] has submitted its last job.
+    FeederDone,
+}
+
+/// A job between its arrival and its outcome, with what its attempts so far learned.
+pub(crate) struct Pending {
+    pub(crate) id: JobId,
+    pub(crate) seq: u64,
+    pub(crate) host: usize,
+    pub(crate) job: Job,
+    pub(crate) attempts: u32,
+    pub(crate) first_start: Option<Instant>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) redirects: Vec<String>,
+    /// Bytes of the body already in `PATH.part` from an attempt that broke mid-way and
+    /// that a ranged request may continue.
+    pub(crate) partial: Option<u64>,
+    /// Failed attempts that added bytes to the part: they do not use up retries.
+    pub(crate) progressed: u32,
+}
+
+impl Pending {
+    pub(crate) fn new(id: JobId, seq: u64, host: usize, job: Job) -> Self {
+        Pending {
+            id,
+            seq,
+            host,
+            job,
+            attempts: 0,
+            first_start: None,
+            http_status: None,
+            redirects: Vec::new(),
+            partial: None,
+            progressed: 0,
+        }
+    }
+
+    /// Keeps what a failed attempt learned for the next attempt and the report.
+    pub(crate) fn absorb(&mut self, failure: &Failure) {
+        if failure.http_status.is_some() {
+            self.http_status = failure.http_status;
+        }
+        self.redirects.clone_from(&failure.redirects);
+        self.partial = failure.partial;
+        self.progressed += u32::from(failure.grew);
+    }
+
+    /// Attempts that count against `retries`: an attempt that grew the part is not
+    /// counted, up to `retries` of them, so a job whose transfer makes progress between
+    /// failures (a server restarting mid-body) gets up to twice the retries.
+    pub(crate) fn counted_attempts(&self, retries: u32) -> u32 {
+        self.attempts - self.progressed.min(retries).min(self.attempts)
+    }
+
+    fn measured(&self) -> Measured {
+        Measured {
+            attempts: self.attempts,
+            elapsed: self.first_start.map(|t| t.elapsed()).unwrap_or_default(),
+            ..Measured::default()
+        }
+    }
+
+    /// The outcome of a job that ended well: the `Pending` is spent afterwards (only its
+    /// `job.id` is left, for the dependency bookkeeping).
+    pub(crate) fn take_success(&mut self, s: Success) -> Outcome {
+        let status = if s.skipped {
+            Status::Skipped
+        } else {
+            Status::Ok
+        };
+        let measured = Measured {
+            http_status: s.http_status,
+            bytes: s.bytes,
+            sha256: s.sha256,
+            resumed_from: s.resumed_from,
+            redirects: s.redirects,
+            body: s.body,
+            ..self.measured()
+        };
+        Outcome::new(self.id, Names::take(&mut self.job), status, measured, None)
+    }
+
+    /// The outcome of a job that ended badly, with the bytes its attempts left in
+    /// `PATH.part` for a resume; spent afterwards like [`Pending::take_success`].
+    pub(crate) fn take_failure(&mut self, status: Status, error: Error) -> Outcome {
+        let measured = Measured {
+            http_status: self.http_status,
+            bytes: self.partial.unwrap_or(0),
+            redirects: std::mem::take(&mut self.redirects),
+            ..self.measured()
+        };
+        Outcome::new(
+            self.id,
+            Names::take(&mut self.job),
+            status,
+            measured,
+            Some(error),
+        )
+    }
+}
+
+/// One attempt to make.
+pub(crate) struct Task {
+    /// Boxed: a task and its result cross two channels, and a pointer moves cheaply.
+    pub(crate) pending: Box<Pending>,
+    /// When the job's whole budget runs out, if it has one.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// An attempt's result, with the job handed back to the scheduler.
+pub(crate) struct Done {
+    pub(crate) pending: Box<Pending>,
+    pub(crate) result: Result<Success, Failure>,
+}

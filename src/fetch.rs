@@ -673,7 +673,7 @@ pub(crate) fn follow(
 
 /// `scheme://authority` of an absolute URL, lowercase.
 fn host_of(url: &str) -> String {
-    crate::plan::host_key(url)
+    crate::url::host_key(url)
 }
 
 /// The scheme of an absolute URI (RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" /
@@ -810,7 +810,7 @@ fn receive(
         Destination::File(rel) => {
             let sidecar = match (from, resume::range_validator(head)) {
                 (None, Some(validator)) => Some(Sidecar {
-                    url: crate::job::resource_key(&job.url),
+                    url: crate::url::resource_key(&job.url),
                     validator,
                     total: announced,
                 }),

@@ -362,28 +362,6 @@ pub fn check_header(name: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// What identifies the resource behind `url` across runs: scheme, host and port (as the
-/// per-host key writes them) and the path, without userinfo, query or fragment. Signed
-/// URLs (S3, GCS) change their query each time they are made; their file stays the same.
-/// Resume sidecars, the validator store and retrying failed jobs match on this (with the
-/// output path); `If-Range` and `If-None-Match` guard against a different version.
-///
-/// ```
-/// assert_eq!(
-///     fetchpool::resource_key("https://u:pw@B.example/k/a.bin?X-Amz-Signature=1#f"),
-///     "https://b.example:443/k/a.bin"
-/// );
-/// ```
-pub fn resource_key(url: &str) -> String {
-    let mut key = crate::plan::host_key(url);
-    if let Some((_, rest)) = url.split_once("://") {
-        let after = rest.find(['/', '?', '#']).map_or("", |i| &rest[i..]);
-        let path = after.split(['?', '#']).next().unwrap_or("");
-        key.push_str(if path.is_empty() { "/" } else { path });
-    }
-    key
-}
-
 /// Checks that `url` is an absolute http or https URL with a host.
 pub(crate) fn check_url(url: &str) -> Result<(), Error> {
     let url_shown = || shown(url);
@@ -593,7 +571,7 @@ pub fn file_name_for(url: &str) -> String {
         .map(|i| &after_scheme[i..])
         .unwrap_or("/");
     let segment = path.rsplit('/').next().unwrap_or("");
-    let decoded = percent_decode(segment);
+    let decoded = crate::url::percent_decode_lossy(segment);
     let cleaned: String = decoded
         .chars()
         .map(|c| {
@@ -637,29 +615,6 @@ fn shorten(name: &str) -> String {
         keep -= 1;
     }
     format!("{}-{}{extension}", &name[..keep], &digest[..HASH_HEX])
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

@@ -44,12 +44,13 @@ mod report;
 mod resume;
 mod shard;
 mod unnamed;
+mod url;
 mod verify;
 
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};
 pub use event::Event;
-pub use job::{Destination, Job, JobId, Origin, check_header, file_name_for, resource_key};
+pub use job::{Destination, Job, JobId, Origin, check_header, file_name_for};
 pub use lock::OutputLock;
 pub use manifest::ManifestReader;
 pub use net::http_date::{format_http_date, parse_http_date, parse_retry_after};
@@ -59,6 +60,7 @@ pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use shard::{Shard, shard_of};
+pub use url::resource_key;
 pub use verify::{Problem, Verification, count_verified, verify};
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::job::{Destination, Job, has_dot_dot, normalize};
+use crate::url::write_host_key;
 
 /// What a checked list holds, for `--dry-run` and for the scheduler.
 #[derive(Debug, Default, Clone)]
@@ -312,58 +313,6 @@ impl SeenPaths {
     }
 }
 
-/// The host part a per-host limit applies to: `scheme://host:port`, lowercase.
-pub(crate) fn host_key(url: &str) -> String {
-    let mut key = String::new();
-    write_host_key(url, &mut key);
-    key
-}
-
-/// Writes the key of `url`'s host into `out` (cleared first) as `scheme://host:port`,
-/// lowercase, with the scheme's default port filled in: jobs with one key share the
-/// per-host limit. Scans the URL rather than parsing it, since it runs once per job on
-/// the scheduler's thread; a URL without `://` is its own key.
-pub(crate) fn write_host_key(url: &str, out: &mut String) {
-    out.clear();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        out.push_str(url);
-        return;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match hostport.strip_prefix('[') {
-        // An IPv6 literal keeps its brackets, as URIs write it.
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, tail)) => (&hostport[..addr.len() + 2], tail.strip_prefix(':')),
-            None => (hostport, None),
-        },
-        None => match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        },
-    };
-    for c in scheme.chars() {
-        out.push(c.to_ascii_lowercase());
-    }
-    out.push_str("://");
-    for c in host.chars() {
-        out.push(c.to_ascii_lowercase());
-    }
-    out.push(':');
-    match port.filter(|p| !p.is_empty()) {
-        // As a number: `:0080` is port 80, and must share its limit.
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) => {
-                use std::fmt::Write;
-                let _ = write!(out, "{n}");
-            }
-            Err(_) => out.push_str(p),
-        },
-        None if scheme.eq_ignore_ascii_case("https") => out.push_str("443"),
-        None => out.push_str("80"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,44 +342,6 @@ mod tests {
             assert_eq!(hash(same), plain, "{same}");
         }
         assert_ne!(hash("a/b/d"), plain);
-    }
-
-    #[test]
-    fn host_keys_match_a_full_uri_parse() {
-        let by_uri = |url: &str| {
-            let uri: ureq::http::Uri = url.parse().unwrap();
-            let scheme = uri.scheme_str().unwrap().to_ascii_lowercase();
-            let default = if scheme == "https" { 443 } else { 80 };
-            let host = uri.host().unwrap().to_ascii_lowercase();
-            format!("{scheme}://{host}:{}", uri.port_u16().unwrap_or(default))
-        };
-        for url in [
-            "http://example.com/a",
-            "HTTPS://Example.COM",
-            "https://example.com:8443/x?y=1#z",
-            "http://user:pw@Host.example:81/p",
-            "http://a@b@c.example/p",
-            "http://[::1]:8080/x",
-            "https://[2001:DB8::1]/",
-            "http://127.0.0.1?q=a/b",
-            "http://h.example#frag",
-        ] {
-            assert_eq!(host_key(url), by_uri(url), "{url}");
-        }
-        assert_eq!(host_key("not a url"), "not a url");
-    }
-
-    #[test]
-    fn a_port_with_leading_zeros_shares_the_host_key_of_its_number() {
-        // Found by the `url` fuzz target: `:0080` was a host of its own, outside the
-        // per-host limit of `:80`.
-        assert_eq!(host_key("http://h:0080/a"), "http://h:80");
-        assert_eq!(
-            host_key("http://[2001:DB8::1]:0080/x"),
-            "http://[2001:db8::1]:80"
-        );
-        assert_eq!(host_key("https://h:000443"), "https://h:443");
-        assert_eq!(host_key("http://h:8080"), "http://h:8080");
     }
 
     /// Checks `jobs` the way the CLI does: one reading, and a second when asked.

@@ -270,7 +270,7 @@ fn resume_point(path: &Path, url: &str, sidecar: Sidecar) -> Option<ResumePoint>
         log::info!("{}: {why}; starting over", part_path(path).display());
         None
     };
-    if crate::job::resource_key(&sidecar.url) != crate::job::resource_key(url) {
+    if crate::url::resource_key(&sidecar.url) != crate::url::resource_key(url) {
         return drop("the partial file is of another URL (host or path changed)");
     }
     let Ok(meta) = fs::symlink_metadata(part_path(path)) else {
@@ -423,7 +423,7 @@ fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
     let text = nofollow::read(&store_path(output_dir, rel)).ok()?;
     let stored: Stored = serde_json::from_slice(&text).ok()?;
     let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
-    let same = crate::job::resource_key(&stored.url) == crate::job::resource_key(url);
+    let same = crate::url::resource_key(&stored.url) == crate::url::resource_key(url);
     if !same {
         log::info!(
             "{}: stored validators are of another URL (host or path changed); not used",
@@ -452,7 +452,7 @@ pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &Heade
         return;
     };
     let entry = Stored {
-        url: crate::job::resource_key(url),
+        url: crate::url::resource_key(url),
         etag,
         last_modified,
         len,

@@ -186,12 +186,12 @@ impl ProxyChoice {
                     Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                     None => (ui, None),
                 };
-                let u = percent_decode(u).ok_or_else(|| {
+                let u = crate::url::percent_decode_utf8(u).ok_or_else(|| {
                     err("proxy user name is not valid percent-encoded UTF-8".into())
                 })?;
                 let p = p
                     .map(|p| {
-                        percent_decode(p).ok_or_else(|| {
+                        crate::url::percent_decode_utf8(p).ok_or_else(|| {
                             err("proxy password is not valid percent-encoded UTF-8".into())
                         })
                     })
@@ -310,23 +310,6 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
         },
     };
     Ok((host, port))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A `NO_PROXY` list, matched with curl's rules (`lib/noproxy.c`, curl 7.86+).

@@ -23,10 +23,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
-use crate::plan::write_host_key;
 use crate::pool::messages::{Batch, Ctl, Done, Note, Pending, Task};
 use crate::pool::retry;
 use crate::report::{Outcome, Status};
+use crate::url::write_host_key;
 
 /// The scheduler's ends of the session's channels.
 pub(crate) struct Links {

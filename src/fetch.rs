@@ -25,7 +25,6 @@ use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
 use crate::net::http_date::parse_retry_after;
-use crate::net::reuse;
 use crate::nofollow;
 use crate::pool::messages::{Note, Task};
 use crate::pool::worker::Context;
@@ -433,7 +432,7 @@ fn run<B: ureq::AsSendBody + Clone>(
     let mut stale = 0;
     loop {
         let budget = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        reuse::begin();
+        ctx.opened.begin();
         let request = request.clone().with_agent(&ctx.agent);
         // A per-request config copies the agent's; the common case needs none (the agent
         // has no proxy and no global timeout).
@@ -449,7 +448,7 @@ fn run<B: ureq::AsSendBody + Clone>(
         match result {
             // Each stale try drops a dead connection from the pool; the bound only guards
             // against a pool full of them.
-            Err(e) if reuse::is_stale(&e) && stale < MAX_STALE => {
+            Err(e) if ctx.opened.is_stale(&e) && stale < MAX_STALE => {
                 stale += 1;
                 log::debug!(
                     "{}: stale pooled connection ({e}); sending again",

@@ -38,7 +38,7 @@ use crate::net::reuse;
 /// header that fills the buffer would read as a closed connection, not as too large.
 pub(crate) const INPUT_BUFFER: usize = 80 * 1024;
 
-pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
+pub(crate) fn build(config: &Config, opened: &Arc<reuse::Opened>) -> Result<ureq::Agent, Error> {
     let idle = config.workers.max(config.per_host).max(4);
     let mut tls = TlsConfig::builder();
     if !config.ca_certs.is_empty() {
@@ -71,7 +71,7 @@ pub(crate) fn build(config: &Config) -> Result<ureq::Agent, Error> {
     // The marker tells a stale pooled connection from a fresh one, and connections are
     // probed once per reuse rather than twice (see `reuse`); the absolute-form connector
     // sends plain-http targets to an HTTP proxy without CONNECT.
-    let connector = reuse::Marker
+    let connector = reuse::Marker(Arc::clone(opened))
         .chain(AbsoluteFormConnector::default())
         .chain(SocksConnector::default())
         .chain(ConnectProxyConnector::default())

@@ -12,27 +12,60 @@
 //!
 //! ureq does not say whether a request used a pooled connection, but it calls its
 //! connector chain only to open a new one, on the calling thread. [`Marker`] goes first in
-//! the chain and notes that on a thread-local flag, which [`fetch`](crate::fetch) resets
-//! before each request.
+//! the chain and notes the thread in the pool's [`Opened`], which the attempt clears
+//! before each request ([`Opened::begin`]) and asks after a failure
+//! ([`Opened::is_stale`]).
 //!
 //! ureq probes a connection twice per request: when it goes back to the pool and when it
 //! is taken out (three syscalls each on TCP). [`ProbeOnReuse`] keeps the second only: a
 //! connection that closed or received stray bytes after its response is found out when
 //! it is taken, with the same result, and later, when more of the evidence has arrived.
 
-use std::cell::Cell;
+use std::collections::HashSet;
 use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, ThreadId};
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
-thread_local! {
-    static OPENED: Cell<bool> = const { Cell::new(false) };
+/// The threads that opened a connection since their last [`Opened::begin`]. One per
+/// pool, shared by the agent's [`Marker`] and the workers: keyed by thread because ureq
+/// gives a connector no handle on the request, only the thread it runs on. Each worker
+/// makes one request at a time, so its entry speaks of its current request.
+#[derive(Debug, Default)]
+pub(crate) struct Opened(Mutex<HashSet<ThreadId>>);
+
+impl Opened {
+    fn threads(&self) -> MutexGuard<'_, HashSet<ThreadId>> {
+        // The set holds no invariant a panic could break.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets earlier requests of this thread: call before each request.
+    pub(crate) fn begin(&self) {
+        self.threads().remove(&thread::current().id());
+    }
+
+    fn note(&self) {
+        self.threads().insert(thread::current().id());
+    }
+
+    /// Whether `e`, raised by this thread's request since [`Opened::begin`], is a stale
+    /// pooled connection: the request reused a connection and it closed or reset before
+    /// any response byte.
+    pub(crate) fn is_stale(&self, e: &ureq::Error) -> bool {
+        use io::ErrorKind as K;
+        matches!(e, ureq::Error::Io(io) if matches!(
+            io.kind(),
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+        )) && !self.threads().contains(&thread::current().id())
+    }
 }
 
 /// First link of the connector chain: notes that this thread is opening a connection and
 /// passes on.
 #[derive(Debug, Default)]
-pub(crate) struct Marker;
+pub(crate) struct Marker(pub(crate) Arc<Opened>);
 
 impl Connector<()> for Marker {
     type Out = ();
@@ -42,7 +75,7 @@ impl Connector<()> for Marker {
         _: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<()>, ureq::Error> {
-        OPENED.set(true);
+        self.0.note();
         Ok(chained)
     }
 }
@@ -100,22 +133,6 @@ impl<T: Transport> Transport for Probed<T> {
     }
 }
 
-/// Forgets earlier requests on this thread: call before each request.
-pub(crate) fn begin() {
-    OPENED.set(false);
-}
-
-/// Whether `e`, raised by the request since [`begin`], is a stale pooled connection: the
-/// request reused a connection and it closed or reset before any response byte.
-pub(crate) fn is_stale(e: &ureq::Error) -> bool {
-    use io::ErrorKind as K;
-    !OPENED.get()
-        && matches!(e, ureq::Error::Io(io) if matches!(
-            io.kind(),
-            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
-        ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,21 +140,24 @@ mod tests {
     #[test]
     fn only_a_reused_connection_that_broke_is_stale() {
         let eof = || ureq::Error::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
-        begin();
-        assert!(is_stale(&eof()));
-        assert!(is_stale(&ureq::Error::Io(
-            io::ErrorKind::ConnectionReset.into()
-        )));
-        assert!(!is_stale(&ureq::Error::Io(
-            io::ErrorKind::ConnectionRefused.into()
-        )));
-        assert!(!is_stale(&ureq::Error::Timeout(
-            ureq::Timeout::RecvResponse
-        )));
-        OPENED.set(true);
+        let opened = Opened::default();
+        opened.begin();
+        assert!(opened.is_stale(&eof()));
+        assert!(opened.is_stale(&ureq::Error::Io(io::ErrorKind::ConnectionReset.into())));
+        assert!(!opened.is_stale(&ureq::Error::Io(io::ErrorKind::ConnectionRefused.into())));
+        assert!(!opened.is_stale(&ureq::Error::Timeout(ureq::Timeout::RecvResponse)));
+        opened.note();
         assert!(
-            !is_stale(&eof()),
+            !opened.is_stale(&eof()),
             "a fresh connection is the server's doing"
         );
+        // Another thread's connection says nothing about this thread's request.
+        let other = Opened::default();
+        std::thread::scope(|s| {
+            s.spawn(|| other.note());
+        });
+        assert!(other.is_stale(&eof()));
+        opened.begin();
+        assert!(opened.is_stale(&eof()), "begin forgets the last request");
     }
 }

@@ -24,8 +24,8 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::lock::{self, OutputLock};
-use crate::net::agent;
 use crate::net::ratelimit::RateLimiter;
+use crate::net::{agent, reuse};
 use crate::plan::PlanChecker;
 use crate::pool::messages::{Batch, Ctl, Done, Note, Task};
 use crate::report::{Report, Summary};
@@ -47,6 +47,9 @@ use crate::resume::Precheck;
 pub struct Pool {
     config: Arc<Config>,
     agent: ureq::Agent,
+    /// Which workers opened a connection for their current request (see
+    /// [`reuse`](crate::net::reuse)), shared with the agent's connector chain.
+    opened: Arc<reuse::Opened>,
     /// The output directory's lock, shared by clones and by every run of this pool.
     lock: Arc<lock::Shared>,
 }
@@ -66,10 +69,12 @@ impl Pool {
     }
 
     fn new(config: Config) -> Result<Pool, Error> {
-        let agent = agent::build(&config)?;
+        let opened = Arc::default();
+        let agent = agent::build(&config, &opened)?;
         Ok(Pool {
             config: Arc::new(config),
             agent,
+            opened,
             lock: Arc::default(),
         })
     }
@@ -223,6 +228,7 @@ impl Pool {
             let ctx = worker::Context {
                 config: Arc::clone(&cfg),
                 agent: self.agent.clone(),
+                opened: Arc::clone(&self.opened),
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
                 precheck: Arc::clone(&precheck),

@@ -17,6 +17,8 @@ use crate::pool::messages::{Done, Note, Task};
 pub(crate) struct Context {
     pub(crate) config: Arc<Config>,
     pub(crate) agent: ureq::Agent,
+    /// Tells a stale pooled connection from a fresh one ([`reuse`](crate::net::reuse)).
+    pub(crate) opened: Arc<crate::net::reuse::Opened>,
     pub(crate) events: Sender<Note>,
     pub(crate) cancelled: Arc<AtomicBool>,
     /// Verdicts of the up-to-date pre-check, shared with the session's feeder.

@@ -115,25 +115,13 @@ fn host_port(url: &str) -> (String, u16) {
     }
 }
 
-/// The proxy the environment names for `url` (curl's variables), credentials removed;
+/// The proxy the environment names for `url` (curl's variables), its password hidden;
 /// only used to word a hint, never to route.
 pub fn env_proxy(url: &str) -> Option<String> {
-    let https = url.to_ascii_lowercase().starts_with("https:");
-    let names: &[&str] = if https {
-        &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
-    } else {
-        &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
-    };
-    let raw = names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))?;
-    Some(match raw.rsplit_once('@') {
-        Some((creds, host)) => match creds.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://{host}"),
-            None => host.to_string(),
-        },
-        None => raw,
-    })
+    // The library's own reading of the environment (CGI and `NO_PROXY` rules included),
+    // so a hint never names a proxy the run did not use.
+    let settings = fetchpool::proxy::ProxySettings::from_env(None, None).ok()?;
+    settings.proxy_for(url).map(|p| p.redacted())
 }
 
 #[cfg(test)]

@@ -736,6 +736,34 @@ fn an_unknown_tls_issuer_gets_a_hint_to_pass_the_ca_with_cacert() {
     );
 }
 
+/// The hint names a proxy from the environment the way the run read it (the library's
+/// rules) and the way `--proxy` is named: user kept, password hidden. Before, the binary
+/// read the variables itself and dropped the credentials and their `@` only.
+#[test]
+fn a_proxy_from_the_environment_is_named_in_the_hint_as_the_run_used_it() {
+    let ca = support::tls::TestCa::new("private CA");
+    let plain = TestServer::start();
+    plain.file("/f.bin", b"x".to_vec());
+    let front = support::tls::TlsFront::start(&ca, support::tls::Leaf::Valid, &plain);
+    let proxy = support::proxy::TestProxy::start();
+    proxy.connect_only_to(&[443]);
+    let tmp = TempDir::new();
+    let with_creds = format!("http://user:s3cret@127.0.0.1:{}", proxy.port());
+    let (code, _, stderr) = run_env(
+        tmp.path(),
+        &[&front.url("/f.bin"), "-o", "out"],
+        &[("https_proxy", &with_creds)],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let want = format!(
+        "    hint: proxy http://user:***@127.0.0.1:{} refused CONNECT to 127.0.0.1:{}; ",
+        proxy.port(),
+        front.port()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
 #[test]
 fn a_proxy_refusing_connect_is_named_with_the_port_it_refused() {
     let ca = support::tls::TestCa::new("private CA");

@@ -539,6 +539,11 @@ impl ProxySettings {
         Some(proxy)
     }
 
+    /// [`ProxySettings::choose`] for URL text; a URL that does not parse gets no proxy.
+    pub fn proxy_for(&self, url: &str) -> Option<&ProxyChoice> {
+        self.choose(&url.parse().ok()?)
+    }
+
     /// The `NO_PROXY` list in force.
     pub fn no_proxy(&self) -> &NoProxy {
         &self.no_proxy

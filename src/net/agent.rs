@@ -1,4 +1,5 @@
-//! Builds the one `ureq::Agent` that all workers share, from the [`Config`].
+//! Builds the one `ureq::Agent` that all workers share, from the [`Settings`] the pool
+//! takes out of its configuration.
 //!
 //! Every ureq default that would hurt a bulk downloader is set explicitly here: statuses
 //! are not errors (a 503 keeps its `Retry-After`), redirects are followed by
@@ -17,15 +18,15 @@
 //! default with the same roots as whole certificates plus the files' certificates,
 //! because ureq's [`RootCerts`] is either "the built-in roots" or "exactly these".
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::unversioned::transport::{
     ConnectProxyConnector, Connector, RustlsConnector, SocksConnector, TcpConnector,
 };
 
-use crate::config::Config;
 use crate::error::Error;
 use crate::net::absolute_form::AbsoluteFormConnector;
 use crate::net::resolve::CachingResolver;
@@ -38,15 +39,37 @@ use crate::net::reuse;
 /// header that fills the buffer would read as a closed connection, not as too large.
 pub(crate) const INPUT_BUFFER: usize = 80 * 1024;
 
-pub(crate) fn build(config: &Config, opened: &Arc<reuse::Opened>) -> Result<ureq::Agent, Error> {
-    let idle = config.workers.max(config.per_host).max(4);
+/// What the agent is built from: the parts of the pool's configuration that shape
+/// connections (see the configuration for each one's default and unit).
+pub(crate) struct Settings<'a> {
+    /// Worker threads: the idle pool keeps a connection for each.
+    pub(crate) workers: usize,
+    /// Connections per host at most.
+    pub(crate) per_host: usize,
+    /// Extra PEM files of trusted certificates.
+    pub(crate) ca_certs: &'a [PathBuf],
+    /// Time to open a connection.
+    pub(crate) connect_timeout: Duration,
+    /// Time a read or a write may wait.
+    pub(crate) idle_timeout: Duration,
+    /// The `User-Agent` header's value.
+    pub(crate) user_agent: &'a str,
+}
+
+/// The shared agent; `opened` is the pool's record of which threads opened a connection
+/// (see [`reuse`]).
+pub(crate) fn build(
+    settings: &Settings<'_>,
+    opened: &Arc<reuse::Opened>,
+) -> Result<ureq::Agent, Error> {
+    let idle = settings.workers.max(settings.per_host).max(4);
     let mut tls = TlsConfig::builder();
-    if !config.ca_certs.is_empty() {
+    if !settings.ca_certs.is_empty() {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .map(|c| Certificate::from_der(c.as_ref()).to_owned())
             .collect();
-        for path in &config.ca_certs {
+        for path in settings.ca_certs {
             roots.extend(read_ca_file(path)?);
         }
         tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
@@ -55,9 +78,9 @@ pub(crate) fn build(config: &Config, opened: &Arc<reuse::Opened>) -> Result<ureq
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
-        .timeout_connect(Some(config.connect_timeout))
-        .timeout_per_read(Some(config.idle_timeout))
-        .timeout_per_write(Some(config.idle_timeout))
+        .timeout_connect(Some(settings.connect_timeout))
+        .timeout_per_read(Some(settings.idle_timeout))
+        .timeout_per_write(Some(settings.idle_timeout))
         .max_idle_connections(idle * 2)
         .max_idle_connections_per_host(idle)
         .proxy(None)
@@ -66,7 +89,7 @@ pub(crate) fn build(config: &Config, opened: &Arc<reuse::Opened>) -> Result<ureq
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(16 * 1024)
         .tls_config(tls.build())
-        .user_agent(config.user_agent.as_str())
+        .user_agent(settings.user_agent)
         .build();
     // The marker tells a stale pooled connection from a fresh one, and connections are
     // probed once per reuse rather than twice (see `reuse`); the absolute-form connector

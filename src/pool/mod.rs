@@ -70,7 +70,15 @@ impl Pool {
 
     fn new(config: Config) -> Result<Pool, Error> {
         let opened = Arc::default();
-        let agent = agent::build(&config, &opened)?;
+        let settings = agent::Settings {
+            workers: config.workers,
+            per_host: config.per_host,
+            ca_certs: &config.ca_certs,
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            user_agent: &config.user_agent,
+        };
+        let agent = agent::build(&settings, &opened)?;
         Ok(Pool {
             config: Arc::new(config),
             agent,

@@ -45,7 +45,7 @@ use ureq::unversioned::transport::{
 /// absolute-form requests. Put it first in the chain (as `crate::net::agent` does):
 ///
 /// ```text
-/// use fetchpool::proxy_http::AbsoluteFormConnector;
+/// use crate::net::absolute_form::AbsoluteFormConnector;
 /// use ureq::unversioned::resolver::DefaultResolver;
 /// use ureq::unversioned::transport::{
 ///     ConnectProxyConnector, Connector, RustlsConnector, SocksConnector, TcpConnector,

@@ -37,7 +37,7 @@ use ureq::http::Uri;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProxyScheme {
     /// Plain HTTP to the proxy: `CONNECT` for https targets, absolute-form
-    /// requests for http targets (see `proxy_http`).
+    /// requests for http targets (see `crate::net::absolute_form`).
     Http,
     /// TLS to the proxy, then as [`ProxyScheme::Http`].
     Https,

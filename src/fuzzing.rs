@@ -31,7 +31,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 
 /// `scheme://host:port`, the key per-host limits are counted under.
 pub fn host_key(url: &str) -> String {
-    crate::plan::host_key(url)
+    crate::url::host_key(url)
 }
 
 /// Resolves a `Location` value against the URL it came from.
@@ -151,11 +151,11 @@ pub fn retry_delay(
     retry_after: Option<Duration>,
     seed: u64,
 ) -> Duration {
-    crate::retry::delay(
+    crate::pool::retry::delay(
         cfg,
         attempt,
         retry_after,
-        &mut crate::retry::Jitter(seed | 1),
+        &mut crate::pool::retry::Jitter(seed | 1),
     )
 }
 

@@ -171,6 +171,7 @@ mod tests {
             Some("us@er:".to_string())
         );
         assert_eq!(percent_decode_utf8("a%zz"), None);
+        assert_eq!(percent_decode_utf8("a%+1"), None, "a sign is no hex digit");
         assert_eq!(percent_decode_utf8("a%4"), None);
         assert_eq!(percent_decode_utf8("%ff"), None);
     }

@@ -36,16 +36,15 @@ mod job;
 mod lock;
 mod manifest;
 mod net;
-mod nofollow;
+mod output;
 mod plan;
 mod pool;
 pub mod redact;
 mod report;
-mod resume;
 mod shard;
-mod unnamed;
 mod url;
-mod verify;
+
+use output::{check as verify, nofollow, sidecar as resume, unnamed};
 
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};

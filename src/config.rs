@@ -315,7 +315,7 @@ fn check_output_dir(dir: &PathBuf) -> Result<(), Error> {
     })?;
     let probe = dir.join(format!(".fetchpool-probe-{}", std::process::id()));
     // Its name is predictable: a link planted there is replaced, never written through.
-    crate::nofollow::write(&probe, b"").map_err(|e| {
+    crate::output::nofollow::write(&probe, b"").map_err(|e| {
         Error::config(format!(
             "output directory '{}' is not writable: {e}; choose another with -o or fix its permissions",
             dir.display()

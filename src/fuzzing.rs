@@ -36,7 +36,7 @@ pub fn host_key(url: &str) -> String {
 
 /// Resolves a `Location` value against the URL it came from.
 pub fn resolve(base: &str, reference: &str) -> String {
-    crate::fetch::resolve(base, reference)
+    crate::fetch::redirect::resolve(base, reference)
 }
 
 /// The redirect check a worker applies to each `Location`: the next URL, or the error
@@ -48,7 +48,7 @@ pub fn follow(
     start: &str,
     seen: &[String],
 ) -> Result<String, Error> {
-    crate::fetch::follow(cfg, from, location, start, seen)
+    crate::fetch::redirect::follow(cfg, from, location, start, seen)
 }
 
 /// A parsed `Content-Range` value.
@@ -72,8 +72,8 @@ pub enum ContentRange {
 
 /// Parses a `Content-Range` value as a resumed download reads it.
 pub fn parse_content_range(value: &str) -> Option<ContentRange> {
-    use crate::resume::ContentRange as C;
-    crate::resume::parse_content_range(value).map(|c| match c {
+    use crate::output::sidecar::ContentRange as C;
+    crate::output::sidecar::parse_content_range(value).map(|c| match c {
         C::Bytes { start, end, total } => ContentRange::Bytes { start, end, total },
         C::Unsatisfied { total } => ContentRange::Unsatisfied { total },
     })
@@ -105,7 +105,7 @@ pub fn judge_range(
     status: u16,
     headers: &[(&str, &[u8])],
 ) -> RangeAnswer {
-    use crate::resume::{RangeAnswer as R, ResumePoint, Sidecar};
+    use crate::output::sidecar::{RangeAnswer as R, ResumePoint, Sidecar};
     let resume = offset.map(|offset| ResumePoint {
         offset,
         sidecar: Sidecar {
@@ -114,7 +114,7 @@ pub fn judge_range(
             total,
         },
     });
-    match crate::resume::judge(resume.as_ref(), status, &header_map(headers)) {
+    match crate::output::sidecar::judge(resume.as_ref(), status, &header_map(headers)) {
         R::Fresh => RangeAnswer::Fresh,
         R::Continue(n) => RangeAnswer::Continue(n),
         R::Complete(n) => RangeAnswer::Complete(n),
@@ -124,12 +124,12 @@ pub fn judge_range(
 
 /// The `If-Range` validator a response offers: a strong `ETag`, else `Last-Modified`.
 pub fn range_validator(headers: &[(&str, &[u8])]) -> Option<String> {
-    crate::resume::range_validator(&header_map(headers))
+    crate::output::validators::range_validator(&header_map(headers))
 }
 
 /// The request headers a resume from `offset` with `validator` sends.
 pub fn resume_headers(offset: u64, validator: &str) -> Vec<(String, String)> {
-    use crate::resume::{Prepared, ResumePoint, Sidecar};
+    use crate::output::sidecar::{Prepared, ResumePoint, Sidecar};
     Prepared {
         resume: Some(ResumePoint {
             offset,

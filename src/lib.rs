@@ -44,8 +44,6 @@ mod report;
 mod shard;
 mod url;
 
-use output::{check as verify, nofollow, sidecar as resume, unnamed};
-
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};
 pub use event::Event;
@@ -55,12 +53,12 @@ pub use manifest::ManifestReader;
 pub use net::http_date::{format_http_date, parse_http_date, parse_retry_after};
 pub use net::proxy;
 pub use net::ratelimit::{RateLimiter, parse_rate};
+pub use output::check::{Problem, Verification, count_verified, verify};
 pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use shard::{Shard, shard_of};
 pub use url::resource_key;
-pub use verify::{Problem, Verification, count_verified, verify};
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.
 #[cfg(doctest)]

@@ -79,12 +79,14 @@ fn take(output_dir: &Path) -> Result<Held, Error> {
     use std::io::{Seek, Write};
 
     let state = output_dir.join(crate::job::STATE_DIR);
-    if let Some(link) = crate::nofollow::find_link(output_dir, Path::new(crate::job::STATE_DIR)) {
-        return Err(crate::nofollow::link_error(&link));
+    if let Some(link) =
+        crate::output::nofollow::find_link(output_dir, Path::new(crate::job::STATE_DIR))
+    {
+        return Err(crate::output::nofollow::link_error(&link));
     }
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
     let path = state.join("lock");
-    let mut file = crate::nofollow::options()
+    let mut file = crate::output::nofollow::options()
         .read(true)
         .write(true)
         .create(true)

@@ -1,18 +1,30 @@
-//! `fetchpool verify`: checks files on disk against a job list's sha256, in parallel, with
-//! no network.
+//! The one "already right" rule: a file is the one its job wants when it has the job's
+//! sha256 (and size). [`hash_file`] computes it; the up-to-date [`Precheck`] applies it
+//! before any request so that such a job is skipped; [`verify`] applies it to a whole
+//! list on disk, with no network.
+//!
+//! [`Precheck`] hashes existing files in parallel with rayon, a batch at a time as jobs
+//! stream, so memory stays flat.
 //!
 //! Jobs are read as a stream and handed to rayon's pool (one thread per core) as threads
 //! come free, so a list of any length costs the memory of the jobs in flight plus the
 //! problems found.
 
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
 
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
+use super::names::hex;
 use crate::error::Error;
-use crate::job::{Destination, Job};
-use crate::resume::hash_file;
+use crate::job::{Destination, Job, STATE_DIR};
 
 /// What is wrong with one listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,5 +224,153 @@ pub(crate) fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
         Err(e) => bad(Problem::Unreadable {
             message: e.to_string(),
         }),
+    }
+}
+
+/// How many jobs the pre-check hashes at once. Large enough to keep every core busy,
+/// small enough that the first downloads start at once.
+const PRECHECK_BATCH: usize = 64;
+
+/// Sha256 of a whole file, lowercase hex.
+pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((hex(&hasher.finalize()), len))
+}
+
+/// An existing file that already has the job's sha256 (and size, when given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UpToDate {
+    pub(crate) len: u64,
+}
+
+/// Hashes `PATH` when the job names a sha256 and the file exists: `None` when there is
+/// nothing to hash, else whether the file is right (by [`verify`]'s rule).
+fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
+    let (Destination::File(rel), Some(_)) = (&job.dest, &job.sha256) else {
+        return None;
+    };
+    match check(output_dir, rel, job) {
+        Verdict::Bad(_, Problem::Missing) => None,
+        Verdict::Ok(len) => Some(Some(UpToDate { len })),
+        _ => Some(None),
+    }
+}
+
+/// Verdicts of the pre-check, waiting for their jobs to reach a worker. An entry lives from
+/// its batch's hashing to its job's attempt, so the map holds at most what the scheduler
+/// and the submission channel hold: bounded, however long the list.
+#[derive(Debug, Default)]
+pub(crate) struct Precheck {
+    verdicts: Mutex<HashMap<PathBuf, Option<UpToDate>>>,
+    /// The output directory was empty when the run started: no file can be up to date
+    /// and no part can be resumed, so no job pays a lookup to find that out.
+    fresh: bool,
+}
+
+impl Precheck {
+    /// The pre-check for a run writing into `output_dir`.
+    pub(crate) fn for_output(output_dir: &Path) -> Precheck {
+        // The state directory does not count: no job's file or part can be inside it.
+        let fresh = fs::read_dir(output_dir)
+            .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == STATE_DIR)));
+        Precheck {
+            verdicts: Mutex::default(),
+            fresh,
+        }
+    }
+
+    /// Whether the output directory was empty when the run started.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Whether the job's file is already right: the pre-check's verdict when it made one,
+    /// else hashed now (jobs submitted one by one through a `Session`).
+    pub(crate) fn up_to_date(&self, output_dir: &Path, job: &Job) -> Option<UpToDate> {
+        let Destination::File(rel) = &job.dest else {
+            return None;
+        };
+        job.sha256.as_ref()?;
+        if self.fresh {
+            return None;
+        }
+        let known = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(rel);
+        match known {
+            Some(verdict) => verdict,
+            None => check_file(output_dir, job).flatten(),
+        }
+    }
+
+    /// Wraps a job stream: each batch of jobs is checked in parallel before it is handed on.
+    /// Once `cancelled` is set, jobs pass unchecked (they are about to be cancelled).
+    pub(crate) fn stream<'a, I>(
+        &'a self,
+        output_dir: &'a Path,
+        cancelled: &'a AtomicBool,
+        jobs: I,
+    ) -> impl Iterator<Item = Job> + Send + 'a
+    where
+        I: Iterator<Item = Job> + Send + 'a,
+    {
+        let mut jobs = jobs.fuse();
+        let mut batch: std::vec::IntoIter<Job> = Vec::new().into_iter();
+        std::iter::from_fn(move || {
+            if batch.len() == 0 {
+                let next: Vec<Job> = jobs.by_ref().take(PRECHECK_BATCH).collect();
+                if self.fresh || cancelled.load(Ordering::Relaxed) {
+                    batch = next.into_iter();
+                    return batch.next();
+                }
+                let verdicts: Vec<(PathBuf, Option<UpToDate>)> = next
+                    .par_iter()
+                    .filter_map(|job| {
+                        let v = check_file(output_dir, job)?;
+                        Some((job.path()?.to_path_buf(), v))
+                    })
+                    .collect();
+                if !verdicts.is_empty() {
+                    self.verdicts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(verdicts);
+                }
+                batch = next.into_iter();
+            }
+            batch.next()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_holding_only_the_state_directory_is_fresh() {
+        let dir = std::env::temp_dir().join(format!("fetchpool-fresh-{}", std::process::id()));
+        fs::create_dir_all(dir.join(STATE_DIR)).unwrap();
+        fs::write(dir.join(STATE_DIR).join("lock"), b"1\n").unwrap();
+        assert!(Precheck::for_output(&dir).is_fresh());
+        fs::write(dir.join("a.bin.part"), b"x").unwrap();
+        assert!(!Precheck::for_output(&dir).is_fresh());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

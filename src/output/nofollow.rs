@@ -13,11 +13,11 @@
 //! link: the user named it. A link swapped in for a directory while the run already writes
 //! into it is not noticed; that needs write access to the tree during the run.
 
-use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
+use super::RecentDirs;
 use crate::error::Error;
 
 /// Open options that refuse a link as the last component (`ELOOP`).
@@ -75,31 +75,20 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-thread_local! {
-    /// Directories this worker found free of links lately, newest last (as in
-    /// `fetch::ensure_dir`, a few suffice).
-    static CHECKED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Fails when a directory between `root` and `root/rel`'s file is a symbolic link.
 /// Components that do not exist yet pass: fetchpool creates them as real directories.
-pub(crate) fn check_dirs(root: &Path, rel: &Path) -> Result<(), Error> {
-    const REMEMBERED: usize = 16;
+/// `checked` holds the directories this worker found free of links lately.
+pub(crate) fn check_dirs(root: &Path, rel: &Path, checked: &mut RecentDirs) -> Result<(), Error> {
     let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
-    if CHECKED.with_borrow(|c| c.iter().rev().any(|d| d == parent)) {
+    if checked.holds(parent) {
         return Ok(());
     }
     if let Some(link) = find_link(root, parent) {
         return Err(link_error(&link));
     }
-    CHECKED.with_borrow_mut(|c| {
-        if c.len() >= REMEMBERED {
-            c.remove(0);
-        }
-        c.push(parent.to_path_buf());
-    });
+    checked.note(parent);
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Interrupted work continues and unchanged work is skipped: the `.part` sidecar, ranged
-//! and conditional requests, the validator store and the up-to-date pre-check.
+//! Interrupted work continues: the `.part` sidecar, the ranged request it allows, and how
+//! the answer to that request is judged.
 //!
 //! **Sidecar.** `PATH.part.meta` is one JSON line naming the resource (the URL's host and
 //! path, [`crate::resource_key`]: a signed URL's query changes between runs, its file does
@@ -23,40 +23,23 @@
 //! tags cannot guard a range, and a date must not be sent while a tag is held), so a body
 //! served with one is never resumed.
 //!
-//! **Skip.** A job with a sha256 whose file already has it is skipped without a request;
-//! [`Precheck`] hashes existing files in parallel with rayon, a batch at a time as jobs
-//! stream, so memory stays flat. Without a sha256, the validator store (one small file per
-//! output path under `OUTPUT/.fetchpool/validators/`, read only when that job runs, so
-//! nothing of it is held in memory) makes the request conditional; a 304 skips the job and
-//! leaves the file untouched. A stored entry counts only while the file keeps the size and
-//! mtime it had when the entry was written.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::UNIX_EPOCH;
+use std::fs::{self};
+use std::io;
+use std::path::Path;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use ureq::http::HeaderMap;
 
-use crate::fetch::{hex, part_path};
-use crate::job::{Destination, Job, STATE_DIR};
-use crate::nofollow;
-use crate::verify::{self, Problem, Verdict};
+use super::names::{meta_path, part_path};
+use super::nofollow;
+use super::validators::{Stored, encoded, load_stored, same_version};
+use crate::job::{Destination, Job};
 
 /// Bodies larger than this (in bytes), or of unknown length, get their sidecar before the
 /// first body byte. 1 MiB: below it, a restart costs less than the sidecar's write and
 /// removal would on every successful download.
 pub(crate) const SIDECAR_THRESHOLD: u64 = 1 << 20;
-
-/// How many jobs the pre-check hashes at once. Large enough to keep every core busy,
-/// small enough that the first downloads start at once.
-const PRECHECK_BATCH: usize = 64;
 
 /// What `PATH.part.meta` records about the body in `PATH.part`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,13 +50,6 @@ pub(crate) struct Sidecar {
     pub(crate) validator: String,
     /// The whole body's length, when the server announced it.
     pub(crate) total: Option<u64>,
-}
-
-/// `PATH.part.meta`.
-pub(crate) fn meta_path(path: &Path) -> PathBuf {
-    let mut s = part_path(path).into_os_string();
-    s.push(".meta");
-    PathBuf::from(s)
 }
 
 impl Sidecar {
@@ -91,72 +67,6 @@ impl Sidecar {
     }
 }
 
-/// The validator a later `If-Range` can use: a strong `ETag`, else `Last-Modified` when
-/// there is no `ETag` at all. A weak tag cannot guard a range, and a client holding a tag
-/// must not send a date instead (RFC 9110 §13.1.5): a body with a weak tag has none, and is
-/// fetched from zero when it breaks. An encoded body (`Content-Encoding`) has none either:
-/// its ranges need not be in the coordinates of the bytes on disk.
-pub(crate) fn range_validator(headers: &HeaderMap) -> Option<String> {
-    if encoded(headers) {
-        return None;
-    }
-    // Any ETag, even one that is not text, rules out the date (RFC 9110 §13.1.5).
-    match headers.get("etag").map(|v| v.to_str()) {
-        Some(Ok(tag)) if tag.starts_with('"') => Some(tag.to_string()),
-        Some(_) => None,
-        None => headers
-            .get("last-modified")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
-}
-
-/// Whether the body is sent with a `Content-Encoding` other than `identity`.
-pub(crate) fn encoded(headers: &HeaderMap) -> bool {
-    headers.get_all("content-encoding").iter().any(|v| {
-        v.to_str()
-            .map_or(true, |v| !v.trim().eq_ignore_ascii_case("identity"))
-    })
-}
-
-/// Whether a response is of the version `validator` (a sidecar's) names: the same strong
-/// `ETag` when the validator is one, else the same `Last-Modified` from a response without
-/// any `ETag` (a date held where the server now tags its bodies, weakly or not, may come
-/// from a body that changed within its second). A response without the header to compare
-/// (a 206 may omit `Last-Modified`) is not taken on trust.
-fn same_version(validator: &str, headers: &HeaderMap) -> bool {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if validator.starts_with('"') {
-        return get("etag") == Some(validator);
-    }
-    if headers.contains_key("etag") {
-        return false;
-    }
-    match get("last-modified") {
-        Some(date) if date == validator => true,
-        Some(date) => {
-            let parse = |d: &str| crate::net::http_date::parse_http_date(d);
-            parse(date).is_some() && parse(date) == parse(validator)
-        }
-        None => false,
-    }
-}
-
-/// Response headers that carry `validator` (a sidecar's), for the validator store when a
-/// part is finished without a request.
-pub(crate) fn validator_headers(validator: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    let name = if validator.starts_with('"') {
-        "etag"
-    } else {
-        "last-modified"
-    };
-    if let Ok(v) = ureq::http::HeaderValue::from_str(validator) {
-        h.insert(name, v);
-    }
-    h
-}
-
 /// Where a ranged request picks up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResumePoint {
@@ -170,19 +80,6 @@ impl ResumePoint {
     pub(crate) fn is_complete(&self) -> bool {
         self.sidecar.total == Some(self.offset)
     }
-}
-
-/// Validators remembered from the last download of a file, for a conditional request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Stored {
-    /// The resource key ([`crate::resource_key`]) the validators were given for.
-    url: String,
-    etag: Option<String>,
-    last_modified: Option<String>,
-    /// The file's size and mtime (ns since the epoch) when the entry was written: a file
-    /// changed locally since then is not vouched for.
-    len: u64,
-    mtime_ns: u64,
 }
 
 /// What earlier runs and attempts left that this attempt can build on.
@@ -402,215 +299,6 @@ pub(crate) fn wants_early_sidecar(announced: Option<u64>) -> bool {
     announced.is_none_or(|n| n > SIDECAR_THRESHOLD)
 }
 
-// ---- the validator store ----
-
-fn store_path(output_dir: &Path, rel: &Path) -> PathBuf {
-    let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
-    output_dir
-        .join(STATE_DIR)
-        .join("validators")
-        .join(&key[..2])
-        .join(&key[2..])
-}
-
-fn stamp(path: &Path) -> Option<(u64, u64)> {
-    let m = fs::metadata(path).ok()?;
-    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some((m.len(), mtime.as_nanos() as u64))
-}
-
-fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
-    let text = nofollow::read(&store_path(output_dir, rel)).ok()?;
-    let stored: Stored = serde_json::from_slice(&text).ok()?;
-    let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
-    let same = crate::url::resource_key(&stored.url) == crate::url::resource_key(url);
-    if !same {
-        log::info!(
-            "{}: stored validators are of another URL (host or path changed); not used",
-            rel.display()
-        );
-    }
-    (same && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
-}
-
-/// Remembers the validators of a file just put in place, complete and verified (its caller
-/// runs only after the commit), so that a later 304 vouches only for a whole file of that
-/// version. Best effort: a store that cannot be written only costs a full download next
-/// time.
-pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &HeaderMap) {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let (etag, last_modified) = (get("etag"), get("last-modified"));
-    if etag.is_none() && last_modified.is_none() {
-        return;
-    }
-    let Some((len, mtime_ns)) = stamp(&output_dir.join(rel)) else {
-        return;
-    };
-    let entry = Stored {
-        url: crate::url::resource_key(url),
-        etag,
-        last_modified,
-        len,
-        mtime_ns,
-    };
-    let file = store_path(output_dir, rel);
-    let dirs = file.parent().and_then(|d| d.strip_prefix(output_dir).ok());
-    if let Some(link) = dirs.and_then(|d| nofollow::find_link(output_dir, d)) {
-        log::warn!(
-            "{}: a symbolic link in the state directory; no validators are kept",
-            link.display()
-        );
-        return;
-    }
-    let written = file
-        .parent()
-        .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|_| {
-            nofollow::write(
-                &file,
-                &serde_json::to_vec(&entry).map_err(io::Error::other)?,
-            )
-        });
-    if let Err(e) = written {
-        log::debug!("validator store {}: {e}", file.display());
-    }
-}
-
-// ---- the up-to-date check ----
-
-/// Sha256 of a whole file, lowercase hex.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                len += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((hex(&hasher.finalize()), len))
-}
-
-/// An existing file that already has the job's sha256 (and size, when given).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct UpToDate {
-    pub(crate) len: u64,
-}
-
-/// Hashes `PATH` when the job names a sha256 and the file exists: `None` when there is
-/// nothing to hash, else whether the file is right (by [`crate::verify`]'s rule).
-fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
-    let (Destination::File(rel), Some(_)) = (&job.dest, &job.sha256) else {
-        return None;
-    };
-    match verify::check(output_dir, rel, job) {
-        Verdict::Bad(_, Problem::Missing) => None,
-        Verdict::Ok(len) => Some(Some(UpToDate { len })),
-        _ => Some(None),
-    }
-}
-
-/// Verdicts of the pre-check, waiting for their jobs to reach a worker. An entry lives from
-/// its batch's hashing to its job's attempt, so the map holds at most what the scheduler
-/// and the submission channel hold: bounded, however long the list.
-#[derive(Debug, Default)]
-pub(crate) struct Precheck {
-    verdicts: Mutex<HashMap<PathBuf, Option<UpToDate>>>,
-    /// The output directory was empty when the run started: no file can be up to date
-    /// and no part can be resumed, so no job pays a lookup to find that out.
-    fresh: bool,
-}
-
-impl Precheck {
-    /// The pre-check for a run writing into `output_dir`.
-    pub(crate) fn for_output(output_dir: &Path) -> Precheck {
-        // The state directory does not count: no job's file or part can be inside it.
-        let fresh = fs::read_dir(output_dir)
-            .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == STATE_DIR)));
-        Precheck {
-            verdicts: Mutex::default(),
-            fresh,
-        }
-    }
-
-    /// Whether the output directory was empty when the run started.
-    pub(crate) fn is_fresh(&self) -> bool {
-        self.fresh
-    }
-
-    /// Whether the job's file is already right: the pre-check's verdict when it made one,
-    /// else hashed now (jobs submitted one by one through a `Session`).
-    pub(crate) fn up_to_date(&self, output_dir: &Path, job: &Job) -> Option<UpToDate> {
-        let Destination::File(rel) = &job.dest else {
-            return None;
-        };
-        job.sha256.as_ref()?;
-        if self.fresh {
-            return None;
-        }
-        let known = self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(rel);
-        match known {
-            Some(verdict) => verdict,
-            None => check_file(output_dir, job).flatten(),
-        }
-    }
-
-    /// Wraps a job stream: each batch of jobs is checked in parallel before it is handed on.
-    /// Once `cancelled` is set, jobs pass unchecked (they are about to be cancelled).
-    pub(crate) fn stream<'a, I>(
-        &'a self,
-        output_dir: &'a Path,
-        cancelled: &'a AtomicBool,
-        jobs: I,
-    ) -> impl Iterator<Item = Job> + Send + 'a
-    where
-        I: Iterator<Item = Job> + Send + 'a,
-    {
-        let mut jobs = jobs.fuse();
-        let mut batch: std::vec::IntoIter<Job> = Vec::new().into_iter();
-        std::iter::from_fn(move || {
-            if batch.len() == 0 {
-                let next: Vec<Job> = jobs.by_ref().take(PRECHECK_BATCH).collect();
-                if self.fresh || cancelled.load(Ordering::Relaxed) {
-                    batch = next.into_iter();
-                    return batch.next();
-                }
-                let verdicts: Vec<(PathBuf, Option<UpToDate>)> = next
-                    .par_iter()
-                    .filter_map(|job| {
-                        let v = check_file(output_dir, job)?;
-                        Some((job.path()?.to_path_buf(), v))
-                    })
-                    .collect();
-                if !verdicts.is_empty() {
-                    self.verdicts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .extend(verdicts);
-                }
-                batch = next.into_iter();
-            }
-            batch.next()
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,34 +375,6 @@ mod tests {
     }
 
     #[test]
-    fn a_weak_etag_leaves_no_validator_and_no_date_stands_in_for_it() {
-        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
-        let h = headers(&[("etag", "W/\"x\""), ("last-modified", date)]);
-        assert_eq!(range_validator(&h), None);
-        let h = headers(&[("etag", "\"x\""), ("last-modified", date)]);
-        assert_eq!(range_validator(&h).as_deref(), Some("\"x\""));
-        assert_eq!(
-            range_validator(&headers(&[("last-modified", date)])).as_deref(),
-            Some(date)
-        );
-        assert_eq!(range_validator(&headers(&[])), None);
-        let gz = headers(&[("etag", "\"x\""), ("content-encoding", "gzip")]);
-        assert_eq!(range_validator(&gz), None);
-        let plain = headers(&[("etag", "\"x\""), ("content-encoding", "identity")]);
-        assert_eq!(range_validator(&plain).as_deref(), Some("\"x\""));
-    }
-
-    #[test]
-    fn a_date_never_stands_in_for_an_etag_that_is_not_ascii() {
-        // Found by the `headers` fuzz target: an ETag with bytes over 0x7f read as no
-        // ETag at all, and the Last-Modified date was sent in If-Range instead.
-        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
-        let mut h = headers(&[("last-modified", date)]);
-        h.insert("etag", HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap());
-        assert_eq!(range_validator(&h), None);
-    }
-
-    #[test]
     fn a_range_ending_at_the_last_possible_byte_is_judged_without_overflow() {
         // Seen while writing the `headers` fuzz target: `end + 1` overflowed for
         // end = u64::MAX (a panic in debug builds).
@@ -779,24 +439,5 @@ mod tests {
         assert!(!wants_early_sidecar(Some(SIDECAR_THRESHOLD)));
         assert!(wants_early_sidecar(Some(SIDECAR_THRESHOLD + 1)));
         assert!(wants_early_sidecar(None));
-    }
-
-    #[test]
-    fn a_directory_holding_only_the_state_directory_is_fresh() {
-        let dir = std::env::temp_dir().join(format!("fetchpool-fresh-{}", std::process::id()));
-        fs::create_dir_all(dir.join(STATE_DIR)).unwrap();
-        fs::write(dir.join(STATE_DIR).join("lock"), b"1\n").unwrap();
-        assert!(Precheck::for_output(&dir).is_fresh());
-        fs::write(dir.join("a.bin.part"), b"x").unwrap();
-        assert!(!Precheck::for_output(&dir).is_fresh());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn sidecar_sits_next_to_the_part() {
-        assert_eq!(
-            meta_path(Path::new("d/a.bin")),
-            PathBuf::from("d/a.bin.part.meta")
-        );
     }
 }

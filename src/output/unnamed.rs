@@ -10,23 +10,22 @@
 //! file vanishes with its last descriptor.
 //!
 //! Only bodies that would not be resumed anyway use it (no early sidecar: see
-//! [`crate::resume::SIDECAR_THRESHOLD`]); one that breaks and is worth keeping is given
+//! [`super::sidecar::SIDECAR_THRESHOLD`]); one that breaks and is worth keeping is given
 //! its `.part` name then. Where the filesystem or the system lacks the calls, the first
-//! failure turns the feature off for the run and bodies take the `.part` path.
+//! failure turns the feature off for the pool's run (in its [`Disk`]) and bodies take the
+//! `.part` path.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Cleared at the first sign that unnamed files do not work here.
-static USABLE: AtomicBool = AtomicBool::new(cfg!(target_os = "linux"));
+use super::Disk;
 
 /// An unnamed file in `dir`, or `None` where that is not possible (the caller then
 /// creates `PATH.part`). An error here is never the caller's: anything that would also
 /// fail for a named file shows up again when the caller creates one.
-pub(crate) fn create(dir: &Path) -> Option<File> {
-    if !USABLE.load(Ordering::Relaxed) {
+pub(crate) fn create(disk: &Disk, dir: &Path) -> Option<File> {
+    if !disk.unnamed_usable() {
         return None;
     }
     match open_unnamed(dir) {
@@ -34,7 +33,7 @@ pub(crate) fn create(dir: &Path) -> Option<File> {
         Err(e) => {
             if unsupported(&e) {
                 log::debug!("unnamed files unavailable in {}: {e}", dir.display());
-                USABLE.store(false, Ordering::Relaxed);
+                disk.unnamed_unusable();
             }
             None
         }
@@ -43,12 +42,12 @@ pub(crate) fn create(dir: &Path) -> Option<File> {
 
 /// Gives the unnamed `file` the name `to`; fails with `AlreadyExists` if `to` exists.
 /// A failure that says linking cannot work here turns the feature off for the run.
-pub(crate) fn link(file: &File, to: &Path) -> io::Result<()> {
+pub(crate) fn link(disk: &Disk, file: &File, to: &Path) -> io::Result<()> {
     let result = link_fd(file, to);
     if let Err(e) = &result
         && e.kind() != io::ErrorKind::AlreadyExists
     {
-        USABLE.store(false, Ordering::Relaxed);
+        disk.unnamed_unusable();
     }
     result
 }
@@ -70,7 +69,7 @@ fn unsupported(_: &io::Error) -> bool {
 #[cfg(target_os = "linux")]
 fn open_unnamed(dir: &Path) -> io::Result<File> {
     use rustix::fs::{CWD, Mode, OFlags};
-    // A link in the directory's place is never followed (see `crate::nofollow`).
+    // A link in the directory's place is never followed (see `super::nofollow`).
     let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o666))?;
     Ok(File::from(fd))
@@ -106,16 +105,17 @@ mod tests {
     fn an_unnamed_file_appears_only_when_linked_and_never_over_another() {
         let dir = std::env::temp_dir().join(format!("fetchpool-unnamed-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let Some(mut file) = create(&dir) else {
+        let disk = Disk::default();
+        let Some(mut file) = create(&disk, &dir) else {
             // A filesystem without O_TMPFILE: the fallback is what runs there.
             return;
         };
         file.write_all(b"body").unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         let to = dir.join("a.bin");
-        link(&file, &to).unwrap();
+        link(&disk, &file, &to).unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), b"body");
-        let again = link(&file, &to).unwrap_err();
+        let again = link(&disk, &file, &to).unwrap_err();
         assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
         std::fs::remove_dir_all(&dir).unwrap();
     }

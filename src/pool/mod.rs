@@ -22,14 +22,15 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use crate::config::{Config, PoolBuilder};
 use crate::error::Error;
 use crate::event::Event;
+use crate::fetch;
 use crate::job::{Job, JobId};
 use crate::lock::{self, OutputLock};
 use crate::net::ratelimit::RateLimiter;
 use crate::net::{agent, reuse};
+use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
 use crate::pool::messages::{Batch, Ctl, Done, Note, Task};
 use crate::report::{Report, Summary};
-use crate::resume::Precheck;
 
 /// A configured pool of workers. Cheap to keep; threads exist only while a run does.
 ///
@@ -52,6 +53,9 @@ pub struct Pool {
     opened: Arc<reuse::Opened>,
     /// The output directory's lock, shared by clones and by every run of this pool.
     lock: Arc<lock::Shared>,
+    /// The attempt path's state (hashing threads, what the disk supports), shared by
+    /// clones and by every run of this pool.
+    attempts: Arc<fetch::Shared>,
 }
 
 impl PoolBuilder {
@@ -84,6 +88,7 @@ impl Pool {
             agent,
             opened,
             lock: Arc::default(),
+            attempts: Arc::default(),
         })
     }
 
@@ -242,6 +247,7 @@ impl Pool {
                 precheck: Arc::clone(&precheck),
                 output_lock: Arc::clone(&output_lock),
                 limiter: limiter.clone(),
+                shared: Arc::clone(&self.attempts),
             };
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
             threads.push(

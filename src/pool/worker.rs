@@ -22,34 +22,39 @@ pub(crate) struct Context {
     pub(crate) events: Sender<Note>,
     pub(crate) cancelled: Arc<AtomicBool>,
     /// Verdicts of the up-to-date pre-check, shared with the session's feeder.
-    pub(crate) precheck: Arc<crate::resume::Precheck>,
+    pub(crate) precheck: Arc<crate::output::check::Precheck>,
     /// The output directory's lock, taken by the first file job.
     pub(crate) output_lock: Arc<crate::lock::Lazy>,
     /// The run's shared byte-rate limit (`--limit-rate`), if any.
     pub(crate) limiter: Option<Arc<RateLimiter>>,
-}
-
-impl Context {
-    /// How much of a `buf`-byte buffer one read may fill: all of it, or under a rate
-    /// limit a small slice, so the shared budget flows smoothly.
-    pub(crate) fn read_size(&self, buf: usize) -> usize {
-        self.limiter.as_ref().map_or(buf, |l| l.chunk(buf))
-    }
-
-    /// Accounts for `n` bytes just read; under a rate limit, sleeps until they fit it.
-    pub(crate) fn throttle(&self, n: usize) {
-        if let Some(l) = &self.limiter {
-            let wait = l.take(n as u64);
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-    }
+    /// The attempt path's per-pool state (hashing threads, what the disk supports).
+    pub(crate) shared: Arc<fetch::Shared>,
 }
 
 pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
+    let emit = |event| {
+        let _ = ctx.events.send(Note::Event(event));
+    };
+    let env = fetch::Env {
+        config: &ctx.config,
+        agent: &ctx.agent,
+        opened: &ctx.opened,
+        cancelled: &ctx.cancelled,
+        precheck: &ctx.precheck,
+        output_lock: &ctx.output_lock,
+        limiter: ctx.limiter.as_deref(),
+        shared: &ctx.shared,
+        emit: &emit,
+    };
+    let mut scratch = fetch::Scratch::new();
     for task in tasks {
-        let result = fetch::attempt(&ctx, &task);
+        let input = fetch::Input {
+            id: task.pending.id,
+            job: &task.pending.job,
+            attempt: task.pending.attempts,
+            deadline: task.deadline,
+        };
+        let result = fetch::attempt(&env, &input, &mut scratch);
         if done
             .send(Done {
                 pending: task.pending,

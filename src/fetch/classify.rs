@@ -1,0 +1,274 @@
+//! What went wrong, named: ureq, io and rustls errors become the library's [`Error`]
+//! kinds (connect, network, timeout by phase, TLS, proxy), and a proxy's refusal is told
+//! apart from the origin's answer.
+
+use std::io;
+
+use ureq::Body;
+use ureq::http::Response;
+
+use super::input::Env;
+use crate::config::Config;
+use crate::error::{Error, TimeoutPhase};
+use crate::net::proxy::{ProxyChoice, ProxyScheme};
+
+/// A failure on the way through proxy `p`. Reaching the proxy and its answer to
+/// `CONNECT` are the proxy's part (kind `proxy`, never retried as a direct attempt);
+/// TLS and timeouts keep their own kinds. The message names the proxy redacted.
+pub(super) fn proxy_error(ctx: &Env, p: &ProxyChoice, e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    let message = match &e {
+        U::ConnectProxyFailed(_) => format!("{}: {e}", p.redacted()),
+        U::InvalidProxyUrl => format!("{}: invalid proxy URL", p.redacted()),
+        U::ConnectionFailed => format!("{}: could not connect to the proxy", p.redacted()),
+        U::HostNotFound => format!("{}: proxy host not found (DNS)", p.redacted()),
+        U::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            format!("{}: could not connect to the proxy: {io}", p.redacted())
+        }
+        // ureq's SOCKS connector reports handshake failures as plain I/O errors.
+        U::Io(io) if matches!(p.scheme(), ProxyScheme::Socks5 | ProxyScheme::Socks5h) => {
+            format!("{}: SOCKS: {io}", p.redacted())
+        }
+        _ => return from_ureq(ctx, e),
+    };
+    Error::Proxy { message }
+}
+
+/// An error status that the proxy, not the origin, produced for an absolute-form
+/// request: `407` always, and `502`/`503`/`504`/`403` when the proxy marks it as its
+/// own (Squid's `X-Squid-Error`, tinyproxy's `Server: tinyproxy`). Other statuses
+/// pass as the origin's (kind `http`): a proxy that relays an origin's 502 adds `Via`
+/// too, so `Via` alone proves nothing.
+pub(super) fn proxy_refusal(p: &ProxyChoice, response: &Response<Body>) -> Option<Error> {
+    let status = response.status().as_u16();
+    let own = header(response, "x-squid-error")
+        .map(|e| format!(" ({e})"))
+        .or_else(|| {
+            header(response, "server")
+                .filter(|s| s.to_ascii_lowercase().starts_with("tinyproxy"))
+                .map(|_| String::new())
+        });
+    let message = match (status, own) {
+        (407, _) => format!(
+            "{}: 407 proxy authentication required; put user:password in the proxy URL",
+            p.redacted()
+        ),
+        (400..=599, Some(detail)) => format!("{}: answered {status}{detail}", p.redacted()),
+        _ => return None,
+    };
+    Some(Error::Proxy { message })
+}
+
+/// Maps ureq's errors onto the taxonomy; see [`classify`].
+pub(crate) fn from_ureq(ctx: &Env, e: ureq::Error) -> Error {
+    classify(ctx.config, e)
+}
+
+pub(super) fn from_io(ctx: &Env, io: io::Error) -> Error {
+    classify_io(ctx.config, io)
+}
+
+/// Maps ureq's errors onto the taxonomy. `ureq::Error::Io` before a response is a
+/// connection failure only when the connection was refused or unreachable; anything else
+/// broke an established connection. A timeout's phase comes from the limit that fired:
+/// resolve and connect are `connect`, the request's whole budget is `deadline`, and a
+/// read or write that waited too long is `stall`.
+fn classify(cfg: &Config, e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    use ureq::Timeout as T;
+    match e {
+        U::Timeout(t) => match t {
+            T::Resolve | T::Connect => Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                limit: Some(cfg.connect_timeout),
+            },
+            T::Global | T::PerCall => Error::Timeout {
+                phase: TimeoutPhase::Deadline,
+                limit: cfg.max_time,
+            },
+            _ => Error::Timeout {
+                phase: TimeoutPhase::Stall,
+                limit: Some(cfg.idle_timeout),
+            },
+        },
+        U::HostNotFound => Error::Connect {
+            message: "host not found (DNS)".into(),
+            source: None,
+        },
+        U::ConnectionFailed => Error::Connect {
+            message: "could not connect to any address".into(),
+            source: None,
+        },
+        U::Io(io) => classify_io(cfg, io),
+        U::Tls(reason) => Error::Tls {
+            reason: reason.to_string(),
+        },
+        U::Rustls(e) => Error::Tls {
+            reason: tls_reason(&e),
+        },
+        U::Pem(e) => Error::Tls {
+            reason: format!("bad PEM: {e}"),
+        },
+        U::TlsRequired => Error::Tls {
+            reason: "the connection for an https URL is not TLS".into(),
+        },
+        U::Protocol(e) => Error::Protocol {
+            message: e.to_string(),
+        },
+        U::LargeResponseHeader(size, limit) => Error::Protocol {
+            message: format!("response header larger than {limit} bytes (at least {size})"),
+        },
+        U::BadUri(u) => Error::config(format!("invalid URL: {u}")),
+        U::InvalidProxyUrl => Error::Proxy {
+            message: "invalid proxy URL".into(),
+        },
+        U::ConnectProxyFailed(m) => Error::Proxy {
+            message: format!("CONNECT failed: {m}"),
+        },
+        U::TooManyRedirects | U::RedirectFailed => Error::Redirect {
+            message: e.to_string(),
+        },
+        U::Http(e) => Error::config(format!("cannot build the request: {e}")),
+        other => Error::Network {
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
+
+/// Maps an I/O error from the connection (a body read, ureq's transport); ureq errors
+/// carried inside an `io::Error` by the body reader are unwrapped first.
+fn classify_io(cfg: &Config, io: io::Error) -> Error {
+    use io::ErrorKind as K;
+    if io.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
+        let inner = io
+            .into_inner()
+            .expect("checked")
+            .downcast::<ureq::Error>()
+            .expect("checked");
+        return classify(cfg, *inner);
+    }
+    if let Some(tls) = io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return Error::Tls {
+            reason: tls_reason(tls),
+        };
+    }
+    match io.kind() {
+        K::TimedOut | K::WouldBlock => Error::Timeout {
+            phase: TimeoutPhase::Stall,
+            limit: Some(cfg.idle_timeout),
+        },
+        K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
+            Error::Connect {
+                message: io.to_string(),
+                source: Some(std::sync::Arc::new(io)),
+            }
+        }
+        _ => Error::Network {
+            message: io.to_string(),
+            source: Some(std::sync::Arc::new(io)),
+        },
+    }
+}
+
+/// Names the certificate problems users meet, in words, with rustls' own text after.
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let plain = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => Some("unknown issuer; trust its CA with --cacert FILE"),
+            C::Expired | C::ExpiredContext { .. } => Some("certificate expired"),
+            C::NotValidYet | C::NotValidYetContext { .. } => Some("certificate not valid yet"),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                Some("name mismatch: the certificate is not valid for this host")
+            }
+            C::Revoked => Some("certificate revoked"),
+            C::BadSignature => Some("bad certificate signature"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match plain {
+        Some(p) => format!("{p} ({e})"),
+        None => e.to_string(),
+    }
+}
+
+pub(super) fn deadline_error(ctx: &Env) -> Error {
+    Error::Timeout {
+        phase: TimeoutPhase::Deadline,
+        limit: ctx.config.max_time,
+    }
+}
+
+/// The value of `name` in `response`'s headers, if it is text.
+pub(super) fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::error::TimeoutPhase;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_are_named_by_the_limit_that_fired() {
+        let cfg = Config {
+            max_time: Some(Duration::from_secs(60)),
+            ..Config::default()
+        };
+        let phase = |t| classify(&cfg, ureq::Error::Timeout(t)).phase();
+        assert_eq!(phase(ureq::Timeout::Connect), Some(TimeoutPhase::Connect));
+        assert_eq!(phase(ureq::Timeout::Resolve), Some(TimeoutPhase::Connect));
+        assert_eq!(phase(ureq::Timeout::Global), Some(TimeoutPhase::Deadline));
+        assert_eq!(phase(ureq::Timeout::PerRead), Some(TimeoutPhase::Stall));
+        assert_eq!(phase(ureq::Timeout::PerWrite), Some(TimeoutPhase::Stall));
+        assert_eq!(phase(ureq::Timeout::RecvBody), Some(TimeoutPhase::Stall));
+        let connect = classify(&cfg, ureq::Error::Timeout(ureq::Timeout::Connect));
+        assert_eq!(
+            connect.to_string(),
+            "timeout (connect): connecting took too long (limit 10.0 s)"
+        );
+        assert!(connect.is_transient());
+    }
+
+    #[test]
+    fn connection_errors_are_told_apart() {
+        use crate::error::ErrorKind as K;
+        let cfg = Config::default();
+        let kind = |e| classify(&cfg, e).kind();
+        let io = |k: io::ErrorKind| ureq::Error::Io(k.into());
+        assert_eq!(kind(io(io::ErrorKind::ConnectionRefused)), K::Connect);
+        assert_eq!(kind(ureq::Error::ConnectionFailed), K::Connect);
+        assert_eq!(kind(ureq::Error::HostNotFound), K::Connect);
+        assert_eq!(kind(io(io::ErrorKind::ConnectionReset)), K::Network);
+        assert_eq!(kind(io(io::ErrorKind::UnexpectedEof)), K::Network);
+        assert_eq!(kind(io(io::ErrorKind::TimedOut)), K::Timeout);
+        assert_eq!(
+            kind(ureq::Error::ConnectProxyFailed("403".into())),
+            K::Proxy
+        );
+        // A body reader hands ureq's errors back wrapped in an io::Error.
+        let wrapped = ureq::Error::Timeout(ureq::Timeout::PerRead).into_io();
+        assert_eq!(
+            classify_io(&cfg, wrapped).phase(),
+            Some(TimeoutPhase::Stall)
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! What one attempt is given and what it gives back: its own input ([`Input`]: the job
+//! and its place among its attempts), what the pool shares with it ([`Env`], with the
+//! emit callback for its events, and [`Shared`], the pool's state of the attempt path),
+//! the worker's [`Scratch`], and the attempt's [`Success`] or [`Failure`].
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Event;
+use crate::job::{Job, JobId};
+use crate::lock;
+use crate::net::ratelimit::RateLimiter;
+use crate::net::reuse::Opened;
+use crate::output::check::Precheck;
+use crate::output::{Disk, RecentDirs};
+
+/// What one attempt is about: the job, and where it stands among its attempts.
+pub(crate) struct Input<'a> {
+    pub(crate) id: JobId,
+    pub(crate) job: &'a Job,
+    /// This attempt's number: 1 for the job's first.
+    pub(crate) attempt: u32,
+    /// When the job's whole budget runs out, if it has one.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// What every attempt of one pool uses, borrowed from the worker that makes it.
+pub(crate) struct Env<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) agent: &'a ureq::Agent,
+    /// Tells a stale pooled connection from a fresh one.
+    pub(crate) opened: &'a Opened,
+    /// Set when the session is cancelled: a body stops at its next read.
+    pub(crate) cancelled: &'a AtomicBool,
+    /// Verdicts of the up-to-date pre-check.
+    pub(crate) precheck: &'a Precheck,
+    /// The output directory's lock, taken by the first file job.
+    pub(crate) output_lock: &'a lock::Lazy,
+    /// The run's shared byte-rate limit, if any.
+    pub(crate) limiter: Option<&'a RateLimiter>,
+    /// The pool's state of the attempt path.
+    pub(crate) shared: &'a Shared,
+    /// Where the attempt's events (redirects, progress) go.
+    pub(crate) emit: &'a dyn Fn(Event),
+}
+
+impl Env<'_> {
+    /// How much of a `buf`-byte buffer one read may fill: all of it, or under a rate
+    /// limit a small slice, so the shared budget flows smoothly.
+    pub(super) fn read_size(&self, buf: usize) -> usize {
+        self.limiter.map_or(buf, |l| l.chunk(buf))
+    }
+
+    /// Accounts for `n` bytes just read; under a rate limit, sleeps until they fit it.
+    pub(super) fn throttle(&self, n: usize) {
+        if let Some(l) = self.limiter {
+            let wait = l.take(n as u64);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// The attempt path's state for one pool, created by the pool and shared by its workers:
+/// the hashing-thread budget and what the output directory supports. Two pools share
+/// nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) hashers: Hashers,
+    pub(crate) disk: Disk,
+}
+
+/// What one worker keeps between its attempts: its read buffer and the directories it
+/// created or checked lately.
+pub(crate) struct Scratch {
+    pub(super) buf: Vec<u8>,
+    pub(super) made: RecentDirs,
+    pub(super) checked: RecentDirs,
+}
+
+impl Scratch {
+    /// A worker's scratch, with a read buffer of [`BUF_SIZE`] bytes.
+    pub(crate) fn new() -> Scratch {
+        Scratch {
+            buf: vec![0; BUF_SIZE],
+            made: RecentDirs::default(),
+            checked: RecentDirs::default(),
+        }
+    }
+}
+
+/// What a successful attempt produced.
+pub(crate) struct Success {
+    pub(crate) http_status: Option<u16>,
+    pub(crate) bytes: u64,
+    pub(crate) sha256: Option<String>,
+    pub(crate) resumed_from: Option<u64>,
+    pub(crate) redirects: Vec<String>,
+    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) skipped: bool,
+}
+
+/// Why an attempt failed, and what it learned on the way.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) redirects: Vec<String>,
+    /// Bytes left in `PATH.part` that a later attempt may continue from.
+    pub(crate) partial: Option<u64>,
+    /// Whether this attempt added bytes to the kept part: progress, which the retry
+    /// policy rewards with patience.
+    pub(crate) grew: bool,
+}
+
+impl Failure {
+    pub(super) fn new(error: Error) -> Self {
+        Failure {
+            error,
+            http_status: None,
+            redirects: Vec::new(),
+            partial: None,
+            grew: false,
+        }
+    }
+}
+
+/// Hands `event` to the attempt's observer.
+pub(super) fn emit(ctx: &Env, event: Event) {
+    (ctx.emit)(event);
+}
+
+/// Size of each worker's read buffer: the connection's input buffer (see
+/// [`crate::net::agent::INPUT_BUFFER`]), the most one read hands over; larger would never be
+/// filled, only counted in memory.
+pub(super) const BUF_SIZE: usize = crate::net::agent::INPUT_BUFFER;
+
+/// A pool's budget of hashing threads. A hashing thread only helps while a core is idle:
+/// when every core is busy (many workers, large files) hashing inline costs the same CPU
+/// without the copies and buffers, so at most one per core runs at a time.
+#[derive(Debug)]
+pub(crate) struct Hashers {
+    /// Hashing threads running now.
+    running: AtomicUsize,
+    /// At most this many at once: the cores the system reports.
+    cores: usize,
+}
+
+impl Default for Hashers {
+    fn default() -> Self {
+        Hashers {
+            running: AtomicUsize::new(0),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl Hashers {
+    /// One slot for a hashing thread, or `None` while every core has one.
+    pub(super) fn claim(&self) -> Option<Pipeline<'_>> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.cores).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Pipeline(self))
+    }
+}
+
+/// One of the [`Hashers`] slots, given back on drop.
+pub(super) struct Pipeline<'a>(&'a Hashers);
+
+impl Drop for Pipeline<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}

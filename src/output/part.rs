@@ -1,0 +1,272 @@
+//! The body's file on its way to `PATH`: the [`Sink`] opens `PATH.part` (or an unnamed
+//! file), takes the body's bytes, and either commits the verified file into place or
+//! abandons it, keeping a resumable part with its sidecar or leaving nothing.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::names::{meta_path, part_path};
+use super::sidecar::{self, Sidecar};
+use super::{Disk, RecentDirs, nofollow, unnamed};
+use crate::error::Error;
+
+/// How a body's file starts: fresh, or continuing the part an earlier attempt kept.
+pub(crate) struct PartStart {
+    /// Bytes of `PATH.part` this body continues; 0 for a fresh body.
+    pub(crate) offset: u64,
+    /// The sidecar a fresh body can be resumed with, when it has a validator.
+    pub(crate) sidecar: Option<Sidecar>,
+    /// Whether a `PATH.part.meta` was found on disk before this attempt.
+    pub(crate) meta_exists: bool,
+    /// The body's length as the server announced it, if it did.
+    pub(crate) announced: Option<u64>,
+    /// Whether the output directory was empty at the start of the run, so that no stale
+    /// `.part` can be there.
+    pub(crate) fresh: bool,
+}
+
+/// Where body bytes go: a `.part` file renamed on commit (or an unnamed file linked into
+/// place, see [`super::unnamed`]), or a bounded buffer.
+pub(crate) enum Sink<'a> {
+    File {
+        /// What the output directory supports, for the unnamed file's link.
+        disk: &'a Disk,
+        file: File,
+        /// `PATH.part`: the file's name, or the name it gets if it must be kept unfinished.
+        part: PathBuf,
+        /// Whether the file has its `.part` name yet (else it is unnamed).
+        named: bool,
+        path: PathBuf,
+        /// The sidecar this body can be resumed with, when it has a validator.
+        sidecar: Option<Sidecar>,
+        /// Whether `PATH.part.meta` is on disk for this body.
+        sidecar_written: bool,
+    },
+    Memory(Vec<u8>),
+}
+
+impl<'a> Sink<'a> {
+    /// Opens `PATH.part`: truncated for a fresh body; for a ranged one, cut to `offset`
+    /// bytes which go through `hasher` first. A fresh body's sidecar is written before the
+    /// first byte when the body is large (see [`sidecar::SIDECAR_THRESHOLD`]); a stale one
+    /// is removed so that it can never describe these bytes. A small fresh body (one that
+    /// gets no early sidecar, judged by its `announced` length) goes to an unnamed file
+    /// where `disk` allows; `fresh` says the output directory was empty, so no stale
+    /// `.part` can be left behind by that. `dirs` are the directories this worker made
+    /// lately.
+    pub(crate) fn file(
+        path: &Path,
+        start: PartStart,
+        hasher: &mut Sha256,
+        disk: &'a Disk,
+        dirs: &mut RecentDirs,
+    ) -> Result<Sink<'a>, Error> {
+        let PartStart {
+            offset,
+            sidecar,
+            meta_exists,
+            announced,
+            fresh,
+        } = start;
+        if let Some(dir) = path.parent() {
+            ensure_dir(dir, dirs)?;
+        }
+        let part = part_path(path);
+        let io_err = |e| Error::io(&part, e);
+        let small = !sidecar::wants_early_sidecar(announced);
+        let mut sidecar_written = offset > 0;
+        let mut named = true;
+        let file = if offset > 0 {
+            let mut file = nofollow::options()
+                .read(true)
+                .write(true)
+                .open(&part)
+                .map_err(io_err)?;
+            let copied =
+                io::copy(&mut (&mut file).take(offset), &mut HashWriter(hasher)).map_err(io_err)?;
+            if copied != offset {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("holds {copied} bytes, {offset} expected; it changed during the run"),
+                )));
+            }
+            file.set_len(offset).map_err(io_err)?;
+            file
+        } else {
+            let unnamed = match path.parent() {
+                Some(dir) if small => unnamed::create(disk, dir),
+                _ => None,
+            };
+            let file = match unnamed {
+                Some(file) => {
+                    named = false;
+                    if !fresh {
+                        // An earlier run's part would outlive this body otherwise.
+                        let _ = fs::remove_file(&part);
+                    }
+                    file
+                }
+                None => nofollow::create(&part, false).map_err(io_err)?,
+            };
+            match &sidecar {
+                Some(s) if !small => match s.write(path) {
+                    Ok(()) => sidecar_written = true,
+                    Err(e) => {
+                        log::warn!("{}: cannot write the resume sidecar: {e}", path.display())
+                    }
+                },
+                _ if meta_exists => {
+                    let _ = fs::remove_file(meta_path(path));
+                }
+                _ => {}
+            }
+            file
+        };
+        Ok(Sink::File {
+            disk,
+            file,
+            part,
+            named,
+            path: path.to_path_buf(),
+            sidecar,
+            sidecar_written,
+        })
+    }
+
+    /// Appends `chunk`; a memory body longer than `limit` bytes is an error.
+    pub(crate) fn write(&mut self, chunk: &[u8], limit: u64) -> Result<(), Error> {
+        match self {
+            Sink::File { file, part, .. } => {
+                file.write_all(chunk).map_err(|e| Error::io(&*part, e))
+            }
+            Sink::Memory(v) => {
+                if v.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(memory_limit_error(
+                        limit,
+                        format!("more than {limit} bytes (the rest was not read)"),
+                    ));
+                }
+                v.extend_from_slice(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives up on the body. A `.part` worth resuming is kept with its sidecar (written now
+    /// if the body was small); one without a validator, or not worth keeping, is removed.
+    /// Returns whether the part was kept.
+    pub(crate) fn abandon(self, keep: bool) -> bool {
+        let Sink::File {
+            disk,
+            file,
+            part,
+            named,
+            path,
+            sidecar,
+            sidecar_written,
+        } = self
+        else {
+            return false;
+        };
+        // Kept only with a sidecar; an unnamed file worth keeping gets its `.part` name now.
+        let kept = keep
+            && (sidecar_written || sidecar.is_some())
+            && (named || unnamed::link(disk, &file, &part).is_ok())
+            && (sidecar_written || sidecar.is_some_and(|s| s.write(&path).is_ok()));
+        if !kept {
+            sidecar::discard(&path);
+        }
+        kept
+    }
+
+    /// Moves a complete, verified file into place, or hands back the buffer.
+    pub(crate) fn commit(self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Sink::File {
+                disk,
+                file,
+                part,
+                named,
+                path,
+                sidecar_written,
+                ..
+            } => {
+                if !named {
+                    match unnamed::link(disk, &file, &path) {
+                        Ok(()) => return Ok(None),
+                        // A file already at PATH (an outdated one) is replaced in one
+                        // step, as a named part would: give the body its part name first.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            let _ = fs::remove_file(&part);
+                            unnamed::link(disk, &file, &part).map_err(|e| Error::io(&part, e))?;
+                        }
+                        // Linking cannot work here: copy the body out under its part name.
+                        Err(_) => copy_out(&file, &part)?,
+                    }
+                }
+                drop(file);
+                if let Err(e) = fs::rename(&part, &path) {
+                    // Verified but unplaceable (a directory in the way, say): nothing is
+                    // left beside PATH; the error names it.
+                    sidecar::discard(&path);
+                    return Err(Error::io(&path, e));
+                }
+                if sidecar_written {
+                    let _ = fs::remove_file(meta_path(&path));
+                }
+                Ok(None)
+            }
+            Sink::Memory(v) => Ok(Some(v)),
+        }
+    }
+}
+
+/// Copies an unnamed file's bytes to a new file at `part`.
+fn copy_out(file: &File, part: &Path) -> Result<(), Error> {
+    let io_err = |e| Error::io(part, e);
+    let mut src = file;
+    src.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+    let mut dst = nofollow::create(part, false).map_err(io_err)?;
+    io::copy(&mut src, &mut dst).map_err(io_err)?;
+    Ok(())
+}
+
+/// Feeds bytes copied from a file into a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    /// Appends `chunk`; a memory body longer than `limit` bytes is an error.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates `dir` and its parents unless this worker saw it lately (`dirs`). A directory
+/// removed behind our back shows up as a failed create of the `.part`, which is an `io`
+/// error naming it, as it should be.
+fn ensure_dir(dir: &Path, dirs: &mut RecentDirs) -> Result<(), Error> {
+    if dirs.holds(dir) {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    dirs.note(dir);
+    Ok(())
+}
+
+/// A memory job's body is larger than the memory limit: kind `checksum` (the body's size
+/// is not what the job can take), with what to do in the message.
+pub(crate) fn memory_limit_error(limit: u64, actual: String) -> Error {
+    Error::Checksum {
+        expected: format!(
+            "at most {limit} bytes (the memory limit; write the body to a file instead)"
+        ),
+        actual,
+    }
+}

@@ -1,0 +1,216 @@
+//! The validator store: what a finished file's last download said (`ETag`,
+//! `Last-Modified`), one small file per output path under `OUTPUT/.fetchpool/validators/`
+//! read only when that job runs, so that the next request for it is conditional and a 304
+//! skips it. A stored entry counts only while the file keeps the size and mtime it had
+//! when the entry was written.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ureq::http::HeaderMap;
+
+use super::names::hex;
+use super::nofollow;
+use crate::job::STATE_DIR;
+
+/// Validators remembered from the last download of a file, for a conditional request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    /// The resource key ([`crate::resource_key`]) the validators were given for.
+    pub(crate) url: String,
+    pub(crate) etag: Option<String>,
+    pub(crate) last_modified: Option<String>,
+    /// The file's size and mtime (ns since the epoch) when the entry was written: a file
+    /// changed locally since then is not vouched for.
+    pub(crate) len: u64,
+    pub(crate) mtime_ns: u64,
+}
+
+fn store_path(output_dir: &Path, rel: &Path) -> PathBuf {
+    let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
+    output_dir
+        .join(STATE_DIR)
+        .join("validators")
+        .join(&key[..2])
+        .join(&key[2..])
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64)> {
+    let m = fs::metadata(path).ok()?;
+    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some((m.len(), mtime.as_nanos() as u64))
+}
+
+pub(crate) fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
+    let text = nofollow::read(&store_path(output_dir, rel)).ok()?;
+    let stored: Stored = serde_json::from_slice(&text).ok()?;
+    let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
+    let same = crate::url::resource_key(&stored.url) == crate::url::resource_key(url);
+    if !same {
+        log::info!(
+            "{}: stored validators are of another URL (host or path changed); not used",
+            rel.display()
+        );
+    }
+    (same && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
+}
+
+/// Remembers the validators of a file just put in place, complete and verified (its caller
+/// runs only after the commit), so that a later 304 vouches only for a whole file of that
+/// version. Best effort: a store that cannot be written only costs a full download next
+/// time.
+pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &HeaderMap) {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (etag, last_modified) = (get("etag"), get("last-modified"));
+    if etag.is_none() && last_modified.is_none() {
+        return;
+    }
+    let Some((len, mtime_ns)) = stamp(&output_dir.join(rel)) else {
+        return;
+    };
+    let entry = Stored {
+        url: crate::url::resource_key(url),
+        etag,
+        last_modified,
+        len,
+        mtime_ns,
+    };
+    let file = store_path(output_dir, rel);
+    let dirs = file.parent().and_then(|d| d.strip_prefix(output_dir).ok());
+    if let Some(link) = dirs.and_then(|d| nofollow::find_link(output_dir, d)) {
+        log::warn!(
+            "{}: a symbolic link in the state directory; no validators are kept",
+            link.display()
+        );
+        return;
+    }
+    let written = file
+        .parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|_| {
+            nofollow::write(
+                &file,
+                &serde_json::to_vec(&entry).map_err(io::Error::other)?,
+            )
+        });
+    if let Err(e) = written {
+        log::debug!("validator store {}: {e}", file.display());
+    }
+}
+
+/// The validator a later `If-Range` can use: a strong `ETag`, else `Last-Modified` when
+/// there is no `ETag` at all. A weak tag cannot guard a range, and a client holding a tag
+/// must not send a date instead (RFC 9110 §13.1.5): a body with a weak tag has none, and is
+/// fetched from zero when it breaks. An encoded body (`Content-Encoding`) has none either:
+/// its ranges need not be in the coordinates of the bytes on disk.
+pub(crate) fn range_validator(headers: &HeaderMap) -> Option<String> {
+    if encoded(headers) {
+        return None;
+    }
+    // Any ETag, even one that is not text, rules out the date (RFC 9110 §13.1.5).
+    match headers.get("etag").map(|v| v.to_str()) {
+        Some(Ok(tag)) if tag.starts_with('"') => Some(tag.to_string()),
+        Some(_) => None,
+        None => headers
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+/// Whether the body is sent with a `Content-Encoding` other than `identity`.
+pub(crate) fn encoded(headers: &HeaderMap) -> bool {
+    headers.get_all("content-encoding").iter().any(|v| {
+        v.to_str()
+            .map_or(true, |v| !v.trim().eq_ignore_ascii_case("identity"))
+    })
+}
+
+/// Whether a response is of the version `validator` (a sidecar's) names: the same strong
+/// `ETag` when the validator is one, else the same `Last-Modified` from a response without
+/// any `ETag` (a date held where the server now tags its bodies, weakly or not, may come
+/// from a body that changed within its second). A response without the header to compare
+/// (a 206 may omit `Last-Modified`) is not taken on trust.
+pub(crate) fn same_version(validator: &str, headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if validator.starts_with('"') {
+        return get("etag") == Some(validator);
+    }
+    if headers.contains_key("etag") {
+        return false;
+    }
+    match get("last-modified") {
+        Some(date) if date == validator => true,
+        Some(date) => {
+            let parse = |d: &str| crate::net::http_date::parse_http_date(d);
+            parse(date).is_some() && parse(date) == parse(validator)
+        }
+        None => false,
+    }
+}
+
+/// Response headers that carry `validator` (a sidecar's), for the validator store when a
+/// part is finished without a request.
+pub(crate) fn validator_headers(validator: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let name = if validator.starts_with('"') {
+        "etag"
+    } else {
+        "last-modified"
+    };
+    if let Ok(v) = ureq::http::HeaderValue::from_str(validator) {
+        h.insert(name, v);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ureq::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_weak_etag_leaves_no_validator_and_no_date_stands_in_for_it() {
+        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
+        let h = headers(&[("etag", "W/\"x\""), ("last-modified", date)]);
+        assert_eq!(range_validator(&h), None);
+        let h = headers(&[("etag", "\"x\""), ("last-modified", date)]);
+        assert_eq!(range_validator(&h).as_deref(), Some("\"x\""));
+        assert_eq!(
+            range_validator(&headers(&[("last-modified", date)])).as_deref(),
+            Some(date)
+        );
+        assert_eq!(range_validator(&headers(&[])), None);
+        let gz = headers(&[("etag", "\"x\""), ("content-encoding", "gzip")]);
+        assert_eq!(range_validator(&gz), None);
+        let plain = headers(&[("etag", "\"x\""), ("content-encoding", "identity")]);
+        assert_eq!(range_validator(&plain).as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn a_date_never_stands_in_for_an_etag_that_is_not_ascii() {
+        // Found by the `headers` fuzz target: an ETag with bytes over 0x7f read as no
+        // ETag at all, and the Last-Modified date was sent in If-Range instead.
+        let date = "Wed, 01 Jan 2025 00:00:00 GMT";
+        let mut h = headers(&[("last-modified", date)]);
+        h.insert("etag", HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap());
+        assert_eq!(range_validator(&h), None);
+    }
+}

@@ -270,3 +270,217 @@ pub(crate) fn memory_limit_error(limit: u64, actual: String) -> Error {
         actual,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::names::hex;
+    use crate::output::sidecar::SIDECAR_THRESHOLD;
+
+    /// A fresh, empty directory of its own for one test.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("fetchpool-part-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn sidecar() -> Sidecar {
+        Sidecar {
+            url: "h/a.bin".into(),
+            validator: "\"v1\"".into(),
+            total: None,
+        }
+    }
+
+    fn fresh(announced: Option<u64>, sidecar: Option<Sidecar>) -> PartStart {
+        PartStart {
+            offset: 0,
+            sidecar,
+            meta_exists: false,
+            announced,
+            fresh: true,
+        }
+    }
+
+    fn open<'a>(path: &Path, start: PartStart, disk: &'a Disk) -> Sink<'a> {
+        let mut dirs = RecentDirs::default();
+        Sink::file(path, start, &mut Sha256::new(), disk, &mut dirs).unwrap()
+    }
+
+    #[test]
+    fn a_large_body_is_written_to_its_part_with_an_early_sidecar_and_committed_into_place() {
+        let dir = scratch_dir("large");
+        let path = dir.join("sub/a.bin");
+        let disk = Disk::default();
+        let start = fresh(Some(SIDECAR_THRESHOLD + 1), Some(sidecar()));
+        let mut sink = open(&path, start, &disk);
+        sink.write(b"hello ", u64::MAX).unwrap();
+        sink.write(b"world", u64::MAX).unwrap();
+        // A body that gets an early sidecar is never unnamed: its part and sidecar are
+        // on disk before the first byte, so a kill leaves it resumable.
+        assert_eq!(names(&dir.join("sub")), ["a.bin.part", "a.bin.part.meta"]);
+        assert_eq!(sink.commit().unwrap(), None);
+        assert_eq!(names(&dir.join("sub")), ["a.bin"]);
+        assert_eq!(fs::read(&path).unwrap(), b"hello world");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_part_is_kept_with_its_sidecar_only_when_worth_keeping() {
+        let dir = scratch_dir("abandon");
+        let path = dir.join("a.bin");
+        let disk = Disk::without_unnamed();
+        let mut sink = open(&path, fresh(Some(10), Some(sidecar())), &disk);
+        sink.write(b"hello", u64::MAX).unwrap();
+        // A small body's sidecar is written only now, when the part is kept.
+        assert_eq!(names(&dir), ["a.bin.part"]);
+        assert!(sink.abandon(true));
+        assert_eq!(names(&dir), ["a.bin.part", "a.bin.part.meta"]);
+        assert_eq!(fs::read(part_path(&path)).unwrap(), b"hello");
+        assert_eq!(Sidecar::read(&path).unwrap().unwrap().validator, "\"v1\"");
+
+        // Not worth keeping, or nothing to resume it with: nothing is left.
+        let sink = open(&path, fresh(Some(10), Some(sidecar())), &disk);
+        assert!(!sink.abandon(false));
+        assert_eq!(names(&dir), Vec::<String>::new());
+        let mut sink = open(&path, fresh(Some(10), None), &disk);
+        sink.write(b"hello", u64::MAX).unwrap();
+        assert!(!sink.abandon(true));
+        assert_eq!(names(&dir), Vec::<String>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_ranged_body_continues_the_part_after_hashing_its_head() {
+        let dir = scratch_dir("ranged");
+        let path = dir.join("a.bin");
+        let disk = Disk::default();
+        // The part holds more than the resume point: the tail is cut off.
+        fs::write(part_path(&path), b"hello XXX").unwrap();
+        sidecar().write(&path).unwrap();
+        let start = PartStart {
+            offset: 6,
+            sidecar: None,
+            meta_exists: true,
+            announced: Some(11),
+            fresh: false,
+        };
+        let mut head = Sha256::new();
+        let mut sink =
+            Sink::file(&path, start, &mut head, &disk, &mut RecentDirs::default()).unwrap();
+        assert_eq!(hex(&head.finalize()), hex(&Sha256::digest(b"hello ")));
+        sink.write(b"world", u64::MAX).unwrap();
+        sink.commit().unwrap();
+        assert_eq!(names(&dir), ["a.bin"]);
+        assert_eq!(fs::read(&path).unwrap(), b"hello world");
+
+        // A part shorter than the resume point changed behind the run's back.
+        fs::write(part_path(&path), b"hel").unwrap();
+        let start = PartStart {
+            offset: 6,
+            sidecar: None,
+            meta_exists: true,
+            announced: Some(11),
+            fresh: false,
+        };
+        let err = Sink::file(
+            &path,
+            start,
+            &mut Sha256::new(),
+            &disk,
+            &mut RecentDirs::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, Error::Io { path: p, .. } if *p == part_path(&path)),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_small_body_is_unnamed_until_committed_and_replaces_an_outdated_file() {
+        let dir = scratch_dir("unnamed");
+        let path = dir.join("a.bin");
+        fs::write(&path, b"old").unwrap();
+        // A stale part of an earlier run, in a directory that was not fresh.
+        fs::write(part_path(&path), b"stale").unwrap();
+        let disk = Disk::default();
+        let start = PartStart {
+            fresh: false,
+            ..fresh(Some(3), Some(sidecar()))
+        };
+        let mut sink = open(&path, start, &disk);
+        if !disk.unnamed_usable() {
+            // No O_TMPFILE here: the fallback test covers what runs on this system.
+            return;
+        }
+        sink.write(b"new", u64::MAX).unwrap();
+        // Nothing named while the body is written; the stale part is gone.
+        assert_eq!(names(&dir), ["a.bin"]);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        sink.commit().unwrap();
+        assert_eq!(names(&dir), ["a.bin"]);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+
+        // An unnamed body worth keeping gets its part name (and sidecar) when abandoned.
+        let mut sink = open(&path, fresh(Some(3), Some(sidecar())), &disk);
+        sink.write(b"ne", u64::MAX).unwrap();
+        assert_eq!(names(&dir), ["a.bin"]);
+        assert!(sink.abandon(true));
+        assert_eq!(names(&dir), ["a.bin", "a.bin.part", "a.bin.part.meta"]);
+        assert_eq!(fs::read(part_path(&path)).unwrap(), b"ne");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_small_body_takes_the_part_path_where_unnamed_files_are_off() {
+        let dir = scratch_dir("fallback");
+        let path = dir.join("a.bin");
+        let disk = Disk::without_unnamed();
+        let mut sink = open(&path, fresh(Some(3), None), &disk);
+        sink.write(b"new", u64::MAX).unwrap();
+        assert_eq!(names(&dir), ["a.bin.part"]);
+        sink.commit().unwrap();
+        assert_eq!(names(&dir), ["a.bin"]);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(!disk.unnamed_usable());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unnamed_files_turned_off_in_one_pool_stay_on_in_another() {
+        let dir = scratch_dir("two-disks");
+        let (one, other) = (Disk::default(), Disk::default());
+        one.unnamed_unusable();
+        assert!(unnamed::create(&one, &dir).is_none());
+        assert_eq!(
+            unnamed::create(&other, &dir).is_some(),
+            cfg!(target_os = "linux") && other.unnamed_usable()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_memory_body_stops_at_the_limit_and_commits_to_its_buffer() {
+        let mut sink = Sink::Memory(Vec::new());
+        sink.write(b"abc", 4).unwrap();
+        let err = sink.write(b"de", 4).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Checksum);
+        assert_eq!(sink.commit().unwrap(), Some(b"abc".to_vec()));
+        assert!(!Sink::Memory(Vec::new()).abandon(true));
+    }
+}

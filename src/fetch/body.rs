@@ -36,9 +36,22 @@ pub(super) struct Arrived<'a> {
 /// Streams the body to its destination, hashing as it goes, and verifies it. The bytes
 /// already in `PATH.part` before the body's offset are hashed first so that the sha256
 /// covers the whole file. A body is cut off as soon as it passes the job's listed size or,
-/// for a memory job, the memory limit.
+/// for a memory job, the memory limit. A large body's hashing thread runs in a scope of
+/// this call: it is joined before the call returns, whatever the outcome.
 pub(super) fn receive(
     ctx: &Env,
+    task: &Input,
+    scratch: &mut Scratch,
+    prep: &Prepared,
+    body: Arrived,
+) -> Result<Success, Failure> {
+    std::thread::scope(|scope| receive_in(scope, ctx, task, scratch, prep, body))
+}
+
+/// [`receive`] with the scope that a hashing thread is started in.
+fn receive_in<'s>(
+    scope: &'s std::thread::Scope<'s, '_>,
+    ctx: &'s Env,
     task: &Input,
     scratch: &mut Scratch,
     prep: &Prepared,
@@ -122,7 +135,7 @@ pub(super) fn receive(
         .filter(|n| *n >= PIPELINE_MIN)
         .and_then(|_| ctx.shared.hashers.claim())
     {
-        Some(slot) => BodyHasher::Piped(PipedHasher::start(first_bytes, slot)),
+        Some(slot) => BodyHasher::Piped(PipedHasher::start(scope, first_bytes, slot)),
         None => BodyHasher::Inline(first_bytes),
     };
     let mut bytes: u64 = offset;
@@ -327,18 +340,22 @@ struct PipedHasher<'a> {
     current: Vec<u8>,
     full: Option<crossbeam_channel::Sender<(Vec<u8>, usize)>>,
     free: crossbeam_channel::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<Sha256>,
+    thread: std::thread::ScopedJoinHandle<'a, Sha256>,
     _slot: Pipeline<'a>,
 }
 
 impl<'a> PipedHasher<'a> {
-    fn start(mut hasher: Sha256, slot: Pipeline<'a>) -> PipedHasher<'a> {
+    fn start(
+        scope: &'a std::thread::Scope<'a, '_>,
+        mut hasher: Sha256,
+        slot: Pipeline<'a>,
+    ) -> PipedHasher<'a> {
         let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(PIPELINE_DEPTH);
         let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(PIPELINE_DEPTH + 1);
         for _ in 0..PIPELINE_DEPTH {
             let _ = free_tx.send(vec![0; BUF_SIZE]);
         }
-        let thread = std::thread::spawn(move || {
+        let thread = scope.spawn(move || {
             for (buf, n) in full_rx {
                 hasher.update(&buf[..n]);
                 let _ = free_tx.send(buf);

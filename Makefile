@@ -37,7 +37,7 @@ lint:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
-# Completions and man pages come from the binary's own src/cli.rs, through an example, so
+# Completions and man pages come from the binary's own src/cli/args.rs, through an example, so
 # the binary links neither generator.
 docs:
 	$(CARGO) run --quiet --example gen_docs -- target/docs

@@ -1,13 +1,13 @@
 //! Writes shell completions and the man page for the `fetchpool` binary (`make docs`).
 //!
-//! It compiles the binary's own `src/cli.rs`, so the completions and the man page come
+//! It compiles the binary's own `src/cli/args.rs`, so the completions and the man page come
 //! from the very definitions `--help` prints, while the binary itself links neither
 //! clap_complete nor clap_mangen.
 //!
 //! Usage: `cargo run --example gen_docs -- [OUT_DIR]` (default `target/docs`).
 
 #[allow(dead_code)]
-#[path = "../src/cli.rs"]
+#[path = "../src/cli/args.rs"]
 mod cli;
 
 use std::fs;

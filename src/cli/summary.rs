@@ -6,8 +6,8 @@ use std::path::Path;
 
 use fetchpool::{ErrorKind, Summary};
 
-use crate::cli::RunArgs;
-use crate::hints;
+use crate::cli::args::RunArgs;
+use crate::cli::hints;
 
 /// The final summary on stderr: counts, bytes, time, rate, failures by kind with
 /// examples and advice, where the report is, and how to go on.

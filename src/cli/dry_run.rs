@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-use crate::cli::RunArgs;
-use crate::select::Selection;
-use crate::{Checked, Source, describe_selection};
+use crate::cli::args::RunArgs;
+use crate::cli::run::{Checked, describe_selection};
+use crate::cli::select::Selection;
+use crate::cli::sources::Source;
 
 /// `--dry-run`: what the run would do, with no request. Files already up to date are
 /// counted by hashing them (in parallel), as the run's pre-check would.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use fetchpool::{Job, Shard};
 
-use crate::cli::{RunArgs, ShardArg};
+use crate::cli::args::{RunArgs, ShardArg};
 
 /// The shard this process takes, if any; `auto` reads the batch system's variables.
 pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fetchpool::{Event, JobId, Status};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::human_bytes;
+use crate::cli::human_bytes;
 
 /// The bar being drawn, if any, for [`LogWriter`].
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);

@@ -1,0 +1,386 @@
+//! A run: the two-pass check of the job lists, the selection, the pool's observer loop
+//! and the report file, down to the exit code.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fetchpool::{ErrorKind, Event, Job, Pool, PoolBuilder};
+
+use super::args::RunArgs;
+use super::select::{self, RetrySet, Selection};
+use super::sources::{Source, sources};
+use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use super::{dry_run, interrupt, progress, summary};
+
+/// Longest a finished job's report line waits in the buffer before it is written.
+const REPORT_FLUSH: Duration = Duration::from_millis(100);
+
+fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
+    if let (Some(min), Some(limit)) = (args.min_rate, args.limit_rate)
+        && min > limit
+    {
+        anyhow::bail!(
+            "--min-rate {min} is above --limit-rate {limit} (bytes/s): every transfer would \
+             fail it; lower --min-rate or raise --limit-rate"
+        );
+    }
+    if args.min_rate.is_some() && args.min_rate_window.is_zero() {
+        anyhow::bail!("--min-rate-window must be longer than 0 s; curl's default is 30");
+    }
+    let mut b = Pool::builder()
+        .workers(args.workers)
+        .per_host(args.per_host)
+        .serial(args.serial)
+        .fail_fast(args.fail_fast)
+        .connect_timeout(args.connect_timeout)
+        .idle_timeout(args.idle_timeout)
+        .max_time(args.max_time)
+        .retries(args.retries)
+        .retry_base_delay(args.retry_base)
+        .retry_max_delay(args.retry_max_delay)
+        .max_redirects(args.max_redirects)
+        .allow_downgrade(args.allow_downgrade)
+        .proxy_from_env(!args.no_proxy_env)
+        .limit_rate(args.limit_rate)
+        .min_rate(args.min_rate)
+        .min_rate_window(args.min_rate_window)
+        .output_dir(&args.output_dir)
+        .progress_events(false);
+    if let Some(p) = &args.proxy {
+        b = b.proxy(p);
+    }
+    if let Some(list) = &args.no_proxy {
+        b = b.no_proxy(list);
+    }
+    for ca in &args.cacert {
+        b = b.ca_cert(ca);
+    }
+    for h in &args.headers {
+        // Named by its first word only: the rest may be a credential.
+        let Some((k, v)) = h.split_once(':') else {
+            let word: String = h
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
+            let more = if word.len() < h.trim().len() {
+                " …"
+            } else {
+                ""
+            };
+            anyhow::bail!("-H '{word}{more}' has no ':'; write each header as -H 'Name: value'");
+        };
+        let (k, v) = (k.trim(), v.trim());
+        fetchpool::check_header(k, v)
+            .map_err(|e| anyhow::anyhow!("-H: {e}; write each header as -H 'Name: value'"))?;
+        b = b.header(k, v);
+    }
+    Ok(b)
+}
+
+/// What the check pass learned: the plan of the selected jobs, and how many were listed.
+pub struct Checked {
+    pub plan: fetchpool::Plan,
+    pub listed: u64,
+    /// The `--retry-failed` keys some listed job matched.
+    retry_matched: std::collections::HashSet<select::RetryKey>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let selection = Selection {
+        shard: select::shard(&args)?,
+        retry: args
+            .retry_failed
+            .as_deref()
+            .map(RetrySet::read)
+            .transpose()?,
+    };
+    if args.retry_failed.is_some() && args.input.is_empty() && args.urls.is_empty() {
+        anyhow::bail!(
+            "--retry-failed needs the job list the report came from: give the same -i FILE or \
+             URLs again (the report names the jobs; the list says how to check them)"
+        );
+    }
+    let sources = sources(&args)?;
+    // The bar is the only consumer of progress events; without it the workers skip them.
+    let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
+    let pool = builder(&args)?.progress_events(show_bar).build()?;
+
+    let checked = match check(&sources, &selection, &args.output_dir)? {
+        Ok(checked) => checked,
+        Err(errors) => return Ok(config_errors(&errors)),
+    };
+    if let Some(retry) = &selection.retry {
+        // Checked against the whole list, every shard included: a failed job that no line
+        // names would otherwise never run again, and a loop on the report would end "ok".
+        let left = retry.unmatched(&checked.retry_matched);
+        if !left.is_empty() {
+            const SHOWN: usize = 5;
+            let shown: Vec<&str> = left.iter().take(SHOWN).map(String::as_str).collect();
+            eprintln!(
+                "fetchpool: {} failed or cancelled job(s) in {} match no job of the list ({}{}); \
+                 give the job list that report came from (jobs are matched by output path and \
+                 the URL's host and path); nothing was downloaded",
+                left.len(),
+                retry.report.display(),
+                shown.join(", "),
+                if left.len() > SHOWN { ", …" } else { "" }
+            );
+            return Ok(EXIT_CONFIG);
+        }
+    }
+    if args.dry_run {
+        dry_run::print_plan(&args, &sources, &selection, &checked);
+        return Ok(EXIT_OK);
+    }
+    if checked.plan.jobs == 0 && !selection.is_all() {
+        if !args.quiet {
+            eprintln!(
+                "fetchpool: {} — nothing to do",
+                describe_selection(&selection, &checked)
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+
+    // One run per output directory, held to the end of this function; a dry run and
+    // `verify` only read, so they take no lock.
+    let _lock = match pool.lock_output() {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("fetchpool: {e}");
+            if let fetchpool::Error::OutputInUse { pid, .. } = &e {
+                let stop = pid.map_or(String::new(), |p| {
+                    format!(" (kill {p}; Ctrl-C in its terminal)")
+                });
+                eprintln!(
+                    "fetchpool: nothing was downloaded; run again once it has ended, stop it{stop}, \
+                     or give this run another -o DIR"
+                );
+            }
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let mut report = match &args.report {
+        Some(path) => Some(BufWriter::new(File::create(path).with_context(|| {
+            format!("cannot create report file '{}'", path.display())
+        })?)),
+        None => None,
+    };
+    let mut bar = show_bar.then(|| progress::Progress::new(checked.plan.jobs));
+
+    let reread_errors = AtomicUsize::new(0);
+    let jobs = sources.iter().flat_map(|s| match s.open() {
+        Ok(reader) => {
+            Box::new(reader) as Box<dyn Iterator<Item = Result<Job, fetchpool::Error>> + Send>
+        }
+        Err(e) => Box::new(std::iter::once(Err(fetchpool::Error::config(format!(
+            "{e:#}"
+        ))))),
+    });
+    let jobs = jobs.filter_map(|j| match j {
+        Ok(job) => selection.takes(&job).then_some(job),
+        Err(e) => {
+            // The list changed between the check and the run; say so, never skip silently.
+            log::error!("{e}");
+            reread_errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    });
+    let mut report_error: Option<io::Error> = None;
+    let mut last_flush = Instant::now();
+    let mut first_failures: BTreeMap<ErrorKind, (String, String)> = BTreeMap::new();
+    let interrupt = interrupt::install();
+    let summary = pool.run_with_cancel(
+        jobs,
+        |h| interrupt.arm(h),
+        |event, _| {
+            if let Some(bar) = bar.as_mut() {
+                bar.observe(event);
+            }
+            if let Event::Finished(outcome) = event {
+                if let Some(w) = report.as_mut()
+                    && report_error.is_none()
+                {
+                    // Lines reach the file within REPORT_FLUSH of their job's end, in
+                    // one write per interval rather than one per job.
+                    let line = outcome.to_json().to_string();
+                    let mut written = writeln!(w, "{line}");
+                    if written.is_ok() && last_flush.elapsed() >= REPORT_FLUSH {
+                        written = w.flush();
+                        last_flush = Instant::now();
+                    }
+                    if let Err(e) = written {
+                        report_error = Some(e);
+                    }
+                }
+                if !outcome.status.is_success()
+                    && let Some(e) = &outcome.error
+                {
+                    let url = fetchpool::redact::url(&outcome.url);
+                    first_failures
+                        .entry(e.kind())
+                        .or_insert_with(|| (url.to_string(), e.to_string()));
+                    match &bar {
+                        Some(bar) => bar.println(format!("{} {url}: {e}", outcome.status)),
+                        None => log::warn!("{} {url}: {e}", outcome.status),
+                    }
+                }
+            }
+        },
+    );
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    if let (Some(w), None) = (report.as_mut(), &report_error)
+        && let Err(e) = w.flush()
+    {
+        report_error = Some(e);
+    }
+    // From here on stderr may be gone (SIGHUP from a closed terminal), and eprintln!
+    // panics on a failed write: the exit code must still come out.
+    let mut err = io::stderr();
+    if let Some(e) = report_error {
+        let _ = writeln!(err, "fetchpool: writing the report failed: {e}");
+    }
+    summary::print_summary(&args, &summary, &first_failures);
+    if summary.interrupted {
+        let _ = writeln!(
+            err,
+            "fetchpool: interrupted; partial downloads are kept next to their files (.part). \
+             Run the same command again to resume them."
+        );
+    }
+    let reread = reread_errors.load(Ordering::Relaxed);
+    Ok(if summary.interrupted {
+        interrupt
+            .stopped_by()
+            .map_or(EXIT_INTERRUPTED, interrupt::Stop::exit_code)
+    } else if reread > 0 {
+        let _ = writeln!(
+            err,
+            "fetchpool: {reread} line(s) of the job list changed during the run and were not run"
+        );
+        EXIT_CONFIG
+    } else if summary.all_succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// First pass: checks every line and the whole selection before any request. Every
+/// line is validated, even those of other shards, so every machine of a sharded run
+/// rejects a broken list alike; the whole-list checks (duplicate paths, dependencies)
+/// apply to the jobs this run takes.
+fn check(
+    sources: &[Source],
+    selection: &Selection,
+    output_dir: &Path,
+) -> anyhow::Result<Result<Checked, Problems>> {
+    let mut checker = fetchpool::PlanChecker::new();
+    let mut errors = Problems::default();
+    let mut listed = 0;
+    let mut retry_matched = std::collections::HashSet::new();
+    for source in sources {
+        for job in source.open()? {
+            match job {
+                Ok(job) => {
+                    listed += 1;
+                    if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
+                        retry_matched.insert(key);
+                    }
+                    if let Err(e) = job.check_within(output_dir) {
+                        let line = job.origin.as_ref().map(|o| format!("{o}: "));
+                        errors.push(format!("{}{e}", line.unwrap_or_default()));
+                    } else if selection.takes(&job) {
+                        checker.add(&job);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    let names: Vec<&str> = sources.iter().map(Source::name).collect();
+    // Read again only when a path may repeat; a list that cannot be reopened now was
+    // readable a moment ago, and the run itself will say so if it stays unreadable.
+    let mut reread: anyhow::Result<()> = Ok(());
+    let finished = checker.finish(&names.join(", "), |visit| {
+        for source in sources {
+            match source.open() {
+                Ok(reader) => reader
+                    .flatten()
+                    .filter(|job| selection.takes(job))
+                    .for_each(|job| visit(&job)),
+                Err(e) => reread = Err(e),
+            }
+        }
+    });
+    reread?;
+    Ok(match finished {
+        Ok(plan) if errors.count == 0 => Ok(Checked {
+            plan,
+            listed,
+            retry_matched,
+        }),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            more.iter().for_each(|e| errors.push(e));
+            Err(errors)
+        }
+    })
+}
+
+pub fn describe_selection(selection: &Selection, checked: &Checked) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = selection.shard {
+        parts.push(format!("shard {s}"));
+    }
+    if let Some(r) = &selection.retry {
+        parts.push(format!("failed in {}", r.report.display()));
+    }
+    format!(
+        "{} of {} listed jobs ({})",
+        checked.plan.jobs,
+        checked.listed,
+        parts.join(", ")
+    )
+}
+
+/// The problems of a job list: the first [`Problems::SHOWN`] as they will be printed,
+/// and how many there were. A list of a million bad lines costs twenty messages.
+#[derive(Default)]
+struct Problems {
+    shown: Vec<String>,
+    count: u64,
+}
+
+impl Problems {
+    const SHOWN: usize = 20;
+
+    fn push(&mut self, e: impl std::fmt::Display) {
+        self.count += 1;
+        if self.shown.len() < Self::SHOWN {
+            self.shown.push(e.to_string());
+        }
+    }
+}
+
+fn config_errors(errors: &Problems) -> u8 {
+    for e in &errors.shown {
+        eprintln!("fetchpool: {e}");
+    }
+    let more = errors.count - errors.shown.len() as u64;
+    if more > 0 {
+        eprintln!("fetchpool: … and {more} more problems");
+    }
+    eprintln!("fetchpool: nothing was downloaded; fix the job list and run again");
+    EXIT_CONFIG
+}

@@ -1,0 +1,65 @@
+//! `fetchpool verify`: hashes every listed file in parallel; no network.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::Context as _;
+use fetchpool::ManifestReader;
+
+use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK, args, human_bytes};
+
+/// `fetchpool verify`: hashes every listed file in parallel; no network.
+pub fn verify(args: args::VerifyArgs) -> anyhow::Result<u8> {
+    let (name, reader): (String, Box<dyn BufRead + Send>) = if args.input == Path::new("-") {
+        ("-".into(), Box::new(BufReader::new(io::stdin())))
+    } else {
+        let file = File::open(&args.input)
+            .with_context(|| format!("cannot open job list '{}'", args.input.display()))?;
+        (
+            args.input.display().to_string(),
+            Box::new(BufReader::with_capacity(64 * 1024, file)),
+        )
+    };
+    let jobs = ManifestReader::new(name, reader);
+    let result = match fetchpool::verify(&args.output_dir, jobs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fetchpool: {e}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    if args.json {
+        println!("{}", result.to_json());
+    } else {
+        for (path, problem) in &result.problems {
+            match problem {
+                fetchpool::Problem::Missing => println!("missing\t{}", path.display()),
+                fetchpool::Problem::Mismatch { expected, actual } => println!(
+                    "mismatch\t{}\texpected {expected}, found {actual}",
+                    path.display()
+                ),
+                fetchpool::Problem::Unreadable { message } => {
+                    println!("unreadable\t{}\t{message}", path.display())
+                }
+                _ => println!("problem\t{}", path.display()),
+            }
+        }
+    }
+    eprintln!(
+        "{} files ok ({}), {} with problems{}",
+        result.ok,
+        human_bytes(result.bytes),
+        result.problems.len(),
+        if result.unchecked > 0 {
+            format!(", {} present without sha256 or size", result.unchecked)
+        } else {
+            String::new()
+        }
+    );
+    Ok(if result.is_clean() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}

@@ -12,7 +12,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::job::{Destination, Job, has_dot_dot, normalize};
@@ -50,6 +50,15 @@ impl PlanChecker {
     /// An empty checker.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Checks one job on its own, before it is [added](PlanChecker::add): its URL, headers
+    /// and path ([`Job::check`]), and that a file job's path stays inside `output_dir`
+    /// once links are followed ([`Job::check_within`]). This is the line-level half of
+    /// the check a run makes; [`PlanChecker::finish`] is the whole-list half.
+    pub fn check(job: &Job, output_dir: &Path) -> Result<(), Error> {
+        job.check()?;
+        job.check_within(output_dir)
     }
 
     /// Records one job; `line` is its 1-based line (or its position for library jobs).
@@ -145,6 +154,23 @@ impl PlanChecker {
             hosts,
             depended_on,
         })
+    }
+
+    /// Checks a list held in memory, each job and the whole: the check
+    /// [`Pool::run`](crate::Pool::run) makes before any request. Every problem is one line
+    /// of the returned [`Error::Config`]; a job that fails on its own is reported alone.
+    pub fn check_all(jobs: &[Job], output_dir: &Path) -> Result<Plan, Error> {
+        let mut checker = PlanChecker::new();
+        for job in jobs {
+            PlanChecker::check(job, output_dir)?;
+            checker.add(job);
+        }
+        checker
+            .finish("jobs", |visit| jobs.iter().for_each(visit))
+            .map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                Error::config(lines.join("\n"))
+            })
     }
 
     fn check_dependencies(&mut self, source: &str) {

@@ -297,7 +297,7 @@ fn check(
                     if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
                         retry_matched.insert(key);
                     }
-                    if let Err(e) = job.check_within(output_dir) {
+                    if let Err(e) = fetchpool::PlanChecker::check(&job, output_dir) {
                         let line = job.origin.as_ref().map(|o| format!("{o}: "));
                         errors.push(format!("{}{e}", line.unwrap_or_default()));
                     } else if selection.takes(&job) {

@@ -118,16 +118,7 @@ impl Pool {
     /// requested. Individual failures are outcomes, not errors.
     pub fn run(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Report, Error> {
         let jobs: Vec<Job> = jobs.into_iter().collect();
-        let mut checker = PlanChecker::new();
-        for job in &jobs {
-            job.check()?;
-            job.check_within(&self.config.output_dir)?;
-            checker.add(job);
-        }
-        if let Err(errors) = checker.finish("jobs", |visit| jobs.iter().for_each(visit)) {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            return Err(Error::config(lines.join("\n")));
-        }
+        PlanChecker::check_all(&jobs, &self.config.output_dir)?;
         let _lock = if jobs.iter().any(|j| j.path().is_some()) {
             Some(self.lock_output()?)
         } else {

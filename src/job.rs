@@ -21,6 +21,7 @@ impl fmt::Display for JobId {
 
 /// Where a job's response body goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Destination {
     /// A file, relative to the pool's output directory. The body is written to
     /// `PATH.part` and renamed to `PATH` only once complete and verified.
@@ -33,6 +34,7 @@ pub enum Destination {
 /// Where a job came from, for error messages: a file name (or `-`, `args`) and a
 /// 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Origin {
     /// The job list's name as the user gave it (shared by every job of the list).
     pub source: std::sync::Arc<str>,
@@ -57,6 +59,7 @@ impl fmt::Display for Origin {
 /// assert_eq!(job.path().unwrap().to_str(), Some("a.bin"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Job {
     /// The URL to request (http or https).
     pub url: String,

@@ -47,17 +47,16 @@ mod url;
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, TimeoutPhase};
 pub use event::Event;
-pub use job::{Destination, Job, JobId, Origin, check_header, file_name_for};
+pub use job::{Destination, Job, JobId, Origin, check_header};
 pub use lock::OutputLock;
 pub use manifest::ManifestReader;
-pub use net::http_date::{format_http_date, parse_http_date, parse_retry_after};
 pub use net::proxy;
-pub use net::ratelimit::{RateLimiter, parse_rate};
+pub use net::ratelimit::parse_rate;
 pub use output::check::{Problem, Verification, count_verified, verify};
 pub use plan::{Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
-pub use shard::{Shard, shard_of};
+pub use shard::Shard;
 pub use url::resource_key;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

@@ -20,6 +20,7 @@ use crate::url::write_host_key;
 
 /// What a checked list holds, for `--dry-run` and for the scheduler.
 #[derive(Debug, Default, Clone)]
+#[non_exhaustive]
 pub struct Plan {
     /// Number of jobs.
     pub jobs: u64,

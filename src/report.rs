@@ -18,6 +18,7 @@ use crate::redact;
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Status {
     /// Downloaded and verified.
     Ok,
@@ -54,6 +55,7 @@ impl fmt::Display for Status {
 
 /// How one job ended, with everything a report line says.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outcome {
     /// The job's number in this run.
     pub id: JobId,
@@ -210,6 +212,7 @@ impl Outcome {
 
 /// Counts and totals of a run; cheap to keep for any number of jobs.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Summary {
     /// Jobs downloaded and verified.
     pub ok: u64,
@@ -295,6 +298,7 @@ impl Summary {
 /// A summary plus every outcome, in the order jobs finished. What [`crate::Pool::run`]
 /// returns; use [`crate::Pool::run_with`] to see outcomes without keeping them.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Report {
     /// The counts.
     pub summary: Summary,

@@ -259,7 +259,7 @@ impl ProxyChoice {
     }
 
     /// The same proxy as ureq's type, for `ConfigBuilder::proxy`. Cheap (an `Arc` clone).
-    pub fn to_ureq(&self) -> ureq::Proxy {
+    pub(crate) fn to_ureq(&self) -> ureq::Proxy {
         self.ureq.clone()
     }
 }

@@ -53,11 +53,6 @@ impl RateLimiter {
         }
     }
 
-    /// The rate in bytes per second.
-    pub fn rate(&self) -> u64 {
-        self.rate as u64
-    }
-
     /// How many bytes to read at once, given a buffer of `buf` bytes: 50 ms worth, at
     /// least 512 bytes, at most `buf`.
     pub fn chunk(&self, buf: usize) -> usize {

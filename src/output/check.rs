@@ -48,6 +48,7 @@ pub enum Problem {
 
 /// The result of [`verify`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Verification {
     /// Files whose sha256 (or size, when that is all the list gives) matched.
     pub ok: u64,

@@ -1,7 +1,7 @@
 # fetchpool — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: all build release test check fmt lint doc docs deps-check demo interop fuzz soak help clean
+.PHONY: all build release test check fmt lint doc manpages deps-check demo interop fuzz soak help clean
 
 all: build
 
@@ -10,7 +10,8 @@ help:
 	@echo "make release     optimized binary at target/release/fetchpool"
 	@echo "make test        the whole test suite (what CI runs)"
 	@echo "make check       fmt, clippy -D warnings, docs, no async runtime, tests"
-	@echo "make docs        shell completions and man page in target/docs (clap_complete, clap_mangen)"
+	@echo "make doc         the library's API documentation (cargo doc, warnings are errors)"
+	@echo "make manpages    shell completions and man page in target/manpages (clap_complete, clap_mangen)"
 	@echo "make demo        serve data/demo on 127.0.0.1 and download it with checksums and a report"
 	@echo "make interop     real tinyproxy and Squid; resume, 304 and change checks on nginx, Apache, lighttpd, Caddy, moto"
 	@echo "make bench       fetchpool against curl, aria2c and wget2 on a local nginx"
@@ -34,13 +35,14 @@ fmt:
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The library's API documentation, in target/doc.
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
 # Completions and man pages come from the binary's own src/cli/args.rs, through an example, so
 # the binary links neither generator.
-docs:
-	$(CARGO) run --quiet --example gen_docs -- target/docs
+manpages:
+	$(CARGO) run --quiet --example gen_docs -- target/manpages
 
 # The design card forbids an async runtime anywhere in the dependency tree.
 deps-check:

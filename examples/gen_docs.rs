@@ -1,10 +1,10 @@
-//! Writes shell completions and the man page for the `fetchpool` binary (`make docs`).
+//! Writes shell completions and the man page for the `fetchpool` binary (`make manpages`).
 //!
 //! It compiles the binary's own `src/cli/args.rs`, so the completions and the man page come
 //! from the very definitions `--help` prints, while the binary itself links neither
 //! clap_complete nor clap_mangen.
 //!
-//! Usage: `cargo run --example gen_docs -- [OUT_DIR]` (default `target/docs`).
+//! Usage: `cargo run --example gen_docs -- [OUT_DIR]` (default `target/manpages`).
 
 #[allow(dead_code)]
 #[path = "../src/cli/args.rs"]
@@ -20,7 +20,7 @@ fn main() -> std::io::Result<()> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)
-            .unwrap_or_else(|| "target/docs".into()),
+            .unwrap_or_else(|| "target/manpages".into()),
     );
     let completions = out.join("completions");
     fs::create_dir_all(&completions)?;

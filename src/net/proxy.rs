@@ -369,13 +369,14 @@ impl NoProxy {
             if name.is_empty() {
                 continue;
             }
-            if let Some((_, port)) = name.rsplit_once(':') {
-                if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-                    log::warn!(
-                        "NO_PROXY entry '{token}' has a port: entries match a host on every port \
-                         (as in curl), so this entry never matches; write it without ':{port}'"
-                    );
-                }
+            if let Some((_, port)) = name.rsplit_once(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+            {
+                log::warn!(
+                    "NO_PROXY entry '{token}' has a port: entries match a host on every port \
+                     (as in curl), so this entry never matches; write it without ':{port}'"
+                );
             }
             np.names.push(name.to_ascii_lowercase());
         }

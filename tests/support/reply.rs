@@ -199,10 +199,10 @@ impl Reply {
         stop: &Stopper,
         sent: &AtomicU64,
     ) -> io::Result<After> {
-        if let Some(delay) = self.delay {
-            if !stop.nap(delay) {
-                return Ok(After::Close);
-            }
+        if let Some(delay) = self.delay
+            && !stop.nap(delay)
+        {
+            return Ok(After::Close);
         }
         match &self.kind {
             Kind::Raw(bytes) => {
@@ -263,12 +263,12 @@ impl Reply {
         };
         let piece = self.drip.map_or(send.len().max(1), |(chunk, _)| chunk);
         for (i, part) in send.chunks(piece).enumerate() {
-            if i > 0 {
-                if let Some((_, interval)) = self.drip {
-                    stream.flush()?;
-                    if !stop.nap(interval) {
-                        return Ok(After::Close);
-                    }
+            if i > 0
+                && let Some((_, interval)) = self.drip
+            {
+                stream.flush()?;
+                if !stop.nap(interval) {
+                    return Ok(After::Close);
                 }
             }
             if self.framing == Framing::Chunked {

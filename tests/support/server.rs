@@ -319,7 +319,7 @@ fn serve_connection(shared: &Arc<Shared>, stream: TcpStream, conn: usize) {
         responses += 1;
 
         let every = shared.close_every.load(Ordering::SeqCst);
-        let stale = every > 0 && conn % every == 0 && responses == 1;
+        let stale = every > 0 && conn.is_multiple_of(every) && responses == 1;
         match after {
             Ok(After::KeepAlive) if !client_close && !stale && !shared.stop.stopped() => {}
             Ok(_) => break true,

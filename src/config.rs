@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::error::Setting;
 use crate::net::proxy::ProxySettings;
 
 /// Everything that shapes a run. Build it with [`Pool::builder`](crate::Pool::builder).
@@ -264,8 +265,9 @@ impl PoolBuilder {
     pub(crate) fn validate(self) -> Result<Config, Error> {
         let mut config = self.config;
         if config.workers == 0 {
-            return Err(Error::config(
-                "workers must be at least 1; use -j 1 for one at a time",
+            return Err(Error::setting(
+                Setting::Workers,
+                "workers must be at least 1; 1 runs one job at a time",
             ));
         }
         if config.per_host == 0 {
@@ -299,7 +301,10 @@ impl PoolBuilder {
         } else {
             ProxySettings::new(proxy, no_proxy)
         };
-        config.proxy = settings.map_err(|e| Error::config(e.to_string()))?;
+        config.proxy = settings.map_err(|e| match e.source.as_str() {
+            "proxy" => Error::setting(Setting::Proxy, e.message),
+            _ => Error::config(e.to_string()),
+        })?;
         check_output_dir(&config.output_dir)?;
         Ok(config)
     }
@@ -308,18 +313,24 @@ impl PoolBuilder {
 /// Creates the output directory if needed and proves it writable with a probe file.
 fn check_output_dir(dir: &PathBuf) -> Result<(), Error> {
     fs::create_dir_all(dir).map_err(|e| {
-        Error::config(format!(
-            "cannot create output directory '{}': {e}; choose another with -o or fix its permissions",
-            dir.display()
-        ))
+        Error::setting(
+            Setting::OutputDir,
+            format!(
+                "cannot create output directory '{}': {e}; choose another or fix its permissions",
+                dir.display()
+            ),
+        )
     })?;
     let probe = dir.join(format!(".fetchpool-probe-{}", std::process::id()));
     // Its name is predictable: a link planted there is replaced, never written through.
     crate::output::nofollow::write(&probe, b"").map_err(|e| {
-        Error::config(format!(
-            "output directory '{}' is not writable: {e}; choose another with -o or fix its permissions",
-            dir.display()
-        ))
+        Error::setting(
+            Setting::OutputDir,
+            format!(
+                "output directory '{}' is not writable: {e}; choose another or fix its permissions",
+                dir.display()
+            ),
+        )
     })?;
     let _ = fs::remove_file(&probe);
     Ok(())

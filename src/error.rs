@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::job::Origin;
+
 /// Which phase of a request ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -44,6 +46,80 @@ impl fmt::Display for TimeoutPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Why a TLS handshake failed, for the certificate problems users meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsReason {
+    /// No trusted CA signed the server's certificate (a private CA, a self-signed
+    /// certificate): trusting that CA ([`PoolBuilder::ca_cert`](crate::PoolBuilder::ca_cert))
+    /// fixes it.
+    UnknownIssuer,
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet (this machine's clock may be wrong).
+    NotValidYet,
+    /// The certificate is for another host name.
+    NameMismatch,
+    /// The certificate was revoked.
+    Revoked,
+    /// The certificate's signature is bad.
+    BadSignature,
+    /// A CA certificate file is not valid PEM.
+    BadPem,
+    /// The connection for an https URL is not TLS.
+    NotTls,
+    /// Something else; the detail says what.
+    Other,
+}
+
+impl TlsReason {
+    /// The reason in words, for those that have words of their own.
+    fn words(self) -> Option<&'static str> {
+        Some(match self {
+            TlsReason::UnknownIssuer => "unknown issuer; trust its CA",
+            TlsReason::Expired => "certificate expired",
+            TlsReason::NotValidYet => "certificate not valid yet",
+            TlsReason::NameMismatch => "name mismatch: the certificate is not valid for this host",
+            TlsReason::Revoked => "certificate revoked",
+            TlsReason::BadSignature => "bad certificate signature",
+            TlsReason::BadPem => "bad PEM",
+            TlsReason::NotTls | TlsReason::Other => return None,
+        })
+    }
+}
+
+/// Which rule refused a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedirectReason {
+    /// More redirects than the limit
+    /// ([`PoolBuilder::max_redirects`](crate::PoolBuilder::max_redirects)).
+    TooMany,
+    /// From https to plain http, while downgrades are not allowed
+    /// ([`PoolBuilder::allow_downgrade`](crate::PoolBuilder::allow_downgrade)).
+    Downgrade,
+    /// Anything else: a loop, a scheme other than http and https, an invalid target.
+    Other,
+}
+
+/// A setting a configuration error is about: a front end names it in its own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// The number of workers ([`PoolBuilder::workers`](crate::PoolBuilder::workers)).
+    Workers,
+    /// The output directory ([`PoolBuilder::output_dir`](crate::PoolBuilder::output_dir)).
+    OutputDir,
+    /// The extra CA certificates ([`PoolBuilder::ca_cert`](crate::PoolBuilder::ca_cert)).
+    CaCert,
+    /// The proxy ([`PoolBuilder::proxy`](crate::PoolBuilder::proxy)).
+    Proxy,
+    /// The shard ([`Shard`](crate::Shard)): `K/N`, or found in the environment.
+    Shard,
+    /// The shard count, when the environment names only the index.
+    ShardCount,
 }
 
 /// The short, stable name of an error's category, as written in reports.
@@ -122,6 +198,8 @@ pub enum Error {
         /// The underlying cause.
         source: Option<Source>,
     },
+    /// The host name does not resolve (kind `connect`).
+    HostNotFound,
     /// The connection broke after it was established (reset, closed, short body).
     Network {
         /// What went wrong, in words.
@@ -138,8 +216,11 @@ pub enum Error {
     },
     /// The TLS handshake failed.
     Tls {
-        /// The reason, for example "invalid peer certificate: UnknownIssuer".
-        reason: String,
+        /// Why, as far as it is known.
+        reason: TlsReason,
+        /// The TLS library's own words, for example "invalid peer certificate:
+        /// UnknownIssuer".
+        detail: String,
     },
     /// The server answered with a status that is not a success.
     Status {
@@ -160,6 +241,17 @@ pub enum Error {
         /// What arrived.
         actual: String,
     },
+    /// A memory job's body is larger than the memory limit
+    /// ([`Config::memory_limit`](crate::Config::memory_limit)). Its kind is `checksum`:
+    /// the body's size is not what the job can take.
+    TooLarge {
+        /// The memory limit, in bytes.
+        limit: u64,
+        /// The size the server announced (`Content-Length`), when it announced one above
+        /// the limit and nothing was read; `None` when the body grew past the limit as it
+        /// was read.
+        announced: Option<u64>,
+    },
     /// A local file operation failed.
     Io {
         /// The file or directory concerned.
@@ -171,11 +263,16 @@ pub enum Error {
     Proxy {
         /// The proxy (credentials redacted) and what it did.
         message: String,
+        /// The proxy answered `CONNECT` with a status: it was reached and refused the
+        /// tunnel (many proxies allow `CONNECT` only to port 443).
+        refused_connect: bool,
     },
     /// A redirect could not or would not be followed.
     Redirect {
-        /// Why.
+        /// Why, in words.
         message: String,
+        /// Which rule refused it.
+        reason: RedirectReason,
     },
     /// A job this one depends on did not succeed.
     Dependency {
@@ -189,9 +286,17 @@ pub enum Error {
     },
     /// The job or the configuration is invalid.
     Config {
-        /// The problem and how to fix it.
+        /// The problem and how to fix it, in the library's terms.
         message: String,
+        /// The job list and line the problem is on, when it came from one.
+        origin: Option<Origin>,
+        /// The setting that is wrong, when one is: a front end names it in its own terms
+        /// (a command-line flag, a configuration key).
+        setting: Option<Setting>,
     },
+    /// A job was submitted to a session closed to new jobs (kind `config`: the caller's
+    /// mistake, not a cancelled job).
+    SessionClosed,
     /// Another run holds the output directory (kind `config`): two runs writing one
     /// tree would race on every partial file and rename.
     OutputInUse {
@@ -206,19 +311,21 @@ impl Error {
     /// The short category name used in reports.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Connect { .. } | Error::HostNotFound => ErrorKind::Connect,
             Error::Network { .. } => ErrorKind::Network,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Tls { .. } => ErrorKind::Tls,
             Error::Status { .. } => ErrorKind::Http,
             Error::Protocol { .. } => ErrorKind::Protocol,
-            Error::Checksum { .. } => ErrorKind::Checksum,
+            Error::Checksum { .. } | Error::TooLarge { .. } => ErrorKind::Checksum,
             Error::Io { .. } => ErrorKind::Io,
             Error::Proxy { .. } => ErrorKind::Proxy,
             Error::Redirect { .. } => ErrorKind::Redirect,
             Error::Dependency { .. } => ErrorKind::Dependency,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
-            Error::Config { .. } | Error::OutputInUse { .. } => ErrorKind::Config,
+            Error::Config { .. } | Error::OutputInUse { .. } | Error::SessionClosed => {
+                ErrorKind::Config
+            }
         }
     }
 
@@ -229,7 +336,10 @@ impl Error {
     /// checksum mismatches, local I/O errors and configuration errors.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Network { .. } | Error::Timeout { .. } => true,
+            Error::Connect { .. }
+            | Error::HostNotFound
+            | Error::Network { .. }
+            | Error::Timeout { .. } => true,
             Error::Status { code, .. } => matches!(code, 408 | 429 | 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -263,7 +373,81 @@ impl Error {
     pub fn config(message: impl Into<String>) -> Error {
         Error::Config {
             message: message.into(),
+            origin: None,
+            setting: None,
         }
+    }
+
+    /// A configuration error about `setting`.
+    pub fn setting(setting: Setting, message: impl Into<String>) -> Error {
+        Error::Config {
+            message: message.into(),
+            origin: None,
+            setting: Some(setting),
+        }
+    }
+
+    /// This error, placed on a line of a job list: a configuration error that has no
+    /// origin yet takes `origin`; any other error is returned as it is.
+    pub fn at(self, origin: Origin) -> Error {
+        match self {
+            Error::Config {
+                message,
+                origin: None,
+                setting,
+            } => Error::Config {
+                message,
+                origin: Some(origin),
+                setting,
+            },
+            other => other,
+        }
+    }
+
+    /// The job list and line of a configuration error, when it came from one.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Error::Config { origin, .. } => origin.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The setting a configuration error is about, when it is about one.
+    pub fn config_setting(&self) -> Option<Setting> {
+        match self {
+            Error::Config { setting, .. } => *setting,
+            _ => None,
+        }
+    }
+
+    /// A redirect refused for `message`, by no limit a setting changes.
+    pub fn redirect(message: impl Into<String>) -> Error {
+        Error::Redirect {
+            message: message.into(),
+            reason: RedirectReason::Other,
+        }
+    }
+
+    /// A proxy failure other than a refused `CONNECT`.
+    pub fn proxy(message: impl Into<String>) -> Error {
+        Error::Proxy {
+            message: message.into(),
+            refused_connect: false,
+        }
+    }
+
+    /// A TLS failure.
+    pub fn tls(reason: TlsReason, detail: impl Into<String>) -> Error {
+        Error::Tls {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// A memory job's body over the memory limit `limit`; `announced` is the size the
+    /// server announced, when nothing was read.
+    pub fn too_large(limit: u64, announced: Option<u64>) -> Error {
+        Error::TooLarge { limit, announced }
     }
 
     /// Shorthand for a local I/O error on `path`.
@@ -282,6 +466,7 @@ impl fmt::Display for Error {
         use crate::redact::text as shown;
         match self {
             Error::Connect { message, .. } => write!(f, "connection failed: {}", shown(message)),
+            Error::HostNotFound => f.write_str("connection failed: host not found (DNS)"),
             Error::Network { message, .. } => write!(f, "connection broke: {}", shown(message)),
             Error::Timeout { phase, limit } => {
                 let what = match phase {
@@ -301,7 +486,10 @@ impl fmt::Display for Error {
                     None => write!(f, "timeout ({phase}): {what}"),
                 }
             }
-            Error::Tls { reason } => write!(f, "TLS handshake failed: {}", shown(reason)),
+            Error::Tls { reason, detail } => match reason.words() {
+                Some(words) => write!(f, "TLS handshake failed: {words} ({})", shown(detail)),
+                None => write!(f, "TLS handshake failed: {}", shown(detail)),
+            },
             Error::Status { code, .. } => {
                 write!(f, "server answered HTTP {code}")?;
                 if let Some(reason) = status_reason(*code) {
@@ -313,16 +501,35 @@ impl fmt::Display for Error {
             Error::Checksum { expected, actual } => {
                 write!(f, "checksum mismatch: expected {expected}, got {actual}")
             }
+            Error::TooLarge { limit, announced } => {
+                write!(
+                    f,
+                    "checksum mismatch: expected at most {limit} bytes (the memory limit; write \
+                     the body to a file instead), got "
+                )?;
+                match announced {
+                    Some(n) => write!(f, "{n} bytes announced by the server (nothing was read)"),
+                    None => write!(f, "more than {limit} bytes (the rest was not read)"),
+                }
+            }
             Error::Io { path, source } => {
                 write!(f, "{}: {source}", shown(&path.to_string_lossy()))
             }
-            Error::Proxy { message } => write!(f, "proxy error: {}", shown(message)),
-            Error::Redirect { message } => write!(f, "redirect refused: {}", shown(message)),
+            Error::Proxy { message, .. } => write!(f, "proxy error: {}", shown(message)),
+            Error::Redirect { message, .. } => write!(f, "redirect refused: {}", shown(message)),
             Error::Dependency { id } => {
                 write!(f, "not started: job '{id}' it depends on did not succeed")
             }
             Error::Cancelled { reason } => write!(f, "cancelled: {}", shown(reason)),
-            Error::Config { message } => f.write_str(&shown(message)),
+            Error::Config {
+                message, origin, ..
+            } => {
+                if let Some(origin) = origin {
+                    write!(f, "{origin}: ")?;
+                }
+                f.write_str(&shown(message))
+            }
+            Error::SessionClosed => f.write_str("the session is closed to new jobs"),
             Error::OutputInUse { dir, pid } => {
                 write!(
                     f,
@@ -394,9 +601,10 @@ mod tests {
     #[test]
     fn tls_and_checksum_errors_are_never_retried() {
         assert!(
-            !Error::Tls {
-                reason: "UnknownIssuer".into()
-            }
+            !Error::tls(
+                TlsReason::UnknownIssuer,
+                "invalid peer certificate: UnknownIssuer"
+            )
             .is_transient()
         );
         let e = Error::Checksum {

@@ -468,7 +468,7 @@ pub(crate) fn check_relative_path(path: &Path) -> Result<(), Error> {
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(Error::config(format!(
-                    "output path '{}' is absolute; give a path relative to the output directory (-o)",
+                    "output path '{}' is absolute; give a path relative to the output directory",
                     shown(&path.to_string_lossy())
                 )));
             }

@@ -45,7 +45,7 @@ mod shard;
 mod url;
 
 pub use config::{Config, PoolBuilder};
-pub use error::{Error, ErrorKind, TimeoutPhase};
+pub use error::{Error, ErrorKind, RedirectReason, Setting, TimeoutPhase, TlsReason};
 pub use event::Event;
 pub use job::{Destination, Job, JobId, Origin, check_header};
 pub use lock::OutputLock;

@@ -22,7 +22,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("fetchpool: {e:#}");
+            // A configuration error from the library is shown in the command line's
+            // terms: the flag of the setting it is about.
+            match e.downcast_ref::<fetchpool::Error>() {
+                Some(config @ fetchpool::Error::Config { .. }) => {
+                    eprintln!("fetchpool: {}", cli::hints::message(config));
+                }
+                _ => eprintln!("fetchpool: {e:#}"),
+            }
             ExitCode::from(cli::EXIT_CONFIG)
         }
     }

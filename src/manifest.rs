@@ -65,8 +65,9 @@ impl<R: BufRead> ManifestReader<R> {
         }
     }
 
+    /// A problem of the current line: a configuration error placed on it.
     fn error(&self, message: impl std::fmt::Display) -> Error {
-        Error::config(format!("{}:{}: {}", self.name, self.line_no, message))
+        Error::config(message.to_string()).at(self.origin())
     }
 
     /// Reads the next line into `buf`, keeping at most [`MAX_LINE`] bytes and its
@@ -146,7 +147,7 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             let parsed = parse_line(line).map_err(|m| self.error(m));
             let parsed = parsed.and_then(|mut job| {
                 job.origin = Some(self.origin());
-                job.check().map_err(|e| self.error(e))?;
+                job.check().map_err(|e| e.at(self.origin()))?;
                 Ok(job)
             });
             return Some(parsed);
@@ -220,7 +221,7 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
 
 fn parse_json(line: &str) -> Result<Job, String> {
     let j: JsonJob = serde_json::from_str(line)
-        .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines format in --help"))?;
+        .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines job format"))?;
     let mut job = match (j.memory, j.path) {
         (true, _) => Job::with_dest(j.url, Destination::Memory),
         (false, Some(path)) => Job::with_dest(j.url, Destination::File(path.into())),

@@ -14,6 +14,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::error::Setting;
 use crate::job::{Destination, Job, normalize};
 
 /// One shard of N: `index` is 0-based (`--shard 1/3` is index 0 of 3).
@@ -38,9 +39,10 @@ impl Shard {
     /// Parses `K/N`, 1-based as people count: `1/3`, `2/3`, `3/3`.
     pub fn parse(s: &str) -> Result<Shard, Error> {
         let bad = || {
-            Error::config(format!(
-                "--shard '{s}': write K/N with 1 ≤ K ≤ N (for example 2/8), or 'auto'"
-            ))
+            Error::setting(
+                Setting::Shard,
+                format!("'{s}': write K/N with 1 ≤ K ≤ N (for example 2/8), or 'auto'"),
+            )
         };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let k: u64 = k.trim().parse().map_err(|_| bad())?;
@@ -90,9 +92,10 @@ impl Shard {
             let count = match count {
                 Some(n) => n,
                 None => num("FETCHPOOL_SHARD_COUNT")?.ok_or_else(|| {
-                    Error::config(
-                        "--shard auto found JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) but no \
-                         count: pass --shard-count N or set FETCHPOOL_SHARD_COUNT to the Job's completions",
+                    Error::setting(
+                        Setting::ShardCount,
+                        "found JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) but no count: give \
+                         the shard count or set FETCHPOOL_SHARD_COUNT to the Job's completions",
                     )
                 })?,
             };
@@ -104,8 +107,10 @@ impl Shard {
             let count = match count {
                 Some(n) => n,
                 None => num("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
-                    Error::config(
-                        "--shard auto found SLURM_ARRAY_TASK_ID but not SLURM_ARRAY_TASK_COUNT; pass --shard-count N",
+                    Error::setting(
+                        Setting::ShardCount,
+                        "found SLURM_ARRAY_TASK_ID but not SLURM_ARRAY_TASK_COUNT; give the shard \
+                         count",
                     )
                 })?,
             };
@@ -116,9 +121,10 @@ impl Shard {
             })? / step;
             return Shard::new(index, count);
         }
-        Err(Error::config(
-            "--shard auto needs JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or \
-             SLURM_ARRAY_TASK_ID (Slurm job array); elsewhere use --shard K/N",
+        Err(Error::setting(
+            Setting::Shard,
+            "reading the shard from the environment needs JOB_COMPLETION_INDEX (Kubernetes \
+             Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm job array); elsewhere give K/N",
         ))
     }
 

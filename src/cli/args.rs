@@ -265,9 +265,10 @@ pub fn parse_shard(s: &str) -> Result<ShardArg, String> {
     if s.trim().eq_ignore_ascii_case("auto") {
         return Ok(ShardArg::Auto);
     }
+    // The library's message names no flag; this one does.
     fetchpool::Shard::parse(s)
         .map(ShardArg::Fixed)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("--shard {e}"))
 }
 
 /// Parses seconds: `10`, `2.5`, or with a unit: `500ms`, `30s`, `5m`, `1h`.

@@ -1,96 +1,122 @@
-//! What to do next: one line of advice for a failure, chosen by its error kind and
-//! message, printed under that kind in the final summary.
+//! What to do next, and the library's messages in the command line's terms: advice for a
+//! failure and the flag behind a setting, both chosen by the error's variant.
 //!
 //! Hints live here, in the binary, rather than in the library's errors: they name
-//! command-line flags, and the library knows nothing of flags.
+//! command-line flags, and the library knows nothing of flags. They are picked by
+//! matching [`Error`] variants and their typed fields, never by the wording of a message.
 
-use fetchpool::ErrorKind;
+use fetchpool::{Error, RedirectReason, Setting, TimeoutPhase, TlsReason};
 
-/// A failure worth advising on: its kind, report message and URL.
-pub struct Failure<'a> {
-    pub kind: ErrorKind,
-    pub message: &'a str,
-    pub url: &'a str,
+/// The flag (or variable) a setting is given with on the command line.
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Workers => "-j",
+        Setting::OutputDir => "-o",
+        Setting::CaCert => "--cacert",
+        Setting::Proxy => "--proxy",
+        Setting::Shard => "--shard",
+        Setting::ShardCount => "--shard-count",
+        _ => "--help",
+    }
 }
 
-/// Advice for `f`, or `None` when the message already says it all.
-pub fn hint(f: &Failure<'_>, proxy: Option<&str>) -> Option<String> {
-    let m = f.message.to_ascii_lowercase();
-    let (host, port) = host_port(f.url);
-    // A proxy that answers CONNECT with a status refused the tunnel; ureq words it
-    // "proxy server responded 403/…", under kind proxy or (before issue 4's mapping)
-    // inside a network error.
-    let refused_connect = (f.kind == ErrorKind::Proxy || m.contains("connect proxy failed"))
-        && m.contains("proxy server responded");
-    if refused_connect {
-        let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
-        return Some(format!(
-            "{proxy} refused CONNECT to {host}:{port}; many proxies allow CONNECT only to port \
-             443: allow port {port} there (Squid: SSL_ports; tinyproxy: ConnectPort) or \
-             exclude {host} with NO_PROXY"
-        ));
+/// `e` in the command line's terms: the library's message, with the flag that sets what
+/// it names. Reports, failure lines and configuration errors print this.
+pub fn message(e: &Error) -> String {
+    match e {
+        Error::Config {
+            setting: Some(setting),
+            origin: None,
+            ..
+        } => format!("{}: {e}", flag(*setting)),
+        Error::Redirect {
+            reason: RedirectReason::TooMany,
+            ..
+        } => format!("{e}; raise --max-redirects if this is expected"),
+        Error::Redirect {
+            reason: RedirectReason::Downgrade,
+            ..
+        } => format!("{e}; pass --allow-downgrade to follow it"),
+        Error::Tls {
+            reason: TlsReason::UnknownIssuer,
+            ..
+        } => e.to_string().replacen(
+            "unknown issuer; trust its CA",
+            "unknown issuer; trust its CA with --cacert FILE",
+            1,
+        ),
+        _ => e.to_string(),
     }
-    Some(match f.kind {
-        ErrorKind::Tls if m.contains("unknownissuer") || m.contains("unknown issuer") => {
-            format!(
+}
+
+/// Advice for a failure `e` of the job for `url`, or `None` when the message already says
+/// it all. `proxy` names the proxy the job went through, when one did.
+pub fn hint(e: &Error, url: &str, proxy: Option<&str>) -> Option<String> {
+    let (host, port) = host_port(url);
+    let the_proxy = || proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
+    Some(match e {
+        Error::Proxy {
+            refused_connect: true,
+            ..
+        } => format!(
+            "{} refused CONNECT to {host}:{port}; many proxies allow CONNECT only to port \
+             443: allow port {port} there (Squid: SSL_ports; tinyproxy: ConnectPort) or \
+             exclude {host} with NO_PROXY",
+            the_proxy()
+        ),
+        Error::Proxy { .. } => format!(
+            "check {}: is it running, reachable, and does it accept this client?",
+            the_proxy()
+        ),
+        Error::Tls { reason, .. } => match reason {
+            TlsReason::UnknownIssuer => format!(
                 "{host} presents a certificate no trusted CA signed: if it is your own CA, \
                  pass it with --cacert FILE (PEM)"
-            )
-        }
-        ErrorKind::Tls if m.contains("notvalidforname") || m.contains("not valid for name") => {
-            format!("{host}'s certificate is for another name: check the URL's host name")
-        }
-        ErrorKind::Tls if m.contains("expired") || m.contains("notvalidyet") => {
-            "the certificate is expired or not yet valid: check this machine's clock".into()
-        }
-        ErrorKind::Tls => {
-            "TLS failed: if the server uses a private CA, pass it with --cacert FILE (PEM)".into()
-        }
-        ErrorKind::Proxy => {
-            let proxy = proxy.map_or_else(|| "the proxy".to_string(), |p| format!("proxy {p}"));
-            format!("check {proxy}: is it running, reachable, and does it accept this client?")
-        }
-        ErrorKind::Connect if m.contains("dns") || m.contains("not found") => {
+            ),
+            TlsReason::NameMismatch => {
+                format!("{host}'s certificate is for another name: check the URL's host name")
+            }
+            TlsReason::Expired | TlsReason::NotValidYet => {
+                "the certificate is expired or not yet valid: check this machine's clock".into()
+            }
+            _ => "TLS failed: if the server uses a private CA, pass it with --cacert FILE (PEM)"
+                .into(),
+        },
+        Error::HostNotFound => {
             format!("{host} does not resolve: check the URL's host name and DNS")
         }
-        ErrorKind::Connect => {
+        Error::Connect { .. } => {
             format!("nothing answers at {host}:{port}: check the URL and whether the server is up")
         }
-        ErrorKind::Timeout if m.contains("connect") => {
-            "raise --connect-timeout, or check the network path to the host".into()
-        }
-        ErrorKind::Timeout if m.contains("min_rate") => {
-            "the server sent slower than --min-rate: lower it or widen --min-rate-window".into()
-        }
-        ErrorKind::Timeout if m.contains("deadline") => {
-            "the job's whole budget ran out: raise --max-time".into()
-        }
-        ErrorKind::Timeout => {
-            "the server stopped sending: raise --idle-timeout if it is just slow".into()
-        }
-        ErrorKind::Http if m.contains("404") || m.contains("410") => {
-            "the server has no such file: check the URLs in the list".into()
-        }
-        ErrorKind::Http if m.contains("401") || m.contains("403") => {
-            "access denied: add credentials with -H 'Authorization: …'".into()
-        }
-        ErrorKind::Http if m.contains("429") || m.contains("503") => {
-            "the server is shedding load: lower -j / --per-host, or add --limit-rate".into()
-        }
-        ErrorKind::Checksum if m.contains("memory limit") => {
-            "the response is larger than a memory job may hold: give the job a path so it \
-             is written to a file"
-                .into()
-        }
+        Error::Timeout { phase, .. } => match phase {
+            TimeoutPhase::Connect => {
+                "raise --connect-timeout, or check the network path to the host".into()
+            }
+            TimeoutPhase::MinRate => {
+                "the server sent slower than --min-rate: lower it or widen --min-rate-window".into()
+            }
+            TimeoutPhase::Deadline => "the job's whole budget ran out: raise --max-time".into(),
+            _ => "the server stopped sending: raise --idle-timeout if it is just slow".into(),
+        },
+        Error::Status { code, .. } => match code {
+            404 | 410 => "the server has no such file: check the URLs in the list".into(),
+            401 | 403 => "access denied: add credentials with -H 'Authorization: …'".into(),
+            429 | 503 => {
+                "the server is shedding load: lower -j / --per-host, or add --limit-rate".into()
+            }
+            _ => return None,
+        },
+        Error::TooLarge { .. } => "the response is larger than a memory job may hold: give \
+                                   the job a path so it is written to a file"
+            .into(),
         // A resumed body that fails its check is fetched again from zero before it
         // fails, so what is left is a whole fresh download that differs.
-        ErrorKind::Checksum => {
-            "a fresh download (from byte 0) differs from the list's sha256 or size: the \
-             list is out of date, or the server's copy changed or is damaged"
-                .into()
-        }
-        ErrorKind::Io => "check free space and permissions under --output-dir".into(),
-        ErrorKind::Dependency => {
+        Error::Checksum { .. } => "a fresh download (from byte 0) differs from the list's \
+                                   sha256 or size: the list is out of date, or the server's \
+                                   copy changed or is damaged"
+            .into(),
+        Error::Io { .. } => "check free space and permissions under --output-dir".into(),
+        Error::Dependency { .. } => {
             "these jobs wait for jobs that failed; fixing those retries both".into()
         }
         _ => return None,
@@ -127,37 +153,30 @@ pub fn env_proxy(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn f<'a>(kind: ErrorKind, message: &'a str, url: &'a str) -> Failure<'a> {
-        Failure { kind, message, url }
-    }
+    use std::time::Duration;
 
     #[test]
     fn unknown_issuer_suggests_cacert() {
-        let h = hint(
-            &f(
-                ErrorKind::Tls,
-                "TLS failed: invalid peer certificate: UnknownIssuer",
-                "https://h:8443/a",
-            ),
-            None,
-        )
-        .unwrap();
+        let e = Error::tls(
+            TlsReason::UnknownIssuer,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        let h = hint(&e, "https://h:8443/a", None).unwrap();
         assert!(h.contains("--cacert"), "{h}");
         assert!(h.contains("h presents"), "{h}");
     }
 
+    fn refused(message: &str) -> Error {
+        Error::Proxy {
+            message: message.into(),
+            refused_connect: true,
+        }
+    }
+
     #[test]
     fn refused_connect_names_the_proxy_and_the_port() {
-        let h = hint(
-            &f(
-                ErrorKind::Proxy,
-                "proxy error: CONNECT failed: proxy server responded 403/403",
-                "http://files:8080/a",
-            ),
-            Some("http://squid:3128"),
-        )
-        .unwrap();
+        let e = refused("CONNECT failed: proxy server responded 403/403");
+        let h = hint(&e, "http://files:8080/a", Some("http://squid:3128")).unwrap();
         assert!(
             h.contains("proxy http://squid:3128 refused CONNECT to files:8080"),
             "{h}"
@@ -167,15 +186,8 @@ mod tests {
 
     #[test]
     fn an_unreachable_proxy_is_not_called_a_refusal() {
-        let h = hint(
-            &f(
-                ErrorKind::Proxy,
-                "proxy error: CONNECT failed: connecting to http://p:3128: connection refused",
-                "https://files/a",
-            ),
-            Some("http://p:3128"),
-        )
-        .unwrap();
+        let e = Error::proxy("CONNECT failed: connecting to http://p:3128: connection refused");
+        let h = hint(&e, "https://files/a", Some("http://p:3128")).unwrap();
         assert!(
             h.starts_with("check proxy http://p:3128: is it running"),
             "{h}"
@@ -184,27 +196,27 @@ mod tests {
 
     #[test]
     fn checksum_hints_blame_a_fresh_download_or_the_memory_limit_not_a_splice() {
-        let h = |m| hint(&f(ErrorKind::Checksum, m, "http://h/a"), None).unwrap();
-        let fresh = h("checksum mismatch: expected 1000 bytes, got more than 1000 bytes");
+        let h = |e: Error| hint(&e, "http://h/a", None).unwrap();
+        let fresh = h(Error::Checksum {
+            expected: "1000 bytes".into(),
+            actual: "more than 1000 bytes".into(),
+        });
         assert!(
             fresh.starts_with("a fresh download (from byte 0) differs"),
             "{fresh}"
         );
-        let memory = h(
-            "checksum mismatch: expected at most 1000 bytes (the memory limit; write the body \
-             to a file instead), got more than 1000 bytes (the rest was not read)",
-        );
+        let memory = h(Error::too_large(1000, None));
         assert!(memory.contains("give the job a path"), "{memory}");
     }
 
     #[test]
-    fn ureqs_connect_refusal_is_recognised_whatever_its_kind() {
+    fn a_refused_connect_to_an_https_port_names_that_port() {
+        let e = refused(
+            "proxy http://proxy:3128: CONNECT proxy failed: proxy server responded 403/403",
+        );
         let h = hint(
-            &f(
-                ErrorKind::Network,
-                "connection broke: CONNECT proxy failed: proxy server responded 403/403",
-                "https://files.example:8443/a",
-            ),
+            &e,
+            "https://files.example:8443/a",
             Some("http://proxy:3128"),
         )
         .unwrap();
@@ -212,5 +224,48 @@ mod tests {
             h.starts_with("proxy http://proxy:3128 refused CONNECT to files.example:8443;"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn hints_follow_the_variant_not_the_wording() {
+        // A message that reads like another failure changes nothing: the variant decides.
+        let e = Error::Connect {
+            message: "dns not found 404 min_rate deadline".into(),
+            source: None,
+        };
+        let h = hint(&e, "http://h:81/a", None).unwrap();
+        assert_eq!(
+            h,
+            "nothing answers at h:81: check the URL and whether the server is up"
+        );
+        let h = hint(&Error::HostNotFound, "http://h/a", None).unwrap();
+        assert_eq!(h, "h does not resolve: check the URL's host name and DNS");
+        let e = Error::Timeout {
+            phase: TimeoutPhase::Deadline,
+            limit: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(
+            hint(&e, "http://h/a", None).unwrap(),
+            "the job's whole budget ran out: raise --max-time"
+        );
+    }
+
+    #[test]
+    fn messages_name_the_flag_of_the_setting() {
+        let e = Error::setting(
+            Setting::ShardCount,
+            "found SLURM_ARRAY_TASK_ID but no count",
+        );
+        assert_eq!(
+            message(&e),
+            "--shard-count: found SLURM_ARRAY_TASK_ID but no count"
+        );
+        let e = Error::Redirect {
+            message: "from https to plain http (http://h/a), which is followed only when \
+                      downgrades are allowed"
+                .into(),
+            reason: RedirectReason::Downgrade,
+        };
+        assert!(message(&e).ends_with("; pass --allow-downgrade to follow it"));
     }
 }

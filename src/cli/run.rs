@@ -15,7 +15,7 @@ use super::args::RunArgs;
 use super::select::{self, RetrySet, Selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use super::{dry_run, interrupt, progress, summary};
+use super::{dry_run, hints, interrupt, progress, summary};
 
 /// Longest a finished job's report line waits in the buffer before it is written.
 const REPORT_FLUSH: Duration = Duration::from_millis(100);
@@ -196,7 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     });
     let mut report_error: Option<io::Error> = None;
     let mut last_flush = Instant::now();
-    let mut first_failures: BTreeMap<ErrorKind, (String, String)> = BTreeMap::new();
+    let mut first_failures: BTreeMap<ErrorKind, (String, fetchpool::Error)> = BTreeMap::new();
     let interrupt = interrupt::install();
     let summary = pool.run_with_cancel(
         jobs,
@@ -211,7 +211,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 {
                     // Lines reach the file within REPORT_FLUSH of their job's end, in
                     // one write per interval rather than one per job.
-                    let line = outcome.to_json().to_string();
+                    let mut line = outcome.to_json();
+                    // The message in the command line's terms: the flag that changes it.
+                    if let Some(e) = &outcome.error {
+                        line["error"]["message"] = hints::message(e).into();
+                    }
+                    // Whole into the buffer: a line is never split across two writes.
+                    let line = line.to_string();
                     let mut written = writeln!(w, "{line}");
                     if written.is_ok() && last_flush.elapsed() >= REPORT_FLUSH {
                         written = w.flush();
@@ -227,7 +233,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     let url = fetchpool::redact::url(&outcome.url);
                     first_failures
                         .entry(e.kind())
-                        .or_insert_with(|| (url.to_string(), e.to_string()));
+                        .or_insert_with(|| (url.to_string(), e.clone()));
+                    let e = hints::message(e);
                     match &bar {
                         Some(bar) => bar.println(format!("{} {url}: {e}", outcome.status)),
                         None => log::warn!("{} {url}: {e}", outcome.status),

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
-use fetchpool::{ErrorKind, Summary};
+use fetchpool::{Error, ErrorKind, Summary};
 
 use crate::cli::args::RunArgs;
 use crate::cli::hints;
 
 /// The final summary on stderr: counts, bytes, time, rate, failures by kind with
 /// examples and advice, where the report is, and how to go on.
-pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (String, String)>) {
+pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (String, Error)>) {
     if args.json {
         let _ = writeln!(io::stdout(), "{}", s.to_json());
     }
@@ -53,14 +53,9 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
     );
     for (kind, (n, urls)) in &s.failures {
         let _ = writeln!(err, "  {kind}: {n} (e.g. {})", urls.join(", "));
-        if let Some((url, message)) = first.get(kind) {
-            let _ = writeln!(err, "    {message}");
-            let failure = hints::Failure {
-                kind: *kind,
-                message,
-                url,
-            };
-            if let Some(h) = hints::hint(&failure, proxy_name(args, url).as_deref()) {
+        if let Some((url, error)) = first.get(kind) {
+            let _ = writeln!(err, "    {}", hints::message(error));
+            if let Some(h) = hints::hint(error, url, proxy_name(args, url).as_deref()) {
                 let _ = writeln!(err, "    hint: {h}");
             }
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
 use crate::output::names::hex;
-use crate::output::part::{PartStart, Sink, memory_limit_error};
+use crate::output::part::{PartStart, Sink};
 use crate::output::sidecar::{self, Prepared, Sidecar};
 use crate::output::validators;
 
@@ -120,10 +120,7 @@ fn receive_in<'s>(
         }
         Destination::Memory => {
             if let Some(n) = announced.filter(|n| *n > cfg.memory_limit) {
-                return Err(Failure::new(memory_limit_error(
-                    cfg.memory_limit,
-                    format!("{n} bytes announced by the server (nothing was read)"),
-                )));
+                return Err(Failure::new(Error::too_large(cfg.memory_limit, Some(n))));
             }
             Sink::Memory(Vec::with_capacity(
                 announced.unwrap_or(0).min(cfg.memory_limit) as usize,

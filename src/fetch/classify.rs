@@ -9,6 +9,7 @@ use ureq::http::Response;
 
 use super::input::Env;
 use crate::config::Config;
+use crate::error::TlsReason;
 use crate::error::{Error, TimeoutPhase};
 use crate::net::proxy::{ProxyChoice, ProxyScheme};
 
@@ -18,7 +19,12 @@ use crate::net::proxy::{ProxyChoice, ProxyScheme};
 pub(super) fn proxy_error(ctx: &Env, p: &ProxyChoice, e: ureq::Error) -> Error {
     use ureq::Error as U;
     let message = match &e {
-        U::ConnectProxyFailed(_) => format!("{}: {e}", p.redacted()),
+        U::ConnectProxyFailed(m) => {
+            return Error::Proxy {
+                message: format!("{}: {e}", p.redacted()),
+                refused_connect: connect_refused(m),
+            };
+        }
         U::InvalidProxyUrl => format!("{}: invalid proxy URL", p.redacted()),
         U::ConnectionFailed => format!("{}: could not connect to the proxy", p.redacted()),
         U::HostNotFound => format!("{}: proxy host not found (DNS)", p.redacted()),
@@ -38,7 +44,13 @@ pub(super) fn proxy_error(ctx: &Env, p: &ProxyChoice, e: ureq::Error) -> Error {
         }
         _ => return from_ureq(ctx, e),
     };
-    Error::Proxy { message }
+    Error::proxy(message)
+}
+
+/// Whether ureq's `CONNECT` failure is the proxy's answer with a status (ureq words it
+/// "proxy server responded 403/…"), as opposed to not reaching the proxy at all.
+fn connect_refused(ureq_message: &str) -> bool {
+    ureq_message.contains("proxy server responded")
 }
 
 /// An error status that the proxy, not the origin, produced for an absolute-form
@@ -63,7 +75,7 @@ pub(super) fn proxy_refusal(p: &ProxyChoice, response: &Response<Body>) -> Optio
         (400..=599, Some(detail)) => format!("{}: answered {status}{detail}", p.redacted()),
         _ => return None,
     };
-    Some(Error::Proxy { message })
+    Some(Error::proxy(message))
 }
 
 /// Maps ureq's errors onto the taxonomy; see [`classify`].
@@ -98,27 +110,19 @@ fn classify(cfg: &Config, e: ureq::Error) -> Error {
                 limit: Some(cfg.idle_timeout),
             },
         },
-        U::HostNotFound => Error::Connect {
-            message: "host not found (DNS)".into(),
-            source: None,
-        },
+        U::HostNotFound => Error::HostNotFound,
         U::ConnectionFailed => Error::Connect {
             message: "could not connect to any address".into(),
             source: None,
         },
         U::Io(io) => classify_io(cfg, io),
-        U::Tls(reason) => Error::Tls {
-            reason: reason.to_string(),
-        },
-        U::Rustls(e) => Error::Tls {
-            reason: tls_reason(&e),
-        },
-        U::Pem(e) => Error::Tls {
-            reason: format!("bad PEM: {e}"),
-        },
-        U::TlsRequired => Error::Tls {
-            reason: "the connection for an https URL is not TLS".into(),
-        },
+        U::Tls(reason) => Error::tls(TlsReason::Other, reason.to_string()),
+        U::Rustls(e) => tls_error(&e),
+        U::Pem(e) => Error::tls(TlsReason::BadPem, format!("bad PEM: {e}")),
+        U::TlsRequired => Error::tls(
+            TlsReason::NotTls,
+            "the connection for an https URL is not TLS",
+        ),
         U::Protocol(e) => Error::Protocol {
             message: e.to_string(),
         },
@@ -126,15 +130,12 @@ fn classify(cfg: &Config, e: ureq::Error) -> Error {
             message: format!("response header larger than {limit} bytes (at least {size})"),
         },
         U::BadUri(u) => Error::config(format!("invalid URL: {u}")),
-        U::InvalidProxyUrl => Error::Proxy {
-            message: "invalid proxy URL".into(),
-        },
+        U::InvalidProxyUrl => Error::proxy("invalid proxy URL"),
         U::ConnectProxyFailed(m) => Error::Proxy {
             message: format!("CONNECT failed: {m}"),
+            refused_connect: connect_refused(&m),
         },
-        U::TooManyRedirects | U::RedirectFailed => Error::Redirect {
-            message: e.to_string(),
-        },
+        U::TooManyRedirects | U::RedirectFailed => Error::redirect(e.to_string()),
         U::Http(e) => Error::config(format!("cannot build the request: {e}")),
         other => Error::Network {
             message: other.to_string(),
@@ -159,9 +160,7 @@ fn classify_io(cfg: &Config, io: io::Error) -> Error {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return Error::Tls {
-            reason: tls_reason(tls),
-        };
+        return tls_error(tls);
     }
     match io.kind() {
         K::TimedOut | K::WouldBlock => Error::Timeout {
@@ -181,27 +180,22 @@ fn classify_io(cfg: &Config, io: io::Error) -> Error {
     }
 }
 
-/// Names the certificate problems users meet, in words, with rustls' own text after.
-fn tls_reason(e: &rustls::Error) -> String {
+/// Names the certificate problems users meet by a [`TlsReason`], with rustls' own text.
+fn tls_error(e: &rustls::Error) -> Error {
     use rustls::CertificateError as C;
-    let plain = match e {
+    let reason = match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            C::UnknownIssuer => Some("unknown issuer; trust its CA with --cacert FILE"),
-            C::Expired | C::ExpiredContext { .. } => Some("certificate expired"),
-            C::NotValidYet | C::NotValidYetContext { .. } => Some("certificate not valid yet"),
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                Some("name mismatch: the certificate is not valid for this host")
-            }
-            C::Revoked => Some("certificate revoked"),
-            C::BadSignature => Some("bad certificate signature"),
-            _ => None,
+            C::UnknownIssuer => TlsReason::UnknownIssuer,
+            C::Expired | C::ExpiredContext { .. } => TlsReason::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => TlsReason::NotValidYet,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsReason::NameMismatch,
+            C::Revoked => TlsReason::Revoked,
+            C::BadSignature => TlsReason::BadSignature,
+            _ => TlsReason::Other,
         },
-        _ => None,
+        _ => TlsReason::Other,
     };
-    match plain {
-        Some(p) => format!("{p} ({e})"),
-        None => e.to_string(),
-    }
+    Error::tls(reason, e.to_string())
 }
 
 pub(super) fn deadline_error(ctx: &Env) -> Error {

@@ -3,6 +3,7 @@
 //! headers a hop to another host drops.
 
 use crate::error::Error;
+use crate::error::RedirectReason;
 
 pub(super) fn is_credential(name: &str) -> bool {
     name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
@@ -18,16 +19,15 @@ pub(crate) fn follow(
 ) -> Result<String, Error> {
     if seen.len() as u32 >= cfg.max_redirects {
         return Err(Error::Redirect {
-            message: format!(
-                "more than {} redirects; raise --max-redirects if this is expected",
-                cfg.max_redirects
-            ),
+            message: format!("more than {} redirects", cfg.max_redirects),
+            reason: RedirectReason::TooMany,
         });
     }
     let next = resolve(from, location);
     let scheme = scheme_of(&next).unwrap_or("").to_ascii_lowercase();
     if scheme != "http" && scheme != "https" {
         return Err(Error::Redirect {
+            reason: RedirectReason::Other,
             message: format!(
                 "to '{}': only http and https redirects are followed",
                 crate::redact::clip(&crate::redact::url(&next), crate::redact::SHOWN_CHARS)
@@ -37,17 +37,15 @@ pub(crate) fn follow(
     if scheme == "http" && from.to_ascii_lowercase().starts_with("https:") && !cfg.allow_downgrade {
         return Err(Error::Redirect {
             message: format!(
-                "from https to plain http ({next}); pass --allow-downgrade to follow it"
+                "from https to plain http ({next}), which is followed only when downgrades \
+                 are allowed"
             ),
+            reason: RedirectReason::Downgrade,
         });
     }
-    crate::job::check_url(&next).map_err(|e| Error::Redirect {
-        message: format!("to an invalid URL: {e}"),
-    })?;
+    crate::job::check_url(&next).map_err(|e| Error::redirect(format!("to an invalid URL: {e}")))?;
     if next == from || next == start || seen.contains(&next) {
-        return Err(Error::Redirect {
-            message: format!("loop: {next} was already visited"),
-        });
+        return Err(Error::redirect(format!("loop: {next} was already visited")));
     }
     Ok(next)
 }

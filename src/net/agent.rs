@@ -28,6 +28,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::error::Error;
+use crate::error::Setting;
 use crate::net::absolute_form::AbsoluteFormConnector;
 use crate::net::resolve::CachingResolver;
 use crate::net::reuse;
@@ -111,12 +112,12 @@ pub(crate) fn build(
 /// Every certificate in a PEM file; a file without one is an error, as is one that
 /// cannot be read or parsed.
 pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
-    let fix = "give --cacert a PEM file with at least one CERTIFICATE block";
+    let fix = "give a PEM file with at least one CERTIFICATE block";
     let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read CA file '{}': {e}; {fix}",
-            path.display()
-        ))
+        Error::setting(
+            Setting::CaCert,
+            format!("cannot read CA file '{}': {e}; {fix}", path.display()),
+        )
     })?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
@@ -124,10 +125,10 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, Err
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
             Err(e) => {
-                return Err(Error::config(format!(
-                    "CA file '{}' is not valid PEM: {e}; {fix}",
-                    path.display()
-                )));
+                return Err(Error::setting(
+                    Setting::CaCert,
+                    format!("CA file '{}' is not valid PEM: {e}; {fix}", path.display()),
+                ));
             }
         }
     }

@@ -95,7 +95,7 @@ impl fmt::Display for ProxyScheme {
 /// Why a proxy URL was refused. The caller wraps it in its configuration error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyError {
-    /// Where the URL came from: `--proxy` or the variable's name.
+    /// Where the URL came from: `proxy` (the configured proxy) or the variable's name.
     pub source: String,
     /// What is wrong, naming the fix where there is one. Never contains a password.
     pub message: String,
@@ -138,7 +138,7 @@ impl ProxyChoice {
     /// The scheme defaults to `http`; user and password are percent-decoded;
     /// IPv6 hosts go in brackets.
     pub fn parse(url: &str) -> Result<Self, ProxyError> {
-        Self::parse_from(url, "--proxy")
+        Self::parse_from(url, "proxy")
     }
 
     fn parse_from(url: &str, source: &str) -> Result<Self, ProxyError> {
@@ -497,7 +497,7 @@ impl ProxySettings {
             let choice = if p.trim().is_empty() {
                 None
             } else {
-                Some(ProxyChoice::parse_from(p, "--proxy")?)
+                Some(ProxyChoice::parse_from(p, "proxy")?)
             };
             return Ok(ProxySettings {
                 http: choice.clone(),
@@ -801,7 +801,7 @@ mod tests {
         let e = ProxyChoice::parse("ftp://p:1").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--proxy: unsupported proxy scheme 'ftp' (use http://, https://, socks5:// or socks5h://)"
+            "proxy: unsupported proxy scheme 'ftp' (use http://, https://, socks5:// or socks5h://)"
         );
         let e = ProxyChoice::parse("http://:3128").unwrap_err();
         assert!(e.message.contains("no host"), "{e}");

@@ -121,6 +121,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_limiter_reads_50_ms_at_a_time_and_makes_a_whole_second_wait() {
+        let limiter = RateLimiter::new(1 << 20); // 1 MiB/s
+        assert_eq!(limiter.chunk(256 * 1024), 52_428); // read at most 50 ms worth at a time
+        let wait = limiter.take(1 << 20); // a whole second's worth, all at once
+        assert!(wait > std::time::Duration::from_millis(900));
+    }
+
+    #[test]
     fn rates_are_1024_based_like_curl() {
         assert_eq!(parse_rate("10M"), Ok(10 * 1024 * 1024));
         assert_eq!(parse_rate("1.5k"), Ok(1536));

@@ -144,10 +144,7 @@ impl<'a> Sink<'a> {
             }
             Sink::Memory(v) => {
                 if v.len() as u64 + chunk.len() as u64 > limit {
-                    return Err(memory_limit_error(
-                        limit,
-                        format!("more than {limit} bytes (the rest was not read)"),
-                    ));
+                    return Err(Error::too_large(limit, None));
                 }
                 v.extend_from_slice(chunk);
                 Ok(())
@@ -258,17 +255,6 @@ fn ensure_dir(dir: &Path, dirs: &mut RecentDirs) -> Result<(), Error> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     dirs.note(dir);
     Ok(())
-}
-
-/// A memory job's body is larger than the memory limit: kind `checksum` (the body's size
-/// is not what the job can take), with what to do in the message.
-pub(crate) fn memory_limit_error(limit: u64, actual: String) -> Error {
-    Error::Checksum {
-        expected: format!(
-            "at most {limit} bytes (the memory limit; write the body to a file instead)"
-        ),
-        actual,
-    }
 }
 
 #[cfg(test)]

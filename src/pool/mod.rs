@@ -314,7 +314,7 @@ pub struct Submitter {
 
 impl Submitter {
     /// Queues `job` and returns its id. Blocks while the queue is full. Fails with
-    /// [`Error::Cancelled`] once the session is closed or over.
+    /// [`Error::SessionClosed`] once the session is closed or over.
     pub fn submit(&self, job: Job) -> Result<JobId, Error> {
         let first = self.submit_all(vec![job])?;
         Ok(first)
@@ -340,9 +340,7 @@ impl Submitter {
 }
 
 fn closed() -> Error {
-    Error::Cancelled {
-        reason: "the session is closed to new jobs".into(),
-    }
+    Error::SessionClosed
 }
 
 /// A running pool: submit jobs, read [`Event`]s, cancel. Dropping it cancels what is left

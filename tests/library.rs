@@ -204,3 +204,138 @@ fn a_minimum_rate_above_the_rate_limit_or_with_no_window_is_a_config_error() {
         .unwrap();
     assert_eq!(err.kind(), fetchpool::ErrorKind::Config);
 }
+
+// ---------------------------------------------------------------------------------------
+// Errors carry their context in fields, in the library's terms
+
+#[test]
+fn a_memory_limit_overrun_is_too_large_of_kind_checksum() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/big", random_bytes(1, 10_000));
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .memory_limit(1000)
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![Job::new(server.url("/big")).to_memory()])
+        .unwrap();
+    let e = report.outcomes[0].error.clone().unwrap();
+    assert!(
+        matches!(
+            e,
+            fetchpool::Error::TooLarge {
+                limit: 1000,
+                announced: Some(10_000)
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.kind(), fetchpool::ErrorKind::Checksum);
+}
+
+#[test]
+fn submitting_to_a_closed_session_is_session_closed_not_cancelled() {
+    let tmp = TempDir::new();
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let mut session = pool.start();
+    session.close();
+    let e = session
+        .submit(Job::new("http://127.0.0.1:9/a"))
+        .unwrap_err();
+    assert!(matches!(e, fetchpool::Error::SessionClosed), "{e:?}");
+    assert_eq!(e.kind(), fetchpool::ErrorKind::Config);
+    assert_eq!(e.to_string(), "the session is closed to new jobs");
+}
+
+#[test]
+fn configuration_errors_name_the_setting_never_a_command_line_flag() {
+    use fetchpool::{Error, Setting, Shard};
+    let tmp = TempDir::new();
+    let no_flag = |e: &Error| {
+        let m = e.to_string();
+        assert!(
+            !m.contains("--") && !m.contains(" -j") && !m.contains("-o "),
+            "{m}"
+        );
+    };
+    let e = Pool::builder()
+        .workers(0)
+        .output_dir(tmp.path())
+        .build()
+        .unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::Workers));
+    no_flag(&e);
+    std::fs::write(tmp.join("file"), b"").unwrap();
+    let e = Pool::builder()
+        .output_dir(tmp.join("file").join("sub"))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::OutputDir));
+    no_flag(&e);
+    let e = Pool::builder()
+        .proxy("ftp://p:21")
+        .output_dir(tmp.path())
+        .build()
+        .unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::Proxy));
+    no_flag(&e);
+    let e = Pool::builder()
+        .ca_cert(tmp.join("missing.pem"))
+        .output_dir(tmp.path())
+        .build()
+        .unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::CaCert));
+    no_flag(&e);
+    let e = Shard::parse("0/3").unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::Shard));
+    no_flag(&e);
+    let e = Shard::from_env(
+        |k| (k == "JOB_COMPLETION_INDEX").then(|| "1".to_string()),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.config_setting(), Some(Setting::ShardCount));
+    no_flag(&e);
+    let e = Shard::from_env(|_| None, None).unwrap_err();
+    no_flag(&e);
+}
+
+#[test]
+fn a_bad_list_line_is_a_config_error_with_its_list_and_line() {
+    let list = "http://127.0.0.1/a\nhttp://127.0.0.1/b\tx\ty\tz\tw\n";
+    let e = fetchpool::ManifestReader::new("jobs.txt", list.as_bytes())
+        .find_map(Result::err)
+        .unwrap();
+    let origin = e.origin().expect("an origin");
+    assert_eq!((&*origin.source, origin.line), ("jobs.txt", 2));
+    assert!(
+        e.to_string()
+            .starts_with("jobs.txt:2: 5 tab-separated fields"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_issuer_is_a_typed_tls_reason() {
+    let ca = support::tls::TestCa::new("private CA");
+    let plain = TestServer::start();
+    plain.file("/f.bin", b"x".to_vec());
+    let front = support::tls::TlsFront::start(&ca, support::tls::Leaf::Valid, &plain);
+    let tmp = TempDir::new();
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let report = pool.run(vec![Job::new(front.url("/f.bin"))]).unwrap();
+    let e = report.outcomes[0].error.clone().unwrap();
+    assert!(
+        matches!(
+            e,
+            fetchpool::Error::Tls {
+                reason: fetchpool::TlsReason::UnknownIssuer,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("--cacert"), "{e}");
+}

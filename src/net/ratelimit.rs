@@ -11,14 +11,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Shares `bytes_per_sec` among all the threads that read through it.
-///
-/// ```
-/// use fetchpool::RateLimiter;
-/// let limiter = RateLimiter::new(1 << 20); // 1 MiB/s
-/// assert_eq!(limiter.chunk(256 * 1024), 52_428); // read at most 50 ms worth at a time
-/// let wait = limiter.take(1 << 20); // a whole second's worth, all at once
-/// assert!(wait > std::time::Duration::from_millis(900));
-/// ```
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,

@@ -11,7 +11,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::job::Origin;
+/// Where a job came from, for error messages: a file name (or `-`, `args`) and a
+/// 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Origin {
+    /// The job list's name as the user gave it (shared by every job of the list).
+    pub source: Arc<str>,
+    /// The 1-based line within it.
+    pub line: u64,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
 
 /// Which phase of a request ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -31,22 +31,7 @@ pub enum Destination {
     Memory,
 }
 
-/// Where a job came from, for error messages: a file name (or `-`, `args`) and a
-/// 1-based line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Origin {
-    /// The job list's name as the user gave it (shared by every job of the list).
-    pub source: std::sync::Arc<str>,
-    /// The 1-based line within it.
-    pub line: u64,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)
-    }
-}
+pub use crate::error::Origin;
 
 /// One request to make and what to do with its response.
 ///

@@ -274,6 +274,11 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<io::Error>,
     },
+    /// The body's sha256 could not be computed: its hashing thread stopped (kind `io`).
+    Hashing {
+        /// The file the body was written to; `None` for a memory job.
+        path: Option<PathBuf>,
+    },
     /// The proxy refused or failed the request.
     Proxy {
         /// The proxy (credentials redacted) and what it did.
@@ -333,7 +338,7 @@ impl Error {
             Error::Status { .. } => ErrorKind::Http,
             Error::Protocol { .. } => ErrorKind::Protocol,
             Error::Checksum { .. } | Error::TooLarge { .. } => ErrorKind::Checksum,
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::Hashing { .. } => ErrorKind::Io,
             Error::Proxy { .. } => ErrorKind::Proxy,
             Error::Redirect { .. } => ErrorKind::Redirect,
             Error::Dependency { .. } => ErrorKind::Dependency,
@@ -530,6 +535,12 @@ impl fmt::Display for Error {
             Error::Io { path, source } => {
                 write!(f, "{}: {source}", shown(&path.to_string_lossy()))
             }
+            Error::Hashing { path } => {
+                if let Some(path) = path {
+                    write!(f, "{}: ", shown(&path.to_string_lossy()))?;
+                }
+                f.write_str("the body's sha256 could not be computed: its hashing thread stopped")
+            }
             Error::Proxy { message, .. } => write!(f, "proxy error: {}", shown(message)),
             Error::Redirect { message, .. } => write!(f, "redirect refused: {}", shown(message)),
             Error::Dependency { id } => {
@@ -628,6 +639,37 @@ mod tests {
         };
         assert!(!e.is_transient());
         assert!(!Error::io("/x", io::Error::other("disk full")).is_transient());
+    }
+
+    #[test]
+    fn a_stopped_hashing_thread_names_the_real_file_not_a_fake_path() {
+        let e = Error::Hashing {
+            path: Some(PathBuf::from("out/a.bin")),
+        };
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert_eq!(
+            e.to_string(),
+            "out/a.bin: the body's sha256 could not be computed: its hashing thread stopped"
+        );
+        let e = Error::Hashing { path: None };
+        assert!(!e.to_string().contains("(sha256 thread)"), "{e}");
+    }
+
+    #[test]
+    fn a_config_error_shows_its_origin_and_keeps_its_setting() {
+        let origin = Origin {
+            source: "jobs.txt".into(),
+            line: 7,
+        };
+        let e = Error::setting(Setting::Proxy, "unsupported proxy scheme").at(origin.clone());
+        assert_eq!(e.to_string(), "jobs.txt:7: unsupported proxy scheme");
+        assert_eq!(e.origin(), Some(&origin));
+        assert_eq!(e.config_setting(), Some(Setting::Proxy));
+        let io = Error::io("/x", io::Error::other("disk full")).at(origin);
+        assert!(
+            io.origin().is_none(),
+            "only configuration errors take an origin"
+        );
     }
 
     #[test]

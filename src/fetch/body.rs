@@ -3,7 +3,6 @@
 //! body while a core is free), written to its [`Sink`], then checked and committed.
 
 use std::io::{self, Read};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -208,9 +207,8 @@ fn receive_in<'s>(
         Some(h) => hex(&h.finalize()),
         None => {
             sink.abandon(false);
-            return Err(Failure::new(Error::Io {
-                path: PathBuf::from("(sha256 thread)"),
-                source: std::sync::Arc::new(io::Error::other("the hashing thread stopped")),
+            return Err(Failure::new(Error::Hashing {
+                path: job.path().map(|rel| cfg.output_dir.join(rel)),
             }));
         }
     };

@@ -468,7 +468,7 @@ impl ProxySettings {
 
     /// From explicit settings only; the environment is not read.
     ///
-    /// `proxy`: `--proxy URL` (`Some("")` means no proxy). `no_proxy`: `--no-proxy LIST`.
+    /// `proxy`: the proxy URL (`Some("")` means no proxy). `no_proxy`: a NO_PROXY-style host list.
     pub fn new(proxy: Option<&str>, no_proxy: Option<&str>) -> Result<Self, ProxyError> {
         Self::with_env(proxy, no_proxy, |_| None)
     }

@@ -339,3 +339,55 @@ fn an_unknown_issuer_is_a_typed_tls_reason() {
     );
     assert!(!e.to_string().contains("--cacert"), "{e}");
 }
+
+#[test]
+fn cancelling_or_dropping_a_session_leaves_the_pool_usable_for_later_runs() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a.bin", random_bytes(3, 5_000));
+    server.route("/slow", |_| {
+        support::Reply::ok(random_bytes(4, 200_000))
+            .drip(1_000, std::time::Duration::from_millis(50))
+    });
+    let pool = Pool::builder()
+        .workers(2)
+        .retries(0)
+        .output_dir(tmp.join("out"))
+        .build()
+        .unwrap();
+
+    // One session cancelled mid-body, another dropped mid-body without a close.
+    let mut cancelled = pool.start();
+    cancelled.submit(Job::new(server.url("/slow"))).unwrap();
+    let mut started = false;
+    for event in cancelled.by_ref() {
+        if let Event::Started { .. } = event {
+            started = true;
+            break;
+        }
+    }
+    assert!(started);
+    cancelled.cancel();
+    let summary = cancelled.wait();
+    assert_eq!(summary.cancelled, 1);
+
+    let mut dropped = pool.clone().start();
+    dropped
+        .submit(Job::new(server.url("/slow")).to_file("s2"))
+        .unwrap();
+    for event in dropped.by_ref() {
+        if let Event::Started { .. } = event {
+            break;
+        }
+    }
+    drop(dropped);
+
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/a.bin")).sha256(sha256_hex(&random_bytes(3, 5_000))),
+        ])
+        .unwrap();
+    let o = &report.outcomes[0];
+    assert_eq!(o.status, Status::Ok, "{:?}", o.error);
+    assert_eq!(o.attempts, 1);
+}

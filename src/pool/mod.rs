@@ -47,6 +47,8 @@ use crate::report::{Report, Summary};
 #[derive(Debug, Clone)]
 pub struct Pool {
     config: Arc<Config>,
+    /// The agent the pool was built with: it proves the settings at build time, and a
+    /// session uses it only when it cannot build its own. Never shut down.
     agent: ureq::Agent,
     /// Which workers opened a connection for their current request (see
     /// [`reuse`](crate::net::reuse)), shared with the agent's connector chain.
@@ -56,6 +58,18 @@ pub struct Pool {
     /// The attempt path's state (hashing threads, what the disk supports), shared by
     /// clones and by every run of this pool.
     attempts: Arc<fetch::Shared>,
+}
+
+/// The parts of the configuration that shape the agent's connections.
+fn agent_settings(config: &Config) -> agent::Settings<'_> {
+    agent::Settings {
+        workers: config.workers,
+        per_host: config.per_host,
+        ca_certs: &config.ca_certs,
+        connect_timeout: config.connect_timeout,
+        idle_timeout: config.idle_timeout,
+        user_agent: &config.user_agent,
+    }
 }
 
 impl PoolBuilder {
@@ -74,15 +88,8 @@ impl Pool {
 
     fn new(config: Config) -> Result<Pool, Error> {
         let opened = Arc::default();
-        let settings = agent::Settings {
-            workers: config.workers,
-            per_host: config.per_host,
-            ca_certs: &config.ca_certs,
-            connect_timeout: config.connect_timeout,
-            idle_timeout: config.idle_timeout,
-            user_agent: &config.user_agent,
-        };
-        let agent = agent::build(&settings, &opened)?;
+        // Built here so that a bad CA file fails `build`, before any request.
+        let agent = agent::build(&agent_settings(&config), &opened)?;
         Ok(Pool {
             config: Arc::new(config),
             agent,
@@ -211,6 +218,17 @@ impl Pool {
     /// Starts a session and returns a sender that can put notes among its events.
     fn start_with_notes(&self) -> (Session, Sender<Note>) {
         let cfg = Arc::clone(&self.config);
+        // Each session has an agent (a connection pool) of its own: cancelling shuts it
+        // down to interrupt blocked reads, which must not reach another session or a
+        // later run. Should rebuilding fail (a CA file gone since `build`), the session
+        // shares the pool's agent and its cancel only sets the flag, never shutting it.
+        let (agent, own_agent) = match agent::build(&agent_settings(&cfg), &self.opened) {
+            Ok(agent) => (agent, true),
+            Err(e) => {
+                log::warn!("{e}; this session shares the pool's connections");
+                (self.agent.clone(), false)
+            }
+        };
         // Capacity in batches: the feeder sends up to 64 jobs per message.
         let (input_tx, input_rx) = bounded::<Batch>(16);
         let (work_tx, work_rx) = bounded::<Task>(cfg.workers);
@@ -231,7 +249,7 @@ impl Pool {
         for n in 0..cfg.workers {
             let ctx = worker::Context {
                 config: Arc::clone(&cfg),
-                agent: self.agent.clone(),
+                agent: agent.clone(),
                 opened: Arc::clone(&self.opened),
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
@@ -285,7 +303,7 @@ impl Pool {
             cancelled,
             precheck,
             _output_lock: output_lock,
-            agent: self.agent.clone(),
+            agent: own_agent.then_some(agent),
             summary: Summary::default(),
             started: Instant::now(),
         };
@@ -371,7 +389,8 @@ pub struct Session {
     precheck: Arc<Precheck>,
     /// Held to the session's end, once a file job took it.
     _output_lock: Arc<lock::Lazy>,
-    agent: ureq::Agent,
+    /// The session's own agent, shut down on cancel; `None` when it shares the pool's.
+    agent: Option<ureq::Agent>,
     summary: Summary,
     started: Instant,
 }
@@ -486,7 +505,8 @@ impl Drop for Session {
 pub struct CancelHandle {
     cancelled: Arc<AtomicBool>,
     ctl: Sender<Ctl>,
-    agent: ureq::Agent,
+    /// The session's own agent, shut down on cancel; `None` when it shares the pool's.
+    agent: Option<ureq::Agent>,
 }
 
 impl CancelHandle {
@@ -495,7 +515,9 @@ impl CancelHandle {
         if !self.cancelled.swap(true, Ordering::SeqCst) {
             let _ = self.ctl.send(Ctl::Cancel);
             // Interrupts blocked reads and writes on every pooled connection.
-            self.agent.clone().shutdown();
+            if let Some(agent) = &self.agent {
+                agent.clone().shutdown();
+            }
         }
     }
 }

@@ -14,6 +14,10 @@ use crate::error::Error;
 /// The URI type the URL check parses with (ureq's `http::Uri`).
 pub use ureq::http::Uri;
 
+pub use crate::job::file_name_for;
+pub use crate::net::http_date::{format_http_date, parse_http_date, parse_retry_after};
+pub use crate::shard::shard_of;
+
 /// [`crate::job`]'s URL check: absolute http(s) with a host.
 pub fn check_url(url: &str) -> Result<(), Error> {
     crate::job::check_url(url)

@@ -49,9 +49,10 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// Formats a time as an IMF-fixdate: the inverse of [`parse_http_date`], to test it.
-#[cfg(test)]
-fn format_http_date(t: SystemTime) -> String {
+/// Formats a time as an IMF-fixdate: the inverse of [`parse_http_date`], to test it (unit
+/// tests and the fuzz targets' round trip).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn format_http_date(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -81,7 +82,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

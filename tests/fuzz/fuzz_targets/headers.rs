@@ -21,7 +21,8 @@ use fetchpool::fuzzing::{
     ContentRange, RangeAnswer, SIDECAR_ETAG, judge_range, parse_content_range, range_validator,
     resume_headers, retry_delay,
 };
-use fetchpool::{Config, format_http_date, parse_http_date, parse_rate, parse_retry_after};
+use fetchpool::fuzzing::{format_http_date, parse_http_date, parse_retry_after};
+use fetchpool::{Config, parse_rate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,7 +16,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 use fetchpool::fuzzing::{check_relative_path, normalize};
-use fetchpool::{Destination, Job, ManifestReader, PlanChecker, Shard, file_name_for, shard_of};
+use fetchpool::fuzzing::{file_name_for, shard_of};
+use fetchpool::{Destination, Job, ManifestReader, PlanChecker, Shard};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use crate::cli::args::RunArgs;
-use crate::cli::run::{Checked, describe_selection};
-use crate::cli::select::Selection;
+use crate::cli::select::{Checked, Selection, describe_selection};
 use crate::cli::sources::Source;
 
 /// `--dry-run`: what the run would do, with no request. Files already up to date are

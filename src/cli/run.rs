@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use fetchpool::{ErrorKind, Event, Job, Pool, PoolBuilder};
 
 use super::args::RunArgs;
-use super::select::{self, RetrySet, Selection};
+use super::select::{self, Checked, RetrySet, Selection, describe_selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use super::{dry_run, hints, interrupt, progress, summary};
@@ -83,14 +83,6 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         b = b.header(k, v);
     }
     Ok(b)
-}
-
-/// What the check pass learned: the plan of the selected jobs, and how many were listed.
-pub struct Checked {
-    pub plan: fetchpool::Plan,
-    pub listed: u64,
-    /// The `--retry-failed` keys some listed job matched.
-    retry_matched: std::collections::HashSet<select::RetryKey>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -343,22 +335,6 @@ fn check(
             Err(errors)
         }
     })
-}
-
-pub fn describe_selection(selection: &Selection, checked: &Checked) -> String {
-    let mut parts = Vec::new();
-    if let Some(s) = selection.shard {
-        parts.push(format!("shard {s}"));
-    }
-    if let Some(r) = &selection.retry {
-        parts.push(format!("failed in {}", r.report.display()));
-    }
-    format!(
-        "{} of {} listed jobs ({})",
-        checked.plan.jobs,
-        checked.listed,
-        parts.join(", ")
-    )
 }
 
 /// The problems of a job list: the first [`Problems::SHOWN`] as they will be printed,

@@ -130,3 +130,28 @@ impl Selection {
         self.shard.is_none() && self.retry.is_none()
     }
 }
+
+/// What the check pass learned: the plan of the selected jobs, and how many were listed.
+pub struct Checked {
+    pub plan: fetchpool::Plan,
+    pub listed: u64,
+    /// The `--retry-failed` keys some listed job matched.
+    pub retry_matched: HashSet<RetryKey>,
+}
+
+/// The selection in words: "N of M listed jobs (shard K/N, failed in REPORT)".
+pub fn describe_selection(selection: &Selection, checked: &Checked) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = selection.shard {
+        parts.push(format!("shard {s}"));
+    }
+    if let Some(r) = &selection.retry {
+        parts.push(format!("failed in {}", r.report.display()));
+    }
+    format!(
+        "{} of {} listed jobs ({})",
+        checked.plan.jobs,
+        checked.listed,
+        parts.join(", ")
+    )
+}

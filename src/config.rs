@@ -80,6 +80,9 @@ pub struct Config {
     /// is caught by [`Config::idle_timeout`] instead. Defaults to 30 s (curl's
     /// `--speed-time`).
     pub min_rate_window: Duration,
+    /// Response headers kept in every outcome ([`crate::Outcome::header`]), lowercase;
+    /// a job may name more ([`crate::Job::keep_headers`]). Defaults to none.
+    pub keep_headers: Vec<String>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             limit_rate: None,
             min_rate: None,
             min_rate_window: Duration::from_secs(30),
+            keep_headers: Vec::new(),
         }
     }
 }
@@ -254,6 +258,26 @@ impl PoolBuilder {
         self
     }
 
+    /// Keeps these response headers of every job's last response in its outcome
+    /// ([`crate::Outcome::header`], [`crate::Outcome::headers`]); names compared without
+    /// regard to case. Repeatable; a job may add its own ([`crate::Job::keep_headers`]).
+    /// A name that is not a header name fails [`PoolBuilder::build`]. Defaults to none.
+    ///
+    /// ```no_run
+    /// let pool = fetchpool::Pool::builder()
+    ///     .keep_headers(["Link", "X-RateLimit-Remaining"])
+    ///     .build()?;
+    /// let report = pool.run([fetchpool::Job::new("http://127.0.0.1:8080/api?page=1").to_memory()])?;
+    /// let next_page = report.outcomes[0].header("link");
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn keep_headers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.config
+            .keep_headers
+            .extend(names.into_iter().map(|n| n.into().to_ascii_lowercase()));
+        self
+    }
+
     /// The configuration as it stands.
     pub fn config(&self) -> &Config {
         &self.config
@@ -276,6 +300,7 @@ impl PoolBuilder {
         for (name, value) in &config.headers {
             crate::job::check_header(name, value)?;
         }
+        crate::job::check_header_names(&config.keep_headers)?;
         if config.min_rate.is_some() && config.min_rate_window.is_zero() {
             return Err(Error::config(
                 "the minimum rate's window must be longer than zero",

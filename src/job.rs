@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -68,6 +69,19 @@ pub struct Job {
     pub priority: i32,
     /// Where the job was read from, for messages.
     pub origin: Option<Origin>,
+    /// This job's whole time budget, all its attempts and the waits between them, from
+    /// its first start. Defaults to none: the pool's [`Config::max_time`](crate::Config::max_time).
+    pub max_time: Option<Duration>,
+    /// This job's stall limit: the longest wait for its next byte. Defaults to none: the
+    /// pool's [`Config::idle_timeout`](crate::Config::idle_timeout).
+    pub idle_timeout: Option<Duration>,
+    /// Extra attempts for this job's transient errors. Defaults to none: the pool's
+    /// [`Config::retries`](crate::Config::retries).
+    pub retries: Option<u32>,
+    /// Response headers to keep in the outcome ([`crate::Outcome::header`]), in addition
+    /// to the pool's [`Config::keep_headers`](crate::Config::keep_headers); names
+    /// compared without regard to case. Defaults to none.
+    pub keep_headers: Vec<String>,
 }
 
 impl Job {
@@ -92,6 +106,10 @@ impl Job {
             body: None,
             priority: 0,
             origin: None,
+            max_time: None,
+            idle_timeout: None,
+            retries: None,
+            keep_headers: Vec::new(),
         }
     }
 
@@ -155,6 +173,54 @@ impl Job {
         self
     }
 
+    /// Give this job its own whole time budget (all attempts and the waits between them,
+    /// from its first start), instead of the pool's. On expiry the job fails with a
+    /// [`TimeoutPhase::Deadline`](crate::TimeoutPhase::Deadline) timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let api = fetchpool::Job::new("http://127.0.0.1:8080/api/users")
+    ///     .to_memory()
+    ///     .max_time(Duration::from_secs(5))
+    ///     .idle_timeout(Duration::from_secs(2))
+    ///     .retries(1);
+    /// assert_eq!(api.max_time, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn max_time(mut self, limit: Duration) -> Job {
+        self.max_time = Some(limit);
+        self
+    }
+
+    /// Give this job its own stall limit (the longest wait for its next byte), instead
+    /// of the pool's. A stall fails the attempt with a
+    /// [`TimeoutPhase::Stall`](crate::TimeoutPhase::Stall) timeout, retried like the
+    /// pool's.
+    pub fn idle_timeout(mut self, limit: Duration) -> Job {
+        self.idle_timeout = Some(limit);
+        self
+    }
+
+    /// Give this job its own number of extra attempts for transient errors, instead of
+    /// the pool's.
+    pub fn retries(mut self, retries: u32) -> Job {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Keep these response headers in the outcome, in addition to the pool's
+    /// ([`crate::PoolBuilder::keep_headers`]); names compared without regard to case.
+    ///
+    /// ```
+    /// let job = fetchpool::Job::new("http://127.0.0.1:8080/api/users?page=1")
+    ///     .to_memory()
+    ///     .keep_headers(["Link", "X-Total-Count"]);
+    /// assert_eq!(job.keep_headers, ["Link", "X-Total-Count"]);
+    /// ```
+    pub fn keep_headers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Job {
+        self.keep_headers.extend(names.into_iter().map(Into::into));
+        self
+    }
+
     /// The destination path, for file jobs.
     pub fn path(&self) -> Option<&Path> {
         match &self.dest {
@@ -184,6 +250,18 @@ impl Job {
         }
         for (name, value) in &self.headers {
             check_header(name, value)?;
+        }
+        check_header_names(&self.keep_headers)?;
+        for (what, limit) in [
+            ("time budget", self.max_time),
+            ("idle timeout", self.idle_timeout),
+        ] {
+            if limit.is_some_and(|d| d.is_zero()) {
+                return Err(Error::config(format!(
+                    "the job's {what} is zero, which no request can meet; give a positive \
+                     duration, or none for the pool's"
+                )));
+            }
         }
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Error::config(format!(
@@ -295,6 +373,20 @@ pub(crate) fn check_no_encoding(headers: &[(String, String)]) -> Result<(), Erro
                 value.trim()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Checks names of response headers to keep: each a header name (see [`check_header`]).
+pub(crate) fn check_header_names(names: &[String]) -> Result<(), Error> {
+    for name in names {
+        check_header(name, "").map_err(|_| {
+            Error::config(format!(
+                "'{}' is not a header name, so no response header can be kept by it \
+                 (letters, digits and !#$%&'*+-.^_`|~ only)",
+                shown(name)
+            ))
+        })?;
     }
     Ok(())
 }

@@ -87,6 +87,10 @@ pub struct Outcome {
     pub error: Option<Error>,
     /// The body, for memory jobs that succeeded.
     pub body: Option<Vec<u8>>,
+    /// The kept response headers of the last response ([`crate::PoolBuilder::keep_headers`],
+    /// [`crate::Job::keep_headers`]), in the order received, one entry per value; names
+    /// lowercase. Empty when none were asked for or no response came.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What a job's attempts measured, for [`Outcome::new`]; all empty (the default) for a job
@@ -101,6 +105,7 @@ pub(crate) struct Measured {
     pub(crate) resumed_from: Option<u64>,
     pub(crate) redirects: Vec<String>,
     pub(crate) body: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// Which job an outcome is about: its name, the URL it asked for and its path.
@@ -154,6 +159,7 @@ impl Outcome {
             resumed_from,
             redirects,
             body,
+            headers,
         } = measured;
         Outcome {
             id,
@@ -170,7 +176,33 @@ impl Outcome {
             redirects,
             error,
             body,
+            headers,
         }
+    }
+
+    /// The value of the kept response header `name` (any case), the first if it came
+    /// more than once; `None` when it was not kept or not sent.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Job, Pool};
+    /// let pool = Pool::builder().keep_headers(["X-Total-Count"]).build()?;
+    /// let report = pool.run([Job::new("http://127.0.0.1:8080/api/users").to_memory()])?;
+    /// let total: Option<u64> = report.outcomes[0]
+    ///     .header("x-total-count")
+    ///     .and_then(|v| v.parse().ok());
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The URL the last response came from: the last redirect's target, or the job's URL
+    /// when there was no redirect.
+    pub fn final_url(&self) -> &str {
+        self.redirects.last().unwrap_or(&self.url)
     }
 
     /// A job that ended without an attempt (cancelled, dependency failed, invalid).
@@ -206,8 +238,39 @@ impl Outcome {
         if let Some(name) = &self.name {
             v["id"] = json!(name);
         }
+        if !self.headers.is_empty() {
+            v["headers"] = Value::Object(kept_headers_json(&self.headers));
+        }
         v
     }
+}
+
+/// Kept headers as a report shows them: one member per name, repeated values joined by
+/// `, `; URLs' secrets hidden ([`redact::text`]), and the values of credential headers
+/// (`Set-Cookie`, `Authorization`, …) masked whole.
+fn kept_headers_json(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        let shown = if matches!(
+            name.as_str(),
+            "set-cookie" | "cookie" | "authorization" | "proxy-authorization"
+        ) {
+            Cow::Borrowed(redact::MASK)
+        } else {
+            redact::text(value)
+        };
+        match out.get_mut(&name) {
+            Some(Value::String(joined)) => {
+                joined.push_str(", ");
+                joined.push_str(&shown);
+            }
+            _ => {
+                out.insert(name, Value::String(shown.into_owned()));
+            }
+        }
+    }
+    out
 }
 
 /// Counts and totals of a run; cheap to keep for any number of jobs.
@@ -330,6 +393,7 @@ mod tests {
                 retry_after: None,
             }),
             body: None,
+            headers: Vec::new(),
         };
         let v = o.to_json();
         for key in [

@@ -391,3 +391,218 @@ fn cancelling_or_dropping_a_session_leaves_the_pool_usable_for_later_runs() {
     assert_eq!(o.status, Status::Ok, "{:?}", o.error);
     assert_eq!(o.attempts, 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-job limits and kept headers
+
+/// A 1 KB API call gives up on a stall after its own 300 ms while a slow download on the
+/// same pool keeps the pool's 30 s stall limit and finishes.
+#[test]
+fn a_jobs_own_idle_timeout_ends_its_stall_while_other_jobs_keep_the_pools() {
+    use fetchpool::{Error, TimeoutPhase};
+    use std::time::{Duration, Instant};
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/api", |_| {
+        support::Reply::ok(vec![b'x'; 1000]).stall_after(10)
+    });
+    let slow = random_bytes(5, 4_000);
+    let served = slow.clone();
+    server.route("/slow", move |_| {
+        support::Reply::ok(&served).drip(1_000, Duration::from_millis(500))
+    });
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let started = Instant::now();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/api"))
+                .to_memory()
+                .idle_timeout(Duration::from_millis(300))
+                .retries(0),
+            Job::new(server.url("/slow")).sha256(sha256_hex(&slow)),
+        ])
+        .unwrap();
+    let api = report.outcomes.iter().find(|o| o.path.is_none()).unwrap();
+    assert_eq!(api.status, Status::Failed);
+    assert!(
+        matches!(
+            api.error,
+            Some(Error::Timeout {
+                phase: TimeoutPhase::Stall,
+                limit: Some(l)
+            }) if l == Duration::from_millis(300)
+        ),
+        "{:?}",
+        api.error
+    );
+    assert_eq!(api.attempts, 1);
+    let file = report.outcomes.iter().find(|o| o.path.is_some()).unwrap();
+    assert_eq!(file.status, Status::Ok, "{:?}", file.error);
+    assert_eq!(file.bytes, 4_000);
+    assert!(api.elapsed < Duration::from_secs(2), "{:?}", api.elapsed);
+    assert!(started.elapsed() >= Duration::from_millis(1_500));
+}
+
+/// A job's own whole budget ends it with a deadline timeout; a job on the same route
+/// without one (and a pool without one) runs to the end.
+#[test]
+fn a_jobs_own_max_time_ends_it_with_a_deadline_timeout_and_others_run_on() {
+    use fetchpool::{Error, TimeoutPhase};
+    use std::time::Duration;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let body = random_bytes(6, 3_000);
+    let served = body.clone();
+    server.route("/drip", move |_| {
+        support::Reply::ok(&served).drip(500, Duration::from_millis(200))
+    });
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/drip"))
+                .to_memory()
+                .max_time(Duration::from_millis(400)),
+            Job::new(server.url("/drip")).to_file("whole.bin"),
+        ])
+        .unwrap();
+    let short = report.outcomes.iter().find(|o| o.path.is_none()).unwrap();
+    assert_eq!(short.status, Status::Failed);
+    assert!(
+        matches!(
+            short.error,
+            Some(Error::Timeout {
+                phase: TimeoutPhase::Deadline,
+                limit: Some(l)
+            }) if l == Duration::from_millis(400)
+        ),
+        "{:?}",
+        short.error
+    );
+    let whole = report.outcomes.iter().find(|o| o.path.is_some()).unwrap();
+    assert_eq!(whole.status, Status::Ok, "{:?}", whole.error);
+    assert_eq!(std::fs::read(tmp.join("whole.bin")).unwrap(), body);
+}
+
+/// A job's own retries override the pool's, up and down.
+#[test]
+fn a_jobs_own_retries_override_the_pools() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/busy", |_| support::Reply::status(503));
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .retries(1)
+        .retry_base_delay(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/busy"))
+                .to_memory()
+                .id("more")
+                .retries(3),
+            Job::new(server.url("/busy"))
+                .to_memory()
+                .id("none")
+                .retries(0),
+            Job::new(server.url("/busy")).to_memory().id("pool"),
+        ])
+        .unwrap();
+    let attempts = |name: &str| {
+        let o = report
+            .outcomes
+            .iter()
+            .find(|o| o.name.as_deref() == Some(name))
+            .unwrap();
+        assert_eq!(o.status, Status::Failed);
+        o.attempts
+    };
+    assert_eq!(
+        (attempts("more"), attempts("none"), attempts("pool")),
+        (4, 1, 2)
+    );
+    assert_eq!(server.hits("/busy"), 7);
+}
+
+/// Kept headers come from the last response, in the order it sent them, by the pool's
+/// names and the job's; the final URL is the last redirect's target; a report line shows
+/// them with credentials masked.
+#[test]
+fn kept_response_headers_and_the_final_url_are_read_from_outcomes() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/users", |_| {
+        support::Reply::redirect(302, "/v2/users?page=1").header("X-Total-Count", "99")
+    });
+    server.route("/v2/users", |_| {
+        support::Reply::ok(b"[{\"id\":1}]")
+            .header("Link", "</v2/users?page=2>; rel=\"next\"")
+            .header("X-Other", "not kept")
+            .header("X-Total-Count", "42")
+            .header("Set-Cookie", "session=s3cret")
+    });
+    server.route("/limited", |_| {
+        support::Reply::status(429).header("X-RateLimit-Remaining", "0")
+    });
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .retries(0)
+        .keep_headers(["x-total-count", "X-RateLimit-Remaining"])
+        .build()
+        .unwrap();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/users"))
+                .to_memory()
+                .keep_headers(["LINK", "set-cookie"]),
+            Job::new(server.url("/limited")).to_memory(),
+        ])
+        .unwrap();
+    let users = report
+        .outcomes
+        .iter()
+        .find(|o| o.url.ends_with("/users"))
+        .unwrap();
+    assert_eq!(users.status, Status::Ok);
+    assert_eq!(
+        users.headers,
+        [
+            (
+                "link".to_string(),
+                "</v2/users?page=2>; rel=\"next\"".to_string()
+            ),
+            ("x-total-count".to_string(), "42".to_string()),
+            ("set-cookie".to_string(), "session=s3cret".to_string()),
+        ]
+    );
+    assert_eq!(users.header("X-Total-Count"), Some("42"));
+    assert_eq!(users.header("x-other"), None);
+    assert_eq!(users.final_url(), server.url("/v2/users?page=1"));
+    let line = users.to_json();
+    assert_eq!(line["headers"]["x-total-count"], "42");
+    assert_eq!(line["headers"]["set-cookie"], "***");
+    assert!(!line.to_string().contains("s3cret"), "{line}");
+
+    let limited = report
+        .outcomes
+        .iter()
+        .find(|o| o.url.ends_with("/limited"))
+        .unwrap();
+    assert_eq!(limited.status, Status::Failed);
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(limited.final_url(), limited.url);
+    assert_eq!(
+        Job::new(server.url("/x"))
+            .keep_headers(["bad name"])
+            .check()
+            .unwrap_err()
+            .kind(),
+        fetchpool::ErrorKind::Config
+    );
+    let e = Pool::builder()
+        .output_dir(tmp.path())
+        .keep_headers(["a:b"])
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), fetchpool::ErrorKind::Config);
+}

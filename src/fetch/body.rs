@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use ureq::http;
 
-use super::classify::from_io;
+use super::classify::{Limits, from_io};
 use super::input::{BUF_SIZE, Env, Failure, Input, Pipeline, Scratch, Success, emit};
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
@@ -156,7 +156,7 @@ fn receive_in<'s>(
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(from_io(ctx, e)),
+                Err(e) => return Err(from_io(&Limits::of(cfg, job), e)),
             };
             // Without a Content-Length (close-delimited, chunked) only the count can tell
             // that the body is longer than listed: stop at once, not at its end.
@@ -262,6 +262,7 @@ fn receive_in<'s>(
         redirects: Vec::new(),
         body,
         skipped: false,
+        headers: Vec::new(),
     })
 }
 

@@ -3,20 +3,44 @@
 //! apart from the origin's answer.
 
 use std::io;
+use std::time::Duration;
 
 use ureq::Body;
 use ureq::http::Response;
 
-use super::input::Env;
 use crate::config::Config;
 use crate::error::TlsReason;
 use crate::error::{Error, TimeoutPhase};
+use crate::job::Job;
 use crate::net::proxy::{ProxyChoice, ProxyScheme};
+
+/// The time limits one attempt runs under, as its timeouts report them: the pool's, or
+/// the job's own where it has them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) connect: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) max_time: Option<Duration>,
+    /// Whether `idle` is the job's own, which the request must then be given: the
+    /// agent's connections carry the pool's.
+    pub(crate) own_idle: bool,
+}
+
+impl Limits {
+    pub(crate) fn of(cfg: &Config, job: &Job) -> Limits {
+        Limits {
+            connect: cfg.connect_timeout,
+            idle: job.idle_timeout.unwrap_or(cfg.idle_timeout),
+            max_time: job.max_time.or(cfg.max_time),
+            own_idle: job.idle_timeout.is_some(),
+        }
+    }
+}
 
 /// A failure on the way through proxy `p`. Reaching the proxy and its answer to
 /// `CONNECT` are the proxy's part (kind `proxy`, never retried as a direct attempt);
 /// TLS and timeouts keep their own kinds. The message names the proxy redacted.
-pub(super) fn proxy_error(ctx: &Env, p: &ProxyChoice, e: ureq::Error) -> Error {
+pub(super) fn proxy_error(limits: &Limits, p: &ProxyChoice, e: ureq::Error) -> Error {
     use ureq::Error as U;
     let message = match &e {
         U::ConnectProxyFailed(m) => {
@@ -42,7 +66,7 @@ pub(super) fn proxy_error(ctx: &Env, p: &ProxyChoice, e: ureq::Error) -> Error {
         U::Io(io) if matches!(p.scheme(), ProxyScheme::Socks5 | ProxyScheme::Socks5h) => {
             format!("{}: SOCKS: {io}", p.redacted())
         }
-        _ => return from_ureq(ctx, e),
+        _ => return from_ureq(limits, e),
     };
     Error::proxy(message)
 }
@@ -79,12 +103,12 @@ pub(super) fn proxy_refusal(p: &ProxyChoice, response: &Response<Body>) -> Optio
 }
 
 /// Maps ureq's errors onto the taxonomy; see [`classify`].
-pub(crate) fn from_ureq(ctx: &Env, e: ureq::Error) -> Error {
-    classify(ctx.config, e)
+pub(crate) fn from_ureq(limits: &Limits, e: ureq::Error) -> Error {
+    classify(limits, e)
 }
 
-pub(super) fn from_io(ctx: &Env, io: io::Error) -> Error {
-    classify_io(ctx.config, io)
+pub(super) fn from_io(limits: &Limits, io: io::Error) -> Error {
+    classify_io(limits, io)
 }
 
 /// Maps ureq's errors onto the taxonomy. `ureq::Error::Io` before a response is a
@@ -92,14 +116,14 @@ pub(super) fn from_io(ctx: &Env, io: io::Error) -> Error {
 /// broke an established connection. A timeout's phase comes from the limit that fired:
 /// resolve and connect are `connect`, the request's whole budget is `deadline`, and a
 /// read or write that waited too long is `stall`.
-fn classify(cfg: &Config, e: ureq::Error) -> Error {
+fn classify(cfg: &Limits, e: ureq::Error) -> Error {
     use ureq::Error as U;
     use ureq::Timeout as T;
     match e {
         U::Timeout(t) => match t {
             T::Resolve | T::Connect => Error::Timeout {
                 phase: TimeoutPhase::Connect,
-                limit: Some(cfg.connect_timeout),
+                limit: Some(cfg.connect),
             },
             T::Global | T::PerCall => Error::Timeout {
                 phase: TimeoutPhase::Deadline,
@@ -107,7 +131,7 @@ fn classify(cfg: &Config, e: ureq::Error) -> Error {
             },
             _ => Error::Timeout {
                 phase: TimeoutPhase::Stall,
-                limit: Some(cfg.idle_timeout),
+                limit: Some(cfg.idle),
             },
         },
         U::HostNotFound => Error::HostNotFound,
@@ -146,7 +170,7 @@ fn classify(cfg: &Config, e: ureq::Error) -> Error {
 
 /// Maps an I/O error from the connection (a body read, ureq's transport); ureq errors
 /// carried inside an `io::Error` by the body reader are unwrapped first.
-fn classify_io(cfg: &Config, io: io::Error) -> Error {
+fn classify_io(cfg: &Limits, io: io::Error) -> Error {
     use io::ErrorKind as K;
     if io.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
         let inner = io
@@ -165,7 +189,7 @@ fn classify_io(cfg: &Config, io: io::Error) -> Error {
     match io.kind() {
         K::TimedOut | K::WouldBlock => Error::Timeout {
             phase: TimeoutPhase::Stall,
-            limit: Some(cfg.idle_timeout),
+            limit: Some(cfg.idle),
         },
         K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
             Error::Connect {
@@ -198,10 +222,10 @@ fn tls_error(e: &rustls::Error) -> Error {
     Error::tls(reason, e.to_string())
 }
 
-pub(super) fn deadline_error(ctx: &Env) -> Error {
+pub(super) fn deadline_error(limits: &Limits) -> Error {
     Error::Timeout {
         phase: TimeoutPhase::Deadline,
-        limit: ctx.config.max_time,
+        limit: limits.max_time,
     }
 }
 
@@ -227,6 +251,7 @@ mod tests {
             max_time: Some(Duration::from_secs(60)),
             ..Config::default()
         };
+        let cfg = Limits::of(&cfg, &Job::new("http://h/"));
         let phase = |t| classify(&cfg, ureq::Error::Timeout(t)).phase();
         assert_eq!(phase(ureq::Timeout::Connect), Some(TimeoutPhase::Connect));
         assert_eq!(phase(ureq::Timeout::Resolve), Some(TimeoutPhase::Connect));
@@ -245,7 +270,7 @@ mod tests {
     #[test]
     fn connection_errors_are_told_apart() {
         use crate::error::ErrorKind as K;
-        let cfg = Config::default();
+        let cfg = Limits::of(&Config::default(), &Job::new("http://h/"));
         let kind = |e| classify(&cfg, e).kind();
         let io = |k: io::ErrorKind| ureq::Error::Io(k.into());
         assert_eq!(kind(io(io::ErrorKind::ConnectionRefused)), K::Connect);

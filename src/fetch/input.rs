@@ -101,6 +101,8 @@ pub(crate) struct Success {
     pub(crate) redirects: Vec<String>,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) skipped: bool,
+    /// The kept headers of the response (see [`crate::Outcome::headers`]).
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// Why an attempt failed, and what it learned on the way.
@@ -113,6 +115,9 @@ pub(crate) struct Failure {
     /// Whether this attempt added bytes to the kept part: progress, which the retry
     /// policy rewards with patience.
     pub(crate) grew: bool,
+    /// The kept headers of the response, when one came (a boxed slice: a failure crosses
+    /// two channels in a `Result`, which clippy rightly keeps small).
+    pub(crate) headers: Box<[(String, String)]>,
 }
 
 impl Failure {
@@ -123,6 +128,7 @@ impl Failure {
             redirects: Vec::new(),
             partial: None,
             grew: false,
+            headers: Box::default(),
         }
     }
 }

@@ -22,16 +22,17 @@ use std::time::{Instant, SystemTime};
 use ureq::http::{self, Response};
 use ureq::{Body, RequestExt};
 
+use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
-use crate::job::Destination;
+use crate::job::{Destination, Job};
 use crate::net::http_date::parse_retry_after;
 use crate::net::proxy::ProxyChoice;
 use crate::output::sidecar::{self, Prepared, RangeAnswer};
 use crate::output::{nofollow, validators};
 
 use body::{Arrived, receive};
-use classify::{deadline_error, from_ureq, header, proxy_error, proxy_refusal};
+use classify::{Limits, deadline_error, from_ureq, header, proxy_error, proxy_refusal};
 use input::emit;
 pub(crate) use input::{Env, Failure, Input, Scratch, Shared, Success};
 use redirect::{follow, host_of, is_credential};
@@ -42,6 +43,7 @@ use redirect::{follow, host_of, is_credential};
 pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<Success, Failure> {
     let job = &task.job;
     let cfg = &ctx.config;
+    let limits = Limits::of(cfg, job);
     let mut url = job.url.clone();
     let mut method = job.method.clone();
     let mut body = job.body.clone();
@@ -69,6 +71,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             redirects,
             body: None,
             skipped: true,
+            headers: Vec::new(),
         });
     }
     // A retry may continue the part its earlier attempt left, even in a fresh directory.
@@ -89,11 +92,12 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             redirects: redirects.clone(),
             partial: kept,
             grew: false,
+            headers: Box::default(),
         };
         if let Some(d) = task.deadline
             && Instant::now() >= d
         {
-            return Err(fail(deadline_error(ctx), &redirects));
+            return Err(fail(deadline_error(&limits), &redirects));
         }
         // A part that already holds the recorded total needs no request (many servers
         // answer its range with a 416 that does not say the length): hash, verify, finish.
@@ -136,6 +140,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             [&headers[..], &prep.headers()],
             body.as_deref(),
             task.deadline,
+            &limits,
         )
         .map_err(|e| fail(e, &redirects))?;
         let status = response.status().as_u16();
@@ -171,6 +176,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             url = next;
             continue;
         }
+        let kept_headers = keep_headers(cfg, job, response.headers());
         if status == 304 && prep.stored.is_some() {
             drain(response);
             if let Some(path) = &out_path
@@ -190,6 +196,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 redirects,
                 body: None,
                 skipped: true,
+                headers: kept_headers,
             });
         }
         // Where this body starts within the file, and whether it is already complete.
@@ -212,6 +219,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                     drain(response);
                     return Err(Failure {
                         http_status: Some(status),
+                        headers: kept_headers.into(),
                         ..fail(
                             Error::Protocol {
                                 message: format!("{status} answer to a request without Range"),
@@ -227,6 +235,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             drain(response);
             return Err(Failure {
                 http_status: Some(status),
+                headers: kept_headers.into(),
                 ..fail(
                     Error::Status {
                         code: status,
@@ -261,20 +270,40 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 prep.start_over(out_path.as_deref());
                 continue;
             }
-            result => {
-                return result
-                    .map(|mut s| {
-                        s.redirects = redirects.clone();
-                        s
-                    })
-                    .map_err(|mut f| {
-                        f.redirects = redirects;
-                        f.http_status = Some(status);
-                        f
-                    });
+            Ok(mut s) => {
+                s.redirects = redirects;
+                s.headers = kept_headers;
+                return Ok(s);
+            }
+            Err(mut f) => {
+                f.redirects = redirects;
+                f.http_status = Some(status);
+                f.headers = kept_headers.into();
+                return Err(f);
             }
         }
     }
+}
+
+/// The response headers the pool and the job asked to keep, in the order received.
+fn keep_headers(cfg: &Config, job: &Job, head: &http::HeaderMap) -> Vec<(String, String)> {
+    if cfg.keep_headers.is_empty() && job.keep_headers.is_empty() {
+        return Vec::new();
+    }
+    let wanted = |name: &str| {
+        cfg.keep_headers.iter().any(|k| k == name)
+            || job
+                .keep_headers
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(name))
+    };
+    head.iter()
+        .filter(|(name, _)| wanted(name.as_str()))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
+        })
+        .collect()
 }
 
 /// A body that arrived but is not the file the job wants (size or sha256).
@@ -289,6 +318,7 @@ fn send(
     headers: [&[(String, String)]; 2],
     body: Option<&[u8]>,
     deadline: Option<Instant>,
+    limits: &Limits,
 ) -> Result<Response<Body>, Error> {
     // Parsed once: the request and the proxy choice both need it.
     let uri: http::Uri = url
@@ -307,12 +337,26 @@ fn send(
     // none (NO_PROXY). The agent has no proxy of its own, so `None` here is direct.
     let proxy = ctx.config.proxy.choose(&uri);
     let result = match body {
-        Some(bytes) => run(ctx, url, builder.body(bytes).map_err(bad)?, proxy, deadline),
-        None => run(ctx, url, builder.body(()).map_err(bad)?, proxy, deadline),
+        Some(bytes) => run(
+            ctx,
+            url,
+            builder.body(bytes).map_err(bad)?,
+            proxy,
+            deadline,
+            limits,
+        ),
+        None => run(
+            ctx,
+            url,
+            builder.body(()).map_err(bad)?,
+            proxy,
+            deadline,
+            limits,
+        ),
     };
     let response = result.map_err(|e| match proxy {
-        Some(p) => proxy_error(ctx, p, e),
-        None => from_ureq(ctx, e),
+        Some(p) => proxy_error(limits, p, e),
+        None => from_ureq(limits, e),
     })?;
     if let Some(p) = proxy
         && let Some(error) = proxy_refusal(p, &response)
@@ -330,6 +374,7 @@ fn run<B: ureq::AsSendBody + Clone>(
     request: http::Request<B>,
     proxy: Option<&ProxyChoice>,
     deadline: Option<Instant>,
+    limits: &Limits,
 ) -> Result<Response<Body>, ureq::Error> {
     let mut stale = 0;
     loop {
@@ -337,14 +382,16 @@ fn run<B: ureq::AsSendBody + Clone>(
         ctx.opened.begin();
         let request = request.clone().with_agent(ctx.agent);
         // A per-request config copies the agent's; the common case needs none (the agent
-        // has no proxy and no global timeout).
-        let result = if proxy.is_none() && budget.is_none() {
+        // has no proxy, no global timeout and the pool's stall limit).
+        let result = if proxy.is_none() && budget.is_none() && !limits.own_idle {
             request.run()
         } else {
             request
                 .configure()
                 .proxy(proxy.map(ProxyChoice::to_ureq))
                 .timeout_global(budget)
+                .timeout_per_read(Some(limits.idle))
+                .timeout_per_write(Some(limits.idle))
                 .run()
         };
         match result {

@@ -39,6 +39,8 @@ pub(crate) struct Pending {
     pub(crate) partial: Option<u64>,
     /// Failed attempts that added bytes to the part: they do not use up retries.
     pub(crate) progressed: u32,
+    /// The kept headers of the last response received.
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Pending {
@@ -54,6 +56,7 @@ impl Pending {
             redirects: Vec::new(),
             partial: None,
             progressed: 0,
+            headers: Vec::new(),
         }
     }
 
@@ -61,10 +64,22 @@ impl Pending {
     pub(crate) fn absorb(&mut self, failure: &Failure) {
         if failure.http_status.is_some() {
             self.http_status = failure.http_status;
+            self.headers = failure.headers.to_vec();
         }
         self.redirects.clone_from(&failure.redirects);
         self.partial = failure.partial;
         self.progressed += u32::from(failure.grew);
+    }
+
+    /// The job's retries: its own, or the pool's.
+    pub(crate) fn retries(&self, cfg: &crate::config::Config) -> u32 {
+        self.job.retries.unwrap_or(cfg.retries)
+    }
+
+    /// When the job's whole budget (its own, or the pool's) runs out, once it started.
+    pub(crate) fn deadline(&self, cfg: &crate::config::Config) -> Option<Instant> {
+        let budget = self.job.max_time.or(cfg.max_time)?;
+        Some(self.first_start? + budget)
     }
 
     /// Attempts that count against `retries`: an attempt that grew the part is not
@@ -97,6 +112,7 @@ impl Pending {
             resumed_from: s.resumed_from,
             redirects: s.redirects,
             body: s.body,
+            headers: s.headers,
             ..self.measured()
         };
         Outcome::new(self.id, Names::take(&mut self.job), status, measured, None)
@@ -109,6 +125,7 @@ impl Pending {
             http_status: self.http_status,
             bytes: self.partial.unwrap_or(0),
             redirects: std::mem::take(&mut self.redirects),
+            headers: std::mem::take(&mut self.headers),
             ..self.measured()
         };
         Outcome::new(

@@ -331,8 +331,8 @@ impl Scheduler {
             let mut pending = self.jobs.remove(&next.seq).expect("queued job is stored");
             self.queued -= 1;
             pending.attempts += 1;
-            let first = *pending.first_start.get_or_insert(now);
-            let deadline = self.cfg.max_time.map(|t| first + t);
+            pending.first_start.get_or_insert(now);
+            let deadline = pending.deadline(&self.cfg);
             self.emit(Event::Started {
                 id: pending.id,
                 attempt: pending.attempts,
@@ -387,16 +387,12 @@ impl Scheduler {
                     self.finish(outcome, name);
                     return;
                 }
-                let deadline = self
-                    .cfg
-                    .max_time
-                    .zip(pending.first_start)
-                    .map(|(t, s)| s + t);
+                let deadline = pending.deadline(&self.cfg);
                 pending.absorb(&failure);
-                let counted = pending.counted_attempts(self.cfg.retries);
-                let retryable = failure.error.is_transient()
-                    && counted <= self.cfg.retries
-                    && self.stopping.is_none();
+                let retries = pending.retries(&self.cfg);
+                let counted = pending.counted_attempts(retries);
+                let retryable =
+                    failure.error.is_transient() && counted <= retries && self.stopping.is_none();
                 // After progress the backoff starts over from the base step.
                 let delay = retry::delay(
                     &self.cfg,
@@ -671,6 +667,7 @@ mod tests {
                 redirects: Vec::new(),
                 body: Some(Vec::new()),
                 skipped: false,
+                headers: Vec::new(),
             };
             self.answer(path, Ok(ok));
         }
@@ -682,6 +679,7 @@ mod tests {
                 redirects: Vec::new(),
                 partial: None,
                 grew: false,
+                headers: Box::default(),
             };
             self.answer(path, Err(failure));
         }
@@ -697,6 +695,7 @@ mod tests {
                 redirects: Vec::new(),
                 partial: Some(kept),
                 grew: grown,
+                headers: Box::default(),
             };
             self.answer(path, Err(failure));
         }

@@ -190,6 +190,31 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// Every kind, in the order of [`ErrorKind::as_str`]'s list.
+    pub(crate) const ALL: [ErrorKind; 13] = [
+        ErrorKind::Connect,
+        ErrorKind::Network,
+        ErrorKind::Timeout,
+        ErrorKind::Tls,
+        ErrorKind::Http,
+        ErrorKind::Protocol,
+        ErrorKind::Checksum,
+        ErrorKind::Io,
+        ErrorKind::Proxy,
+        ErrorKind::Redirect,
+        ErrorKind::Dependency,
+        ErrorKind::Cancelled,
+        ErrorKind::Config,
+    ];
+
+    /// The kind a report names (`"timeout"` → [`ErrorKind::Timeout`]), for reading
+    /// reports back; `None` for a name no kind has.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

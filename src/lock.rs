@@ -6,6 +6,14 @@
 //! holder's descriptor closes, so a `kill -9` never leaves a stale lock behind; the file
 //! itself stays (removing it would let two runs lock two different files).
 //!
+//! A run that takes one shard of a list ([`crate::Shard`]) writes only that shard's
+//! paths, so the shards of one list may share a directory (GNU parallel on one machine,
+//! a Slurm array on one node, pods on one volume): such a run holds a *shared* `flock` on
+//! `lock`, which keeps out any run of the whole list, and an exclusive one on
+//! `lock-shard-K-of-N`, which keeps out a second run of the same shard. Shards of
+//! different counts (`1/3` beside `1/4`) overlap and are not told apart: give one list
+//! one count.
+//!
 //! The lock is taken for a run that writes files: [`crate::Pool::run`] before its first
 //! request, a [`crate::Session`] at its first file job, or explicitly with
 //! [`crate::Pool::lock_output`]; memory jobs need none. Every run of one [`crate::Pool`]
@@ -16,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::Error;
+use crate::shard::Shard;
 
 /// Holds the output directory for fetchpool's runs while it lives; see
 /// [`crate::Pool::lock_output`]. Dropping the last handle releases the lock.
@@ -28,6 +37,9 @@ pub struct OutputLock {
 struct Held {
     #[cfg(target_os = "linux")]
     _file: std::fs::File,
+    /// A shard's own lock, beside the shared one on `lock`.
+    #[cfg(target_os = "linux")]
+    _shard: Option<std::fs::File>,
 }
 
 /// The lock a pool and its clones share: the one held now, if any.
@@ -35,13 +47,18 @@ struct Held {
 pub(crate) struct Shared(Mutex<Weak<Held>>);
 
 impl Shared {
-    /// The lock on `output_dir`: the one this pool holds already, or a new one.
-    pub(crate) fn acquire(&self, output_dir: &Path) -> Result<OutputLock, Error> {
+    /// The lock on `output_dir`, for the whole list or for `shard` of it: the one this
+    /// pool holds already, or a new one.
+    pub(crate) fn acquire(
+        &self,
+        output_dir: &Path,
+        shard: Option<Shard>,
+    ) -> Result<OutputLock, Error> {
         let mut current = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(held) = current.upgrade() {
             return Ok(OutputLock { _held: held });
         }
-        let held = Arc::new(take(output_dir)?);
+        let held = Arc::new(take(output_dir, shard)?);
         *current = Arc::downgrade(&held);
         Ok(OutputLock { _held: held })
     }
@@ -66,7 +83,10 @@ impl Lazy {
 
     /// Takes the lock unless taken already; the first answer stands for the session.
     pub(crate) fn ensure(&self) -> Result<(), Error> {
-        match self.held.get_or_init(|| self.shared.acquire(&self.dir)) {
+        match self
+            .held
+            .get_or_init(|| self.shared.acquire(&self.dir, None))
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(e.clone()),
         }
@@ -74,9 +94,8 @@ impl Lazy {
 }
 
 #[cfg(target_os = "linux")]
-fn take(output_dir: &Path) -> Result<Held, Error> {
-    use rustix::fs::{FlockOperation, flock};
-    use std::io::{Seek, Write};
+fn take(output_dir: &Path, shard: Option<Shard>) -> Result<Held, Error> {
+    use rustix::fs::FlockOperation;
 
     let state = output_dir.join(crate::job::STATE_DIR);
     if let Some(link) =
@@ -85,34 +104,78 @@ fn take(output_dir: &Path) -> Result<Held, Error> {
         return Err(crate::output::nofollow::link_error(&link));
     }
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
-    let path = state.join("lock");
-    let mut file = crate::output::nofollow::options()
+    let Some(shard) = shard else {
+        let file = lock_file(
+            output_dir,
+            &state.join("lock"),
+            FlockOperation::NonBlockingLockExclusive,
+        )?;
+        write_pid(&file);
+        return Ok(Held {
+            _file: file,
+            _shard: None,
+        });
+    };
+    let file = lock_file(
+        output_dir,
+        &state.join("lock"),
+        FlockOperation::NonBlockingLockShared,
+    )?;
+    // The pid in it was a whole-list run's, which has ended; several shards hold it now,
+    // so it names none of them.
+    let _ = file.set_len(0);
+    let name = format!("lock-shard-{}-of-{}", shard.index() + 1, shard.count());
+    let own = lock_file(
+        output_dir,
+        &state.join(name),
+        FlockOperation::NonBlockingLockExclusive,
+    )?;
+    write_pid(&own);
+    Ok(Held {
+        _file: file,
+        _shard: Some(own),
+    })
+}
+
+/// Opens `path` and locks it with `op` without waiting; a lock held elsewhere is
+/// [`Error::OutputInUse`] with the pid the file holds, if any.
+#[cfg(target_os = "linux")]
+fn lock_file(
+    output_dir: &Path,
+    path: &Path,
+    op: rustix::fs::FlockOperation,
+) -> Result<std::fs::File, Error> {
+    let file = crate::output::nofollow::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    match rustix::fs::flock(&file, op) {
+        Ok(()) => Ok(file),
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(Error::OutputInUse {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            Err(Error::OutputInUse {
                 dir: output_dir.to_path_buf(),
                 pid: text.trim().parse().ok(),
-            });
+            })
         }
-        Err(e) => return Err(Error::io(&path, e.into())),
+        Err(e) => Err(Error::io(path, e.into())),
     }
-    // Best effort: the pid only names the holder in another run's message.
+}
+
+/// Best effort: the pid only names the holder in another run's message.
+#[cfg(target_os = "linux")]
+fn write_pid(mut file: &std::fs::File) {
+    use std::io::{Seek, Write};
     let _ = file
         .set_len(0)
         .and_then(|_| file.rewind())
         .and_then(|_| writeln!(file, "{}", std::process::id()));
-    Ok(Held { _file: file })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn take(_output_dir: &Path) -> Result<Held, Error> {
+fn take(_output_dir: &Path, _shard: Option<Shard>) -> Result<Held, Error> {
     Ok(Held {})
 }

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     init_logging(cli.run.verbose, cli.run.quiet);
     let result = match cli.command {
         Some(Command::Verify(args)) => cli::verify::verify(args),
+        Some(Command::Report(args)) => cli::report::report(args),
         None => cli::run::run(cli.run),
     };
     match result {

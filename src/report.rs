@@ -41,6 +41,19 @@ impl Status {
         }
     }
 
+    /// The status a report names (`"ok"` → [`Status::Ok`]), for reading reports back;
+    /// `None` for any other word.
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Ok,
+            Status::Skipped,
+            Status::Failed,
+            Status::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// Whether the job's result is usable (ok or skipped).
     pub fn is_success(self) -> bool {
         matches!(self, Status::Ok | Status::Skipped)
@@ -302,20 +315,28 @@ impl Summary {
 
     /// Adds one outcome.
     pub fn record(&mut self, outcome: &Outcome) {
-        match outcome.status {
+        let kind = outcome.error.as_ref().map(Error::kind);
+        self.count(outcome.status, outcome.bytes, kind, &outcome.url);
+    }
+
+    /// Adds one job's end as a report line tells it: its status, its `bytes`, its
+    /// error's kind and its URL. What [`Summary::record`] does with an outcome, for a
+    /// caller that reads reports back (several shards' reports make one summary).
+    pub fn count(&mut self, status: Status, bytes: u64, kind: Option<ErrorKind>, url: &str) {
+        match status {
             Status::Ok => {
                 self.ok += 1;
-                self.bytes += outcome.bytes;
+                self.bytes += bytes;
             }
             Status::Skipped => self.skipped += 1,
             Status::Failed => self.failed += 1,
             Status::Cancelled => self.cancelled += 1,
         }
-        if let Some(e) = &outcome.error {
-            let entry = self.failures.entry(e.kind()).or_default();
+        if let Some(kind) = kind {
+            let entry = self.failures.entry(kind).or_default();
             entry.0 += 1;
             if entry.1.len() < Self::EXAMPLES {
-                entry.1.push(redact::url(&outcome.url).into_owned());
+                entry.1.push(redact::url(url).into_owned());
             }
         }
     }
@@ -413,5 +434,22 @@ mod tests {
         }
         assert_eq!(v["error"]["kind"], "http");
         assert_eq!(v["http_status"], 404);
+    }
+
+    #[test]
+    fn report_names_read_back_as_the_status_and_kind_they_name() {
+        for status in [
+            Status::Ok,
+            Status::Skipped,
+            Status::Failed,
+            Status::Cancelled,
+        ] {
+            assert_eq!(Status::from_name(status.as_str()), Some(status));
+        }
+        assert_eq!(Status::from_name("done"), None);
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("Timeout"), None);
     }
 }

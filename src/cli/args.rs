@@ -18,6 +18,7 @@ Examples:
   fetchpool -i manifest.tsv --shard auto              Kubernetes Indexed Job or Slurm array
   cat urls.txt | fetchpool -i - -o out --json
   fetchpool verify -i manifest.tsv -o mirror
+  fetchpool report -i manifest.tsv 'report-*.jsonl'   one summary over the shards' reports
 
 Job lists (one job per line; '#' comments and blank lines ignored):
   plain   URL                                   file named after the URL's last segment
@@ -57,6 +58,30 @@ pub struct Cli {
 pub enum Command {
     /// Check files on disk against a manifest's sha256, in parallel; no network.
     Verify(VerifyArgs),
+    /// One summary over several --report files (the shards of one list); no network.
+    Report(ReportArgs),
+}
+
+/// `fetchpool report`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+A job in several reports counts once, by its latest line (finished_at_ms; without it, the
+later report on the command line). With -i, listed jobs no report names and reported jobs
+the list lacks are named too. Exit status: 0 every job ok or skipped, 1 a job failed or was
+cancelled or a listed job has no line, 2 an unreadable report or list.
+
+Example: fetchpool report -i manifest.tsv 'report-*.jsonl'")]
+pub struct ReportArgs {
+    /// Report files written by --report; a '*' or '?' in a file name is expanded here
+    /// too (for a quoted pattern, or where no shell expands it).
+    #[arg(value_name = "REPORT", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// The job list the reports came from; names its jobs that no report has. Repeatable.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Vec<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `fetchpool verify`.
@@ -93,8 +118,11 @@ pub struct RunArgs {
     /// Give the same job list as that run: the report names the jobs, the list says how
     /// to check them (sha256, size, headers). Jobs match by path and the URL's host and
     /// path (a re-signed URL still matches); a failed job the list lacks exits 2.
+    /// Repeatable, and a quoted '*' or '?' in the file name is expanded here (the
+    /// reports of several shards: --retry-failed 'report-*.jsonl'): a job is re-run when
+    /// some report says it failed or was cancelled and none says it succeeded.
     #[arg(long, value_name = "REPORT", help_heading = "Input")]
-    pub retry_failed: Option<PathBuf>,
+    pub retry_failed: Vec<PathBuf>,
 
     /// Take only shard K of N of the job list, stable by output path, so N machines can
     /// split one list without coordination; 'auto' reads a Kubernetes Indexed Job

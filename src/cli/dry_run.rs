@@ -23,7 +23,7 @@ pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, che
                 "listed": checked.listed,
                 "jobs": plan.jobs,
                 "shard": selection.shard.map(|s| s.to_string()),
-                "retry_failed": selection.retry.as_ref().map(|r| r.report.display().to_string()),
+                "retry_failed": selection.retry.as_ref().map(|r| r.names()),
                 "hosts": hosts,
                 "up_to_date": up_to_date,
                 "to_fetch": plan.jobs - up_to_date,

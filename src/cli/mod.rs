@@ -5,9 +5,11 @@
 
 pub mod args;
 pub mod dry_run;
+pub mod glob;
 pub mod hints;
 pub mod interrupt;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod select;
 pub mod sources;

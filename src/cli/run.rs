@@ -88,13 +88,11 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let selection = Selection {
         shard: select::shard(&args)?,
-        retry: args
-            .retry_failed
-            .as_deref()
-            .map(RetrySet::read)
+        retry: (!args.retry_failed.is_empty())
+            .then(|| RetrySet::read(&args.retry_failed))
             .transpose()?,
     };
-    if args.retry_failed.is_some() && args.input.is_empty() && args.urls.is_empty() {
+    if !args.retry_failed.is_empty() && args.input.is_empty() && args.urls.is_empty() {
         anyhow::bail!(
             "--retry-failed needs the job list the report came from: give the same -i FILE or \
              URLs again (the report names the jobs; the list says how to check them)"
@@ -121,7 +119,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                  give the job list that report came from (jobs are matched by output path and \
                  the URL's host and path); nothing was downloaded",
                 left.len(),
-                retry.report.display(),
+                retry.names(),
                 shown.join(", "),
                 if left.len() > SHOWN { ", …" } else { "" }
             );
@@ -144,7 +142,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
     // One run per output directory, held to the end of this function; a dry run and
     // `verify` only read, so they take no lock.
-    let _lock = match pool.lock_output() {
+    // The shards of one list may run at once into one directory (one lock each).
+    let lock = match selection.shard {
+        Some(shard) => pool.lock_output_shard(shard),
+        None => pool.lock_output(),
+    };
+    let _lock = match lock {
         Ok(lock) => lock,
         Err(e) => {
             eprintln!("fetchpool: {e}");
@@ -208,6 +211,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     if let Some(e) = &outcome.error {
                         line["error"]["message"] = hints::message(e).into();
                     }
+                    // When it ended (Unix ms): `fetchpool report` gives the span of
+                    // several shards' runs from it, and takes the latest of a job's lines.
+                    line["finished_at_ms"] = unix_ms().into();
                     // Whole into the buffer: a line is never split across two writes.
                     let line = line.to_string();
                     let mut written = writeln!(w, "{line}");
@@ -273,6 +279,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_FAILED
     })
+}
+
+/// Now in milliseconds since the Unix epoch (0 for a clock set before it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// First pass: checks every line and the whole selection before any request. Every

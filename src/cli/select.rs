@@ -28,7 +28,7 @@ pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
     })
 }
 
-/// The jobs an earlier report says did not succeed, keyed by output path and the URL's
+/// The jobs earlier reports say did not succeed, keyed by output path and the URL's
 /// host and path ([`fetchpool::resource_key`]: a re-signed URL's new query still matches);
 /// a memory job, which has no path, by its whole URL with its secrets hidden, as the
 /// report shows it ([`fetchpool::redact::url`], on both sides: a report written before
@@ -36,16 +36,18 @@ pub fn shard(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
 ///
 /// Failed and cancelled jobs are both re-run: a cancelled job (interrupted, stopped by
 /// `--fail-fast`, or waiting on a failed dependency) did not finish any more than a failed
-/// one did. Jobs that ended ok or skipped are left alone.
+/// one did. Jobs that ended ok or skipped are left alone, also when another of the
+/// reports (an earlier attempt at the same shard) says they failed.
 pub struct RetrySet {
-    pub report: PathBuf,
+    pub reports: Vec<PathBuf>,
     pub jobs: HashSet<RetryKey>,
 }
 
 /// How a report line and a listed job are matched.
 pub type RetryKey = (String, Option<String>);
 
-fn key(url: &str, path: Option<String>) -> RetryKey {
+/// The key of a job or of a report line: its URL and path.
+pub fn key(url: &str, path: Option<String>) -> RetryKey {
     match path {
         Some(p) => (fetchpool::resource_key(url), Some(p)),
         None => (fetchpool::redact::url(url).into_owned(), None),
@@ -53,41 +55,26 @@ fn key(url: &str, path: Option<String>) -> RetryKey {
 }
 
 impl RetrySet {
-    pub fn read(path: &Path) -> anyhow::Result<RetrySet> {
-        let file = File::open(path).with_context(|| {
-            format!(
-                "cannot open the report '{}' for --retry-failed",
-                path.display()
-            )
-        })?;
+    /// Reads the reports (file-name patterns expanded, see [`crate::cli::glob`]).
+    pub fn read(paths: &[PathBuf]) -> anyhow::Result<RetrySet> {
+        let reports = crate::cli::glob::expand(paths)?;
         let mut jobs = HashSet::new();
-        for (n, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.with_context(|| format!("cannot read '{}'", path.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_str(&line).with_context(|| {
-                format!(
-                    "{}:{}: not a report line (JSON); --retry-failed takes a file written by --report",
-                    path.display(),
-                    n + 1
-                )
-            })?;
-            let (Some(url), Some(status)) = (v["url"].as_str(), v["status"].as_str()) else {
-                anyhow::bail!(
-                    "{}:{}: a report line needs \"url\" and \"status\"; --retry-failed takes a file written by --report",
-                    path.display(),
-                    n + 1
-                );
-            };
-            if matches!(status, "failed" | "cancelled") {
-                jobs.insert(key(url, v["path"].as_str().map(str::to_string)));
-            }
+        let mut succeeded = HashSet::new();
+        for path in &reports {
+            read_one(path, &mut jobs, &mut succeeded)?;
         }
-        Ok(RetrySet {
-            report: path.to_path_buf(),
-            jobs,
-        })
+        jobs.retain(|k| !succeeded.contains(k));
+        Ok(RetrySet { reports, jobs })
+    }
+
+    /// The reports' names, for messages.
+    pub fn names(&self) -> String {
+        let names: Vec<String> = self
+            .reports
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        names.join(", ")
     }
 
     /// The key of `job` when the report says it did not succeed.
@@ -112,6 +99,48 @@ impl RetrySet {
         left.sort();
         left
     }
+}
+
+/// Adds one report's failed or cancelled jobs to `failed`, its ok and skipped ones to
+/// `succeeded`.
+fn read_one(
+    path: &Path,
+    failed: &mut HashSet<RetryKey>,
+    succeeded: &mut HashSet<RetryKey>,
+) -> anyhow::Result<()> {
+    let file = File::open(path).with_context(|| {
+        format!(
+            "cannot open the report '{}' for --retry-failed",
+            path.display()
+        )
+    })?;
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read '{}'", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: not a report line (JSON); --retry-failed takes a file written by --report",
+                path.display(),
+                n + 1
+            )
+        })?;
+        let (Some(url), Some(status)) = (v["url"].as_str(), v["status"].as_str()) else {
+            anyhow::bail!(
+                "{}:{}: a report line needs \"url\" and \"status\"; --retry-failed takes a file written by --report",
+                path.display(),
+                n + 1
+            );
+        };
+        let k = key(url, v["path"].as_str().map(str::to_string));
+        if matches!(status, "failed" | "cancelled") {
+            failed.insert(k);
+        } else {
+            succeeded.insert(k);
+        }
+    }
+    Ok(())
 }
 
 /// Which listed jobs this run takes: its shard, and only earlier failures when retrying.
@@ -146,7 +175,7 @@ pub fn describe_selection(selection: &Selection, checked: &Checked) -> String {
         parts.push(format!("shard {s}"));
     }
     if let Some(r) = &selection.retry {
-        parts.push(format!("failed in {}", r.report.display()));
+        parts.push(format!("failed in {}", r.names()));
     }
     format!(
         "{} of {} listed jobs ({})",

@@ -38,19 +38,7 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
         }
         return;
     }
-    let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let _ = writeln!(
-        err,
-        "{} jobs: {} ok, {} skipped, {} failed, {} cancelled; {} in {:.2} s ({}/s)",
-        s.total(),
-        s.ok,
-        s.skipped,
-        s.failed,
-        s.cancelled,
-        human_bytes(s.bytes),
-        secs,
-        human_bytes((s.bytes as f64 / secs) as u64)
-    );
+    let _ = writeln!(err, "{}", counts_line(s));
     for (kind, (n, urls)) in &s.failures {
         let _ = writeln!(err, "  {kind}: {n} (e.g. {})", urls.join(", "));
         if let Some((url, error)) = first.get(kind) {
@@ -88,6 +76,22 @@ pub fn print_summary(args: &RunArgs, s: &Summary, first: &BTreeMap<ErrorKind, (S
             }
         }
     }
+}
+
+/// "N jobs: … ok, … skipped, … failed, … cancelled; BYTES in T s (RATE/s)".
+pub fn counts_line(s: &Summary) -> String {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{} jobs: {} ok, {} skipped, {} failed, {} cancelled; {} in {:.2} s ({}/s)",
+        s.total(),
+        s.ok,
+        s.skipped,
+        s.failed,
+        s.cancelled,
+        human_bytes(s.bytes),
+        s.elapsed.as_secs_f64(),
+        human_bytes((s.bytes as f64 / secs) as u64)
+    )
 }
 
 /// The proxy `url` went through, as the user named it (password hidden): `--proxy`

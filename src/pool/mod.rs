@@ -31,6 +31,7 @@ use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
 use crate::pool::messages::{Batch, Ctl, Done, Note, Task};
 use crate::report::{Report, Summary};
+use crate::shard::Shard;
 
 /// A configured pool of workers. Cheap to keep; threads exist only while a run does.
 ///
@@ -110,7 +111,17 @@ impl Pool {
     /// an exclusive `flock` on `.fetchpool/lock` in the output directory, released when
     /// the last handle drops or the process dies (Linux; elsewhere runs are not locked).
     pub fn lock_output(&self) -> Result<OutputLock, Error> {
-        self.lock.acquire(&self.config.output_dir)
+        self.lock.acquire(&self.config.output_dir, None)
+    }
+
+    /// [`Pool::lock_output`] for a run of one shard of a list: the shards of one list
+    /// (each its own process or machine) write disjoint paths and may hold the directory
+    /// at once, while a run of the whole list, or of the same shard, may not. A shared
+    /// `flock` on `.fetchpool/lock` and an exclusive one on
+    /// `.fetchpool/lock-shard-K-of-N`. Take it before the pool's first run: a run takes
+    /// the lock this pool holds.
+    pub fn lock_output_shard(&self, shard: Shard) -> Result<OutputLock, Error> {
+        self.lock.acquire(&self.config.output_dir, Some(shard))
     }
 
     /// The configuration in force.

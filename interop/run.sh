@@ -30,9 +30,11 @@
 # one line per server and check, judged from the report, the bytes on disk and the
 # server's access log, which logs the request headers the checks judge (Range,
 # If-Range, If-None-Match, ...). INTEROP_SERVERS="apache2 moto" runs some of them.
+# Last, interop/scale.sh runs the README's sharding recipes under GNU parallel and a
+# one-node Slurm cluster it starts (see its header).
 # Needs root (port 443), nginx, tinyproxy, squid, apache2, lighttpd (with
 # lighttpd-mod-deflate), caddy, openssl, curl, python3 and python3-venv (pip reaches
-# PyPI the first time, or when the pinned moto changes).
+# PyPI the first time, or when the pinned moto changes), parallel, slurm-wlm and munge.
 set -euo pipefail
 
 HTTP_A=${INTEROP_HTTP_A:-28080}
@@ -320,5 +322,13 @@ for s in $SERVERS; do
   esac
 done
 "$VENV/bin/python" "$ROOT/interop/servers.py" "$W" "$BIN" "${args[@]}" || status=1
-if [ "$status" -ne 0 ]; then echo "interop: FAILED ($proxies)"; KEEP=1; exit 1; fi
-echo "interop: $proxies, every server check passed"
+
+# Sharded runs on real engines: GNU parallel and a one-node Slurm cluster (interop/scale.sh).
+scale="sharded runs FAILED"
+if bash "$ROOT/interop/scale.sh" "$BIN" "$W/scale" | tee "$W/scale.out"; then
+  scale=$(tail -1 "$W/scale.out" | sed 's/^scale: //')
+else
+  status=1
+fi
+if [ "$status" -ne 0 ]; then echo "interop: FAILED ($proxies; $scale)"; KEEP=1; exit 1; fi
+echo "interop: $proxies, every server check passed; $scale"

@@ -500,6 +500,9 @@ fn a_shards_lock_keeps_out_the_whole_list_and_the_same_shard_only() {
         "{}",
         whole.stderr
     );
+    // Shard 1/1 (a Slurm array of one task) is the whole list.
+    let all = run_shard(&tmp, 1, 1, "out");
+    assert_eq!(all.code, 2, "{}", all.stderr);
     let same = run_shard(&tmp, 1, 3, "out");
     assert_eq!(same.code, 2, "{}", same.stderr);
     assert!(
@@ -516,4 +519,163 @@ fn a_shards_lock_keeps_out_the_whole_list_and_the_same_shard_only() {
     drop(held);
     let whole = fetchpool(tmp.path(), &["-i", "l.tsv", "-o", "out", "-q"], None);
     assert_eq!(whole.code, 0, "{}", whole.stderr);
+}
+
+/// The README's Kubernetes Indexed Job, as the test reads it: its completions, its
+/// FETCHPOOL_SHARD_COUNT, the container's shell command and its volumes' mount paths.
+struct Manifest {
+    completions: u64,
+    shard_count: u64,
+    command: String,
+    mounts: Vec<String>,
+}
+
+fn readme_manifest() -> Manifest {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("```yaml")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("completionMode: Indexed"))
+        .expect("the README has an Indexed Job manifest");
+    let lines: Vec<&str> = block.lines().map(str::trim).collect();
+    let field = |name: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in the manifest"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let env = lines
+        .iter()
+        .find(|l| l.contains("name: FETCHPOOL_SHARD_COUNT"))
+        .expect("FETCHPOOL_SHARD_COUNT in the manifest");
+    let shard_count = env
+        .split("value: \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lines.contains(&r#"command: ["sh", "-c"]"#), "{block}");
+    // args: a folded scalar (`- >-`): its lines joined by spaces, up to the next key.
+    let at = lines
+        .iter()
+        .position(|l| *l == "- >-")
+        .expect("args as - >-");
+    let command = lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.contains(':') || l.starts_with("fetchpool") || l.starts_with("--"))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mounts = block
+        .split("mountPath: ")
+        .skip(1)
+        .map(|m| m.split('}').next().unwrap().trim().to_string())
+        .collect();
+    Manifest {
+        completions: field("completions:"),
+        shard_count,
+        command,
+        mounts,
+    }
+}
+
+#[test]
+fn kubernetes_readme_manifest_covers_the_list_exactly_once_over_its_completion_indexes() {
+    let m = readme_manifest();
+    assert_eq!(
+        m.shard_count, m.completions,
+        "FETCHPOOL_SHARD_COUNT is the Job's completions"
+    );
+    assert!(m.completions > 1);
+    assert_eq!(m.mounts, ["/data", "/lists"]);
+    assert!(
+        m.command.starts_with("fetchpool ") && m.command.contains("--shard auto"),
+        "{}",
+        m.command
+    );
+
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let mut list = String::new();
+    let mut bodies = Vec::new();
+    for i in 0..80 {
+        let body = random_bytes(600 + i, 700 + i as usize * 13);
+        server.file(&format!("/k/{i}"), body.clone());
+        list.push_str(&format!(
+            "{}\tk/{i}.bin\t{}\n",
+            server.url(&format!("/k/{i}")),
+            sha256_hex(&body)
+        ));
+        bodies.push(body);
+    }
+    // Each volume is a directory here; the pod's command line is the manifest's, with
+    // the mount paths pointing at them.
+    let mut command = m.command.clone();
+    for mount in &m.mounts {
+        let local = tmp.join(mount.trim_start_matches('/'));
+        fs::create_dir_all(&local).unwrap();
+        command = command.replace(&format!("{mount}/"), &format!("{}/", local.display()));
+        command = command.replace(&format!("{mount} "), &format!("{} ", local.display()));
+    }
+    fs::write(tmp.join("lists/manifest.tsv"), &list).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Every pod at once, as parallelism lets them run, on the one volume.
+    let pods: Vec<_> = (0..m.completions)
+        .map(|index| {
+            Command::new("sh")
+                .args(["-c", &command])
+                .env("PATH", &path)
+                .env("JOB_COMPLETION_INDEX", index.to_string())
+                .env("FETCHPOOL_SHARD_COUNT", m.shard_count.to_string())
+                .env_remove("SLURM_ARRAY_TASK_ID")
+                .env_remove("http_proxy")
+                .env_remove("HTTP_PROXY")
+                .env_remove("ALL_PROXY")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (index, pod) in pods.into_iter().enumerate() {
+        let out = pod.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "pod {index}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for index in 0..m.completions {
+        let report = fs::read_to_string(tmp.join(format!("data/report-{index}.jsonl"))).unwrap();
+        for line in report.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["status"], "ok", "{v}");
+            let path = v["path"].as_str().unwrap().to_string();
+            assert!(seen.insert(path.clone()), "{path} ran in two pods");
+        }
+    }
+    let listed: BTreeSet<String> = (0..80).map(|i| format!("k/{i}.bin")).collect();
+    assert_eq!(seen, listed, "the pods' reports cover the list exactly");
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(
+            &fs::read(tmp.join(format!("data/k/{i}.bin"))).unwrap(),
+            body
+        );
+    }
+    assert_eq!(server.requests().len(), 80, "one request per job");
 }

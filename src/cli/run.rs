@@ -142,10 +142,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
     // One run per output directory, held to the end of this function; a dry run and
     // `verify` only read, so they take no lock.
-    // The shards of one list may run at once into one directory (one lock each).
+    // The shards of one list may run at once into one directory (one lock each); shard
+    // 1/1 (a Slurm array of one task) is the whole list.
     let lock = match selection.shard {
-        Some(shard) => pool.lock_output_shard(shard),
-        None => pool.lock_output(),
+        Some(shard) if shard.count() > 1 => pool.lock_output_shard(shard),
+        _ => pool.lock_output(),
     };
     let _lock = match lock {
         Ok(lock) => lock,

@@ -228,9 +228,11 @@ if start_slurm; then
     else
       scancel "${jid}_2"
     fi
+    stopped_at=$(date +%s%N)
     wait_for "task 2's end" 30 bash -c "! squeue -h -j ${jid}_2 2>/dev/null | grep -q ."  || fail "Slurm: task 2 still running 30 s after scancel"
+    took=$(( ($(date +%s%N) - stopped_at) / 1000000 ))
     kept=$(stat -c %s "$out/$big.part" 2>/dev/null || echo 0)
-    echo "   task 2 after scancel: $(task_states "$jid" | awk '$1 == 2'), $kept bytes of $big kept"
+    echo "   task 2 after scancel: $(task_states "$jid" | awk '$1 == 2') within $took ms, $kept bytes of $big kept"
     grep -h 'fetchpool' "$cancel/task-2.out" | sed 's/^/   task 2 said: /' || true
     cp "$cancel/report-2.jsonl" "$cancel/report-2-cancelled.jsonl"
     $CHECK cancelled "$cancel/manifest.tsv" "$out" "$cancel/report-2-cancelled.jsonl" "$big" || status=1

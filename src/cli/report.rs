@@ -121,7 +121,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<u8> {
     let (mut first_start, mut last_end) = (u64::MAX, 0u64);
     let mut timed = true;
     for_each_line(&reports, |place, line| {
-        let e = &latest[&hash(&line.url, line.path.clone())];
+        // A line written since the first pass (a shard still running) is left for the
+        // next look.
+        let Some(e) = latest.get(&hash(&line.url, line.path.clone())) else {
+            return Ok(());
+        };
         if e.order.1 != place {
             return Ok(());
         }

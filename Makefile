@@ -58,7 +58,9 @@ demo: release
 
 # Real nginx, tinyproxy, Squid, Apache, lighttpd, Caddy and moto's S3 server on loopback
 # (root; apt-get install nginx tinyproxy squid apache2 lighttpd lighttpd-mod-deflate caddy
-# openssl curl python3 python3-venv; moto comes from PyPI into a venv under ~/.cache).
+# openssl curl python3 python3-venv parallel slurm-wlm munge; moto comes from PyPI into a
+# venv under ~/.cache). Last, GNU parallel and a one-node Slurm cluster run the README's
+# sharding recipes (interop/scale.sh).
 # See interop/run.sh for what runs and which config lines change.
 interop: build
 	@bash interop/run.sh

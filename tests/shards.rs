@@ -178,8 +178,11 @@ fn report_over_four_shard_reports_counts_what_one_unsharded_run_counts() {
     );
     assert!(err.contains("  http: 8 (e.g. http://127.0.0.1:"), "{err}");
 
-    // A quoted pattern reads the same four reports.
-    let (code, out, _) = report(tmp.path(), &["--json", "s?/report.jsonl"]);
+    // A quoted pattern reads the same four reports, and one named again counts once.
+    let (code, out, _) = report(
+        tmp.path(),
+        &["--json", "s1/report.jsonl", "s?/report.jsonl"],
+    );
     assert_eq!(code, 1);
     let globbed: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(counts(&globbed), counts(&whole));

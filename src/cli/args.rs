@@ -72,7 +72,7 @@ cancelled or a listed job has no line, 2 an unreadable report or list.
 
 Example: fetchpool report -i manifest.tsv 'report-*.jsonl'")]
 pub struct ReportArgs {
-    /// Report files written by --report; a '*' or '?' in a file name is expanded here
+    /// Report files written by --report; a '*' or '?' in the path is expanded here
     /// too (for a quoted pattern, or where no shell expands it).
     #[arg(value_name = "REPORT", required = true)]
     pub reports: Vec<PathBuf>,

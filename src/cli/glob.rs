@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// Each argument as given when it names a file or has no pattern; else the files its
-/// pattern matches, sorted by name. A pattern that matches nothing is an error naming
-/// it, never an empty list.
+/// pattern matches, sorted by name. A file named twice (by name and by a pattern) is
+/// taken once. A pattern that matches nothing is an error naming it, never an empty list.
 pub fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for arg in args {
@@ -47,6 +47,8 @@ pub fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         found.sort();
         out.extend(found);
     }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
     Ok(out)
 }
 

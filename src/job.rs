@@ -82,14 +82,25 @@ pub struct Job {
     /// to the pool's [`Config::keep_headers`](crate::Config::keep_headers); names
     /// compared without regard to case. Defaults to none.
     pub keep_headers: Vec<String>,
+    /// Whether the file's path was derived from the URL rather than given: such a job
+    /// is renamed when another job of the list would write the same file (see
+    /// [`Plan::renamed`](crate::Plan::renamed)), where a given path is an error.
+    pub(crate) named_from_url: bool,
 }
 
 impl Job {
     /// A `GET` of `url` into a file named after the URL's last path segment.
     pub fn new(url: impl Into<String>) -> Job {
+        Job::named(url, &Naming::LastSegment)
+    }
+
+    /// A `GET` of `url` into a file whose path `naming` derives from the URL.
+    pub fn named(url: impl Into<String>, naming: &Naming) -> Job {
         let url = url.into();
-        let dest = Destination::File(PathBuf::from(file_name_for(&url)));
-        Job::with_dest(url, dest)
+        let dest = Destination::File(path_for(&url, naming));
+        let mut job = Job::with_dest(url, dest);
+        job.named_from_url = true;
+        job
     }
 
     /// A `GET` of `url` into `dest`, without deriving a file name first.
@@ -110,18 +121,21 @@ impl Job {
             idle_timeout: None,
             retries: None,
             keep_headers: Vec::new(),
+            named_from_url: false,
         }
     }
 
     /// Write the body to `path`, relative to the output directory.
     pub fn to_file(mut self, path: impl Into<PathBuf>) -> Job {
         self.dest = Destination::File(path.into());
+        self.named_from_url = false;
         self
     }
 
     /// Keep the body in memory and return it in the outcome.
     pub fn to_memory(mut self) -> Job {
         self.dest = Destination::Memory;
+        self.named_from_url = false;
         self
     }
 
@@ -638,20 +652,83 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The file name for a URL given without a path: its last path segment, percent-decoded
-/// and sanitized; `index.html` when the path ends in `/`.
-pub fn file_name_for(url: &str) -> String {
+/// How a job without a given path names its file from its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Naming {
+    /// The URL's last path segment, percent-decoded and sanitized (`index.html` for a
+    /// path ending in `/`). The default.
+    #[default]
+    LastSegment,
+    /// The URL's whole path, each segment sanitized as a file name, like `wget -x`:
+    /// `http://h/a/b/c.json` is `a/b/c.json`.
+    KeepPath {
+        /// Put the host first (`h/a/b/c.json`, with `_PORT` after a port that is not the
+        /// scheme's default). Defaults to false.
+        host: bool,
+        /// Leading directories of the path to drop, like wget's `--cut-dirs`: 1 makes
+        /// `a/b/c.json` into `b/c.json`. Defaults to 0.
+        cut_dirs: usize,
+    },
+}
+
+/// The path a job for `url` writes when none is given, as `naming` derives it.
+pub(crate) fn path_for(url: &str, naming: &Naming) -> PathBuf {
+    match naming {
+        Naming::LastSegment => PathBuf::from(file_name_for(url)),
+        Naming::KeepPath { host, cut_dirs } => {
+            let path = url_path(url);
+            let mut raw: Vec<&str> = path.split('/').skip(1).collect();
+            // `a/b` names `b` in `a`; `a/b/` names `index.html` in `a/b`.
+            let last = raw.pop().unwrap_or("");
+            let name = fit_name(sanitize(&crate::url::percent_decode_lossy(last)));
+            let mut out = PathBuf::new();
+            if *host {
+                out.push(host_dir(url));
+            }
+            // A segment that sanitizes to nothing (``, `.`, `..`) is no folder.
+            raw.iter()
+                .map(|s| sanitize(&crate::url::percent_decode_lossy(s)))
+                .filter(|s| !s.is_empty())
+                .skip(*cut_dirs)
+                .for_each(|s| out.push(if s.len() > NAME_MAX { shorten(&s) } else { s }));
+            out.push(name);
+            out
+        }
+    }
+}
+
+/// The folder for a URL's host: the host in lowercase, with `_PORT` after a port that is
+/// not the scheme's default; characters a file name cannot hold become `_`.
+fn host_dir(url: &str) -> String {
+    let key = crate::url::host_key(url);
+    let hostport = key.split_once("://").map_or(key.as_str(), |(_, r)| r);
+    let default = if key.starts_with("https:") {
+        ":443"
+    } else {
+        ":80"
+    };
+    let host = hostport.strip_suffix(default).unwrap_or(hostport);
+    let dir = sanitize(host);
+    if dir.is_empty() { "_".to_string() } else { dir }
+}
+
+/// The path of a URL: after the authority, before the query and fragment.
+fn url_path(url: &str) -> &str {
     let without_query = url.split(['?', '#']).next().unwrap_or("");
     let after_scheme = without_query
         .split_once("://")
         .map(|(_, r)| r)
         .unwrap_or(without_query);
-    let path = after_scheme
+    after_scheme
         .find('/')
         .map(|i| &after_scheme[i..])
-        .unwrap_or("/");
-    let segment = path.rsplit('/').next().unwrap_or("");
-    let decoded = crate::url::percent_decode_lossy(segment);
+        .unwrap_or("/")
+}
+
+/// One decoded path segment as a file or folder name: separators, control characters
+/// and `:` become `_`, surrounding spaces and leading dots go (so `..` is nothing).
+fn sanitize(decoded: &str) -> String {
     let cleaned: String = decoded
         .chars()
         .map(|c| {
@@ -662,7 +739,57 @@ pub fn file_name_for(url: &str) -> String {
             }
         })
         .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').to_string();
+    cleaned.trim().trim_start_matches('.').to_string()
+}
+
+/// The name a job whose URL-derived path would be another job's gets instead: the file
+/// name's stem, `-`, the first 8 hex digits of the sha256 of the URL (without user info
+/// and fragment), then the extension (`items?page=2` → `items-` and 8 hex digits,
+/// `a/index.json` → `index-` and 8 hex digits `.json`). The same URL always gets the
+/// same name.
+pub(crate) fn disambiguated(path: &Path, url: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(identity_of(url).as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 16 => name.split_at(i),
+        _ => (name.as_str(), ""),
+    };
+    let mut keep = stem.len().min(FILE_NAME_MAX - 9 - ext.len());
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    path.with_file_name(format!("{}-{hash}{ext}", &stem[..keep]))
+}
+
+/// The URL without its user info and fragment: what names a resource for
+/// [`disambiguated`] (a password never feeds a name).
+pub(crate) fn identity_of(url: &str) -> String {
+    let url = url.split('#').next().unwrap_or("");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{tail}")
+}
+
+/// The file name for a URL given without a path: its last path segment, percent-decoded
+/// and sanitized; `index.html` when the path ends in `/`.
+pub fn file_name_for(url: &str) -> String {
+    let path = url_path(url);
+    let segment = path.rsplit('/').next().unwrap_or("");
+    fit_name(sanitize(&crate::url::percent_decode_lossy(segment)))
+}
+
+/// A sanitized file name as a job may write it: `index.html` for none, shortened past
+/// [`FILE_NAME_MAX`] bytes.
+fn fit_name(cleaned: String) -> String {
     if cleaned.is_empty() {
         "index.html".to_string()
     } else if cleaned.len() > FILE_NAME_MAX {

@@ -47,7 +47,7 @@ mod url;
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, RedirectReason, Setting, TimeoutPhase, TlsReason};
 pub use event::Event;
-pub use job::{Destination, Job, JobId, Origin, check_header};
+pub use job::{Destination, Job, JobId, Naming, Origin, check_header};
 pub use lock::OutputLock;
 pub use manifest::ManifestReader;
 pub use net::proxy;

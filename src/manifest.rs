@@ -17,7 +17,7 @@ use std::io::{self, BufRead};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::job::{Destination, Job, Origin};
+use crate::job::{Destination, Job, Naming, Origin};
 use crate::redact::{SHOWN_CHARS, clip};
 
 /// The longest line a job list may have, in bytes (1 MiB): far more than any URL, path
@@ -44,6 +44,7 @@ pub struct ManifestReader<R> {
     /// The current line, at most [`MAX_LINE`] bytes of it (and its newline).
     buf: Vec<u8>,
     failed: bool,
+    naming: Naming,
 }
 
 impl<R: BufRead> ManifestReader<R> {
@@ -55,7 +56,15 @@ impl<R: BufRead> ManifestReader<R> {
             line_no: 0,
             buf: Vec::new(),
             failed: false,
+            naming: Naming::LastSegment,
         }
+    }
+
+    /// How lines without a path name their files. Defaults to
+    /// [`Naming::LastSegment`].
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
     }
 
     fn origin(&self) -> Origin {
@@ -144,7 +153,7 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
-            let parsed = parse_line(line).map_err(|m| self.error(m));
+            let parsed = parse_line(line, &self.naming).map_err(|m| self.error(m));
             let parsed = parsed.and_then(|mut job| {
                 job.origin = Some(self.origin());
                 job.check().map_err(|e| e.at(self.origin()))?;
@@ -175,13 +184,13 @@ struct JsonJob {
     priority: i32,
 }
 
-fn parse_line(line: &str) -> Result<Job, String> {
+fn parse_line(line: &str, naming: &Naming) -> Result<Job, String> {
     let trimmed = line.trim();
     if trimmed.starts_with('{') {
-        return parse_json(trimmed);
+        return parse_json(trimmed, naming);
     }
     if line.contains('\t') {
-        return parse_tsv(line);
+        return parse_tsv(line, naming);
     }
     if trimmed.contains(char::is_whitespace) {
         return Err(format!(
@@ -189,10 +198,10 @@ fn parse_line(line: &str) -> Result<Job, String> {
             clip(trimmed, SHOWN_CHARS)
         ));
     }
-    Ok(Job::new(trimmed))
+    Ok(Job::named(trimmed, naming))
 }
 
-fn parse_tsv(line: &str) -> Result<Job, String> {
+fn parse_tsv(line: &str, naming: &Naming) -> Result<Job, String> {
     let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
     if fields.len() > 4 {
         return Err(format!(
@@ -202,7 +211,7 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
     }
     let mut job = match fields.get(1).filter(|p| !p.is_empty()) {
         Some(path) => Job::with_dest(fields[0].to_string(), Destination::File(path.into())),
-        None => Job::new(fields[0]),
+        None => Job::named(fields[0], naming),
     };
     if let Some(sha) = fields.get(2).filter(|s| !s.is_empty() && **s != "-") {
         job = job.sha256(*sha);
@@ -219,13 +228,13 @@ fn parse_tsv(line: &str) -> Result<Job, String> {
     Ok(job)
 }
 
-fn parse_json(line: &str) -> Result<Job, String> {
+fn parse_json(line: &str, naming: &Naming) -> Result<Job, String> {
     let j: JsonJob = serde_json::from_str(line)
         .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines job format"))?;
     let mut job = match (j.memory, j.path) {
         (true, _) => Job::with_dest(j.url, Destination::Memory),
         (false, Some(path)) => Job::with_dest(j.url, Destination::File(path.into())),
-        (false, None) => Job::new(j.url),
+        (false, None) => Job::named(j.url, naming),
     };
     if let Some(sha) = j.sha256 {
         job = job.sha256(sha);

@@ -28,6 +28,36 @@ pub struct Plan {
     pub hosts: Vec<(String, u64)>,
     /// Ids that some job depends on. The scheduler remembers only these outcomes.
     pub depended_on: HashSet<String>,
+    /// The new paths of jobs whose URL-derived path another job would write too, by
+    /// position (see [`Plan::renamed`]).
+    renamed: HashMap<u64, PathBuf>,
+}
+
+impl Plan {
+    /// The path the job at `position` (1-based, in the order the jobs were checked)
+    /// writes instead of the one derived from its URL, because another job of the list
+    /// would write that file too; `None` when it keeps its own path. Only paths derived
+    /// from URLs are renamed (to the name's stem, `-`, 8 hex digits of the sha256 of the
+    /// URL without user info and fragment, and the extension); two jobs given one path
+    /// are an error instead.
+    pub fn renamed(&self, position: u64) -> Option<&Path> {
+        self.renamed.get(&position).map(PathBuf::as_path)
+    }
+
+    /// Gives the job at `position` its [renamed](Plan::renamed) path, if it has one.
+    pub fn rename(&self, position: u64, job: &mut Job) {
+        if let Some(path) = self.renamed(position) {
+            job.dest = Destination::File(path.to_path_buf());
+        }
+    }
+}
+
+/// A job whose path may repeat another's, as the second reading finds it.
+struct Member {
+    position: u64,
+    line: u64,
+    /// The URL, for a job whose path was derived from it (`None` for a given path).
+    derived: Option<String>,
 }
 
 /// Collects the facts of a job list one job at a time; [`PlanChecker::finish`] reports
@@ -98,40 +128,100 @@ impl PlanChecker {
     /// most the first 1000 problems are kept, and then a last one says how many more
     /// there were.
     ///
-    /// `replay` is called at most once, only when some path may repeat, to read the list
-    /// again: it must hand every job given to [`PlanChecker::add`] to the visitor, in the
-    /// same order.
+    /// `replay` is called only when some path may repeat, to read the list again: at
+    /// most twice (the second time only when a job is renamed), and each time it must
+    /// hand every job given to [`PlanChecker::add`] to the visitor, in the same order.
     pub fn finish(
         mut self,
         source: &str,
-        replay: impl FnOnce(&mut dyn FnMut(&Job)),
+        mut replay: impl FnMut(&mut dyn FnMut(&Job)),
     ) -> Result<Plan, Vec<Error>> {
+        let mut renamed: HashMap<u64, PathBuf> = HashMap::new();
         if !self.suspects.is_empty() {
-            let mut first: HashMap<u64, (u64, PathBuf)> = HashMap::new();
+            // Grouped by the exact path, in list order: the hashes only point at them.
+            let mut groups: HashMap<PathBuf, Vec<Member>> = HashMap::new();
+            let mut order: Vec<PathBuf> = Vec::new();
             let mut position = 0;
             let suspects = std::mem::take(&mut self.suspects);
-            let (errors, unlisted) = (&mut self.errors, &mut self.unlisted);
             replay(&mut |job: &Job| {
                 position += 1;
-                let Some(h) = path_hash(job).filter(|h| suspects.contains(h)) else {
+                if path_hash(job).is_none_or(|h| !suspects.contains(&h)) {
                     return;
-                };
+                }
                 let line = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
                 let path = job.path().map(normalize).unwrap_or_default();
-                match first.get(&h) {
-                    Some((earlier, p)) if *p == path => note(
-                        errors,
-                        unlisted,
-                        Error::config(format!(
-                            "{source}: lines {earlier} and {line} write the same file; give each job its own path"
-                        )),
-                    ),
-                    Some(_) => {}
-                    None => {
-                        first.insert(h, (line, path));
+                let members = groups.entry(path.clone()).or_default();
+                if members.is_empty() {
+                    order.push(path);
+                }
+                members.push(Member {
+                    position,
+                    line,
+                    derived: job.named_from_url.then(|| job.url.clone()),
+                });
+            });
+            let (errors, unlisted) = (&mut self.errors, &mut self.unlisted);
+            // Which line each new path went to, to find a new path that is taken.
+            let mut new_paths: HashMap<PathBuf, u64> = HashMap::new();
+            for path in &order {
+                let members = &groups[path];
+                if members.len() < 2 {
+                    continue;
+                }
+                let mut given = members.iter().filter(|m| m.derived.is_none());
+                if let Some(first) = given.next() {
+                    for m in given {
+                        let e = Error::config(format!(
+                            "{source}: lines {} and {} write the same file; give each job its own path",
+                            first.line, m.line
+                        ));
+                        note(errors, unlisted, e);
                     }
                 }
-            });
+                for m in members {
+                    let Some(url) = &m.derived else { continue };
+                    let new = normalize(&crate::job::disambiguated(path, url));
+                    match new_paths.get(&new) {
+                        Some(earlier) => note(
+                            errors,
+                            unlisted,
+                            Error::config(format!(
+                                "{source}: lines {earlier} and {} fetch the same URL into the \
+                                 same file; remove one of them or give each its own path",
+                                m.line
+                            )),
+                        ),
+                        None => {
+                            new_paths.insert(new.clone(), m.line);
+                        }
+                    }
+                    renamed.insert(m.position, new);
+                }
+            }
+            if !new_paths.is_empty() {
+                // A new name may be the path of a job that was never a suspect.
+                let mut position = 0;
+                replay(&mut |job: &Job| {
+                    position += 1;
+                    if renamed.contains_key(&position) {
+                        return;
+                    }
+                    let Some(path) = job.path() else { return };
+                    if let Some(line) = new_paths.get(&normalize(path)) {
+                        let at = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
+                        let e = Error::config(format!(
+                            "{source}: line {line}'s name '{}' (its URL's file name with a \
+                             hash, as another line has the same file name) is line {at}'s \
+                             path; give one of them another path",
+                            crate::redact::clip(
+                                &path.to_string_lossy(),
+                                crate::redact::SHOWN_CHARS
+                            )
+                        ));
+                        note(errors, unlisted, e);
+                    }
+                });
+            }
         }
         self.check_dependencies(source);
         if self.unlisted > 0 {
@@ -154,6 +244,7 @@ impl PlanChecker {
             jobs: self.jobs,
             hosts,
             depended_on,
+            renamed,
         })
     }
 

@@ -22,6 +22,8 @@ Examples:
 
 Job lists (one job per line; '#' comments and blank lines ignored):
   plain   URL                                   file named after the URL's last segment
+                                                (or its path, --keep-path); URLs whose
+                                                names repeat get NAME-HASH.EXT (see README)
   TSV     URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]  PATH relative to --output-dir
   JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
            \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…}
@@ -251,6 +253,32 @@ pub struct RunArgs {
         help_heading = "Output and reporting"
     )]
     pub output_dir: PathBuf,
+
+    /// Name files after the URL's whole path, like wget -x: 'http://h/a/b.json' is
+    /// 'a/b.json'; '--keep-path=host' puts the host first ('h/a/b.json'). For lines
+    /// without a path [default: the URL's last segment].
+    #[arg(
+        long,
+        value_name = "host",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "path",
+        value_parser = ["path", "host"],
+        hide_possible_values = true,
+        help_heading = "Naming"
+    )]
+    pub keep_path: Option<String>,
+
+    /// With --keep-path, drop this many leading folders of the URL's path, like wget's
+    /// --cut-dirs.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "keep_path",
+        help_heading = "Naming"
+    )]
+    pub cut_dirs: usize,
 
     /// Extra request header, 'Name: value'. Repeatable. Accept-Encoding (other than
     /// identity) is refused: bodies are saved as sent, never decoded.

@@ -190,6 +190,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             None
         }
     });
+    // Numbered as the check numbered them: a URL-derived name that repeats is renamed.
+    let plan = &checked.plan;
+    let jobs = (1..).zip(jobs).map(move |(position, mut job)| {
+        plan.rename(position, &mut job);
+        job
+    });
     let mut report_error: Option<io::Error> = None;
     let mut last_flush = Instant::now();
     let mut first_failures: BTreeMap<ErrorKind, (String, fetchpool::Error)> = BTreeMap::new();

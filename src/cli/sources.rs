@@ -18,7 +18,12 @@ use fetchpool::ManifestReader;
 use super::args::RunArgs;
 
 /// A job list the user named: a file, stdin (spooled to a file) or the arguments.
-pub enum Source {
+pub struct Source {
+    kind: Kind,
+    naming: fetchpool::Naming,
+}
+
+enum Kind {
     File {
         name: String,
         path: PathBuf,
@@ -30,29 +35,29 @@ pub enum Source {
 
 impl Source {
     pub fn name(&self) -> &str {
-        match self {
-            Source::File { name, .. } => name,
-            Source::Stdin(_) => "-",
-            Source::Args(_) => "arguments",
+        match &self.kind {
+            Kind::File { name, .. } => name,
+            Kind::Stdin(_) => "-",
+            Kind::Args(_) => "arguments",
         }
     }
 
     pub fn open(&self) -> anyhow::Result<ManifestReader<Box<dyn BufRead + Send>>> {
-        let reader: Box<dyn BufRead + Send> = match self {
-            Source::File { path, name } => Box::new(BufReader::with_capacity(
+        let reader: Box<dyn BufRead + Send> = match &self.kind {
+            Kind::File { path, name } => Box::new(BufReader::with_capacity(
                 64 * 1024,
                 File::open(path).with_context(|| format!("cannot open job list '{name}'"))?,
             )),
-            Source::Stdin(file) => Box::new(BufReader::with_capacity(
+            Kind::Stdin(file) => Box::new(BufReader::with_capacity(
                 64 * 1024,
                 SpoolReader {
                     file: file.clone(),
                     pos: 0,
                 },
             )),
-            Source::Args(urls) => Box::new(io::Cursor::new(urls.join("\n").into_bytes())),
+            Kind::Args(urls) => Box::new(io::Cursor::new(urls.join("\n").into_bytes())),
         };
-        Ok(ManifestReader::new(self.name(), reader))
+        Ok(ManifestReader::new(self.name(), reader).naming(self.naming.clone()))
     }
 }
 
@@ -146,17 +151,31 @@ pub fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
                 Some(f) => f.clone(),
                 None => stdin.insert(Arc::new(spool_stdin()?)).clone(),
             };
-            out.push(Source::Stdin(file));
+            out.push(Kind::Stdin(file));
         } else {
-            out.push(Source::File {
+            out.push(Kind::File {
                 name: path.display().to_string(),
                 path: path.clone(),
             });
         }
     }
     if !args.urls.is_empty() {
-        out.push(Source::Args(args.urls.clone()));
+        out.push(Kind::Args(args.urls.clone()));
     }
+    let naming = match args.keep_path.as_deref() {
+        None => fetchpool::Naming::LastSegment,
+        Some(which) => fetchpool::Naming::KeepPath {
+            host: which == "host",
+            cut_dirs: args.cut_dirs,
+        },
+    };
+    let out: Vec<Source> = out
+        .into_iter()
+        .map(|kind| Source {
+            kind,
+            naming: naming.clone(),
+        })
+        .collect();
     if out.is_empty() {
         anyhow::bail!(
             "no jobs: give URLs as arguments or a job list with -i FILE (-i - for stdin); see --help"

@@ -133,10 +133,14 @@ impl Pool {
     ///
     /// The whole list is checked first (two jobs writing one file, unknown dependency
     /// ids, cycles): a problem is an [`Error::Config`] naming the jobs, and nothing is
-    /// requested. Individual failures are outcomes, not errors.
+    /// requested. Jobs whose file names come from their URLs and would write one file
+    /// are [renamed](crate::Plan::renamed) instead. Individual failures are outcomes, not errors.
     pub fn run(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Report, Error> {
-        let jobs: Vec<Job> = jobs.into_iter().collect();
-        PlanChecker::check_all(&jobs, &self.config.output_dir)?;
+        let mut jobs: Vec<Job> = jobs.into_iter().collect();
+        let plan = PlanChecker::check_all(&jobs, &self.config.output_dir)?;
+        for (position, job) in (1..).zip(jobs.iter_mut()) {
+            plan.rename(position, job);
+        }
         let _lock = if jobs.iter().any(|j| j.path().is_some()) {
             Some(self.lock_output()?)
         } else {

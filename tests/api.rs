@@ -181,3 +181,32 @@ fn keep_path_reproduces_the_url_tree_with_the_host_optional() {
     .collect();
     assert_eq!(files(&tmp.join("cut")), cut);
 }
+
+#[test]
+fn twenty_workers_alone_keep_twenty_requests_in_flight_to_one_host() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let server = TestServer::start();
+    // Each answer waits until twenty requests are in, or 5 s: a cap below twenty shows as
+    // a high-water mark below twenty (and a slow run), never as a flaky pass.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let seen = arrived.clone();
+    server.route("/slow", move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.load(Ordering::SeqCst) < 20 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Reply::ok("x")
+    });
+    let tmp = TempDir::new();
+    let list: String = (0..40)
+        .map(|n| format!("{}\tf{n}\n", server.url(&format!("/slow?n={n}"))))
+        .collect();
+    let list = write_list(tmp.path(), "list.txt", &list);
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out", "-j", "20"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.with_status("ok").len(), 40);
+    assert_eq!(server.max_concurrent("/slow"), 20);
+}

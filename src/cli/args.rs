@@ -148,14 +148,10 @@ pub struct RunArgs {
     )]
     pub workers: usize,
 
-    /// The most requests in flight to one host (scheme, host and port).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 8,
-        help_heading = "Concurrency"
-    )]
-    pub per_host: usize,
+    /// The most requests in flight to one host (scheme, host and port), to be gentler
+    /// with a server than -j alone [default: the worker count, no separate cap].
+    #[arg(long, value_name = "N", help_heading = "Concurrency")]
+    pub per_host: Option<usize>,
 
     /// One job at a time, strictly in input order (retries included).
     #[arg(long, help_heading = "Concurrency")]

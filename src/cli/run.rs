@@ -34,7 +34,7 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     }
     let mut b = Pool::builder()
         .workers(args.workers)
-        .per_host(args.per_host)
+        .per_host(args.per_host.unwrap_or(args.workers))
         .serial(args.serial)
         .fail_fast(args.fail_fast)
         .connect_timeout(args.connect_timeout)

@@ -41,7 +41,8 @@ pub struct Config {
     pub retry_max_delay: Duration,
     /// Where file jobs write, relative paths resolved against it. Defaults to `.`.
     pub output_dir: PathBuf,
-    /// Headers sent with every request, before each job's own. Defaults to none.
+    /// Headers sent with every request, before each job's own; a job's header replaces
+    /// one of the same name here. Defaults to none.
     pub headers: Vec<(String, String)>,
     /// Most redirects followed per attempt. Defaults to 10.
     pub max_redirects: u32,

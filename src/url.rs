@@ -77,6 +77,26 @@ pub fn resource_key(url: &str) -> String {
     key
 }
 
+/// The `Authorization: Basic` value for the `user:password` in `url`'s userinfo
+/// (percent-decoded), or `None` when it has no password or the userinfo does not decode.
+/// Sent to the URL's host only: a hop to another host drops it with the other credentials.
+pub(crate) fn userinfo_basic(url: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let pair = format!(
+        "{}:{}",
+        percent_decode_utf8(user)?,
+        percent_decode_utf8(password)?
+    );
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
 /// Decodes `%XX` escapes into bytes. A `%` not followed by two hex digits is kept as it
 /// stands, or, when `strict`, makes the text invalid (`None`).
 fn percent_decode(s: &str, strict: bool) -> Option<Vec<u8>> {

@@ -210,3 +210,226 @@ fn twenty_workers_alone_keep_twenty_requests_in_flight_to_one_host() {
     assert_eq!(run.with_status("ok").len(), 40);
     assert_eq!(server.max_concurrent("/slow"), 20);
 }
+
+/// A password no output may show, and the `Authorization` value it makes with `user`.
+const SECRET: &str = "s3cr3t-Zq9!pw";
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// Asserts that `secret` (or its Basic form for `user`) is in no byte of what the run
+/// showed: stdout (`--json`), stderr, the report and any other file named.
+fn assert_hidden(run: &support::cli::Run, user: &str, secret: &str, files: &[&Path]) {
+    let basic = basic(user, secret);
+    let encoded = basic.trim_start_matches("Basic ");
+    let report = serde_json::to_string(&run.report).unwrap();
+    let mut texts = vec![
+        ("stdout", run.stdout.clone()),
+        ("stderr", run.stderr.clone()),
+        ("report", report),
+    ];
+    for f in files {
+        texts.push(("file", fs::read_to_string(f).unwrap_or_default()));
+    }
+    for (name, text) in texts {
+        assert!(!text.contains(secret), "{name} shows the secret: {text}");
+        assert!(
+            !text.contains(encoded),
+            "{name} shows the credential: {text}"
+        );
+    }
+}
+
+#[test]
+fn user_netrc_and_url_credentials_authenticate_and_are_never_shown() {
+    let server = TestServer::start();
+    let want = basic("ann", SECRET);
+    server.fallback(move |req| match req.header("Authorization") {
+        Some(v) if v == want => Reply::ok(format!("hello {}", req.path)),
+        _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"api\""),
+    });
+    let tmp = TempDir::new();
+    let url = server.url("/private/a.json");
+    let check = |run: &support::cli::Run, out: &str| {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            fs::read_to_string(tmp.join(out).join("a.json")).unwrap(),
+            "hello /private/a.json"
+        );
+        assert_hidden(run, "ann", SECRET, &[]);
+    };
+    let verbose = ["-vv", "--json"];
+
+    // -u USER:PASSWORD.
+    let user = format!("ann:{SECRET}");
+    let mut args = vec![url.as_str(), "-o", "u", "-u", &user];
+    args.extend(verbose);
+    check(&fetchpool(tmp.path(), &args, None), "u");
+
+    // -u USER with the password in the environment.
+    let mut args = vec![url.as_str(), "-o", "env", "-u", "ann"];
+    args.extend(verbose);
+    let run =
+        support::cli::fetchpool_env(tmp.path(), &args, None, &[("FETCHPOOL_PASSWORD", SECRET)]);
+    check(&run, "env");
+    // Without it: exit 2 before any request, naming the variable.
+    let before = server.requests().len();
+    let run = fetchpool(tmp.path(), &[&url, "-o", "none", "-u", "ann"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("FETCHPOOL_PASSWORD"), "{}", run.stderr);
+    assert_eq!(server.requests().len(), before);
+
+    // --netrc-file, and --netrc reading $NETRC; the first entry for the host wins.
+    let netrc = format!(
+        "machine other.example login x password y\n\
+         machine 127.0.0.1\n  login ann\n  password \"{SECRET}\"\n\
+         machine 127.0.0.1 login bob password wrong\n\
+         default login anonymous password guest\n"
+    );
+    let netrc_path = tmp.join("credentials.netrc");
+    fs::write(&netrc_path, netrc).unwrap();
+    let mut args = vec![
+        url.as_str(),
+        "-o",
+        "netrc",
+        "--netrc-file",
+        "credentials.netrc",
+    ];
+    args.extend(verbose);
+    check(&fetchpool(tmp.path(), &args, None), "netrc");
+    let mut args = vec![url.as_str(), "-o", "netrc-env", "--netrc"];
+    args.extend(verbose);
+    let run = support::cli::fetchpool_env(
+        tmp.path(),
+        &args,
+        None,
+        &[("NETRC", netrc_path.to_str().unwrap())],
+    );
+    check(&run, "netrc-env");
+
+    // user:password in the URL.
+    let with_userinfo = url.replacen("://", &format!("://ann:{}@", "s3cr3t-Zq9%21pw"), 1);
+    let mut args = vec![with_userinfo.as_str(), "-o", "userinfo"];
+    args.extend(verbose);
+    check(&fetchpool(tmp.path(), &args, None), "userinfo");
+
+    // A wrong password fails (401) and still shows none of it, nor the right one.
+    let wrong = url.replacen("://", "://ann:wr0ng-Pw-77@", 1);
+    let run = fetchpool(tmp.path(), &[&wrong, "-o", "wrong", "-vv", "--json"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.report[0]["http_status"], 401);
+    assert_hidden(&run, "ann", "wr0ng-Pw-77", &[]);
+    assert!(run.stderr.contains("ann:***@"), "{}", run.stderr);
+}
+
+#[test]
+fn credentials_are_dropped_on_a_redirect_to_another_host_and_header_files_work() {
+    let target = TestServer::start();
+    target.fallback(|req| {
+        Reply::ok(format!(
+            "auth={}",
+            req.header("Authorization").unwrap_or("none")
+        ))
+    });
+    let origin = TestServer::start();
+    let elsewhere = target.url("/landing.txt");
+    origin.route("/moved.txt", move |_| Reply::redirect(302, &elsewhere));
+    let tmp = TempDir::new();
+    let user = format!("ann:{SECRET}");
+    let run = fetchpool(
+        tmp.path(),
+        &[&origin.url("/moved.txt"), "-o", "out", "-u", &user],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(tmp.join("out/moved.txt")).unwrap(),
+        "auth=none"
+    );
+    let sent = origin.requests()[0].headers.clone();
+    assert!(
+        sent.iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && *v == basic("ann", SECRET)),
+        "{sent:?}"
+    );
+
+    // -H @FILE: headers one a line, comments skipped; a bad line names file and line only.
+    fs::write(
+        tmp.join("headers.txt"),
+        format!("# API token\nAuthorization: Bearer {SECRET}\n\nX-Trace: 1\n"),
+    )
+    .unwrap();
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            &target.url("/h.txt"),
+            "-o",
+            "hdr",
+            "-H",
+            "@headers.txt",
+            "-vv",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(tmp.join("hdr/h.txt")).unwrap(),
+        format!("auth=Bearer {SECRET}")
+    );
+    assert!(!run.stderr.contains(SECRET), "{}", run.stderr);
+    fs::write(tmp.join("bad.txt"), format!("X-Ok: 1\nBearer {SECRET}\n")).unwrap();
+    let run = fetchpool(tmp.path(), &[&target.url("/h.txt"), "-H", "@bad.txt"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("-H @bad.txt: line 2 has no ':'"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(SECRET), "{}", run.stderr);
+}
+
+#[test]
+fn credentials_never_go_to_a_proxy_that_is_not_the_target() {
+    use support::proxy::TestProxy;
+    use support::tls::{Leaf, TestCa, TlsFront};
+    let ca = TestCa::new("ca");
+    let plain = TestServer::start();
+    let want = basic("ann", SECRET);
+    plain.fallback(move |req| match req.header("Authorization") {
+        Some(v) if v == want => Reply::ok("in"),
+        _ => Reply::status(401),
+    });
+    let front = TlsFront::start(&ca, Leaf::Valid, &plain);
+    let proxy = TestProxy::start();
+    let tmp = TempDir::new();
+    let cacert = ca.write_pem(tmp.path(), "ca.pem");
+    let user = format!("ann:{SECRET}");
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            &front.url("/in.txt"),
+            "-o",
+            "out",
+            "-u",
+            &user,
+            "--proxy",
+            &proxy.url(),
+            "--cacert",
+            cacert.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(fs::read_to_string(tmp.join("out/in.txt")).unwrap(), "in");
+    // The proxy carried a tunnel and got no credential of the target's.
+    let asked = proxy.requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].method, "CONNECT");
+    assert_eq!(asked[0].auth, None);
+}

@@ -379,8 +379,12 @@ fn a_list_on_stdin_is_read_as_often_as_the_checks_need() {
     let run = fetchpool(tmp.path(), &["-i", "-", "-o", "out"], Some(&list));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(fs::read(tmp.join("out/b.bin")).unwrap(), b"B");
-    // Two jobs writing one file: found on a second reading of stdin's copy.
-    let twice = format!("{}\n{}\n", s.url("/a.bin"), s.url("/x/../a.bin"));
+    // Two jobs given one file: found on a second reading of stdin's copy.
+    let twice = format!(
+        "{}\ta.bin\n{}\tx/../a.bin\n",
+        s.url("/a.bin"),
+        s.url("/b.bin")
+    );
     let run = fetchpool(tmp.path(), &["-i", "-", "-o", "out"], Some(&twice));
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(

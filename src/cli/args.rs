@@ -276,8 +276,34 @@ pub struct RunArgs {
     )]
     pub cut_dirs: usize,
 
-    /// Extra request header, 'Name: value'. Repeatable. Accept-Encoding (other than
-    /// identity) is refused: bodies are saved as sent, never decoded.
+    /// Basic credentials for every job, 'USER:PASSWORD', or 'USER' with the password in
+    /// the environment variable FETCHPOOL_PASSWORD (kept out of ps and shell history).
+    /// Sent only to each job's own host, never to a proxy [default: none].
+    #[arg(
+        short = 'u',
+        long = "user",
+        value_name = "USER[:PASSWORD]",
+        help_heading = "Credentials"
+    )]
+    pub user: Option<String>,
+
+    /// Read Basic credentials per host from $NETRC or ~/.netrc (curl's format: machine,
+    /// login, password, default), for jobs without credentials of their own.
+    #[arg(long, help_heading = "Credentials")]
+    pub netrc: bool,
+
+    /// As --netrc, from FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "netrc",
+        help_heading = "Credentials"
+    )]
+    pub netrc_file: Option<PathBuf>,
+
+    /// Extra request header, 'Name: value'; '@FILE' reads one header a line from FILE
+    /// (out of ps and shell history). Repeatable. Accept-Encoding (other than identity)
+    /// is refused: bodies are saved as sent, never decoded.
     #[arg(
         short = 'H',
         long = "header",

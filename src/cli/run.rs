@@ -15,7 +15,7 @@ use super::args::RunArgs;
 use super::select::{self, Checked, RetrySet, Selection, describe_selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use super::{dry_run, hints, interrupt, progress, summary};
+use super::{credentials, dry_run, hints, interrupt, progress, summary};
 
 /// Longest a finished job's report line waits in the buffer before it is written.
 const REPORT_FLUSH: Duration = Duration::from_millis(100);
@@ -60,7 +60,15 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     for ca in &args.cacert {
         b = b.ca_cert(ca);
     }
+    let mut authorization_header = false;
     for h in &args.headers {
+        if let Some(file) = h.strip_prefix('@') {
+            for (k, v) in credentials::header_file(file)? {
+                authorization_header |= k.eq_ignore_ascii_case("authorization");
+                b = b.header(k, v);
+            }
+            continue;
+        }
         // Named by its first word only: the rest may be a credential.
         let Some((k, v)) = h.split_once(':') else {
             let word: String = h
@@ -80,7 +88,17 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         let (k, v) = (k.trim(), v.trim());
         fetchpool::check_header(k, v)
             .map_err(|e| anyhow::anyhow!("-H: {e}; write each header as -H 'Name: value'"))?;
+        authorization_header |= k.eq_ignore_ascii_case("authorization");
         b = b.header(k, v);
+    }
+    if let Some(user) = &args.user {
+        if authorization_header {
+            anyhow::bail!(
+                "-u and an Authorization header (-H) both give credentials; keep one of them"
+            );
+        }
+        let password = std::env::var(credentials::PASSWORD_VAR).ok();
+        b = b.header("Authorization", credentials::from_user_arg(user, password)?);
     }
     Ok(b)
 }
@@ -102,6 +120,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     // The bar is the only consumer of progress events; without it the workers skip them.
     let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
     let pool = builder(&args)?.progress_events(show_bar).build()?;
+    let netrc = match (&args.netrc_file, args.netrc) {
+        (Some(path), _) => Some(credentials::Netrc::read(path)?),
+        (None, true) => Some(credentials::Netrc::read(
+            &credentials::Netrc::default_path()?,
+        )?),
+        (None, false) => None,
+    };
+    // -u or -H gives every job its credentials; a .netrc entry only jobs that have none.
+    let global_auth = pool
+        .config()
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    let netrc = netrc.filter(|_| !global_auth);
 
     let checked = match check(&sources, &selection, &args.output_dir)? {
         Ok(checked) => checked,
@@ -192,8 +224,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     });
     // Numbered as the check numbered them: a URL-derived name that repeats is renamed.
     let plan = &checked.plan;
+    let netrc = netrc.as_ref();
     let jobs = (1..).zip(jobs).map(move |(position, mut job)| {
         plan.rename(position, &mut job);
+        if let Some(netrc) = netrc
+            && !job
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            && let Some(value) = netrc.authorization(&job.url)
+        {
+            job.headers.push(("Authorization".to_string(), value));
+        }
         job
     });
     let mut report_error: Option<io::Error> = None;

@@ -47,12 +47,21 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
     let mut url = job.url.clone();
     let mut method = job.method.clone();
     let mut body = job.body.clone();
+    // A job's own header replaces the pool's of the same name (one `Authorization`).
     let mut headers: Vec<(String, String)> = cfg
         .headers
         .iter()
+        .filter(|(k, _)| !job.headers.iter().any(|(j, _)| j.eq_ignore_ascii_case(k)))
         .chain(job.headers.iter())
         .cloned()
         .collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        && let Some(basic) = crate::url::userinfo_basic(&url)
+    {
+        headers.push(("Authorization".to_string(), basic));
+    }
     let mut redirects: Vec<String> = Vec::new();
     let out_path = match &job.dest {
         Destination::File(rel) => Some(cfg.output_dir.join(rel)),

@@ -70,6 +70,20 @@ pub struct Config {
     /// One byte rate shared by all workers, in bytes per second. Defaults to none
     /// (unlimited).
     pub limit_rate: Option<u64>,
+    /// The most requests started per second in the whole run (attempts and retries each
+    /// count; redirect hops do not), evenly spaced with no burst. Jobs wait in the queue
+    /// for their turn, holding no worker and no connection. Defaults to none (unlimited).
+    pub request_rate: Option<f64>,
+    /// The most requests started per second to each host (scheme, host and port), as
+    /// [`Config::request_rate`] does for the run. Defaults to none (unlimited).
+    ///
+    /// Either way, a `429 Too Many Requests` slows its host: its rate becomes half of
+    /// what it was over its last requests (at least one request every 2 s), further
+    /// 429s within a second of that cut cutting no further, and it grows back by a
+    /// quarter every 5 s without a 429 until it is above this limit (or, without one,
+    /// twice the rate before the first cut), when the slow-down ends. Other hosts are not
+    /// affected. A `Retry-After` also pauses the host until then.
+    pub per_host_request_rate: Option<f64>,
     /// The slowest a body may arrive, in bytes per second averaged over each
     /// [`Config::min_rate_window`] of a transfer; slower fails the attempt with a
     /// [`crate::TimeoutPhase::MinRate`] timeout (retried like other timeouts, the part
@@ -110,6 +124,8 @@ impl Default for Config {
             proxy: ProxySettings::direct(),
             ca_certs: Vec::new(),
             limit_rate: None,
+            request_rate: None,
+            per_host_request_rate: None,
             min_rate: None,
             min_rate_window: Duration::from_secs(30),
             keep_headers: Vec::new(),
@@ -197,6 +213,11 @@ impl PoolBuilder {
     setter!(/// Overall byte rate of the run in bytes per second, shared by every worker.
         /// Defaults to none (unlimited).
         limit_rate: Option<u64>);
+    setter!(/// Most requests started per second in the whole run, evenly spaced, with a
+        /// 429 slowing its host (see [`Config::per_host_request_rate`]). Defaults to none.
+        request_rate: Option<f64>);
+    setter!(/// Most requests started per second to each host. Defaults to none.
+        per_host_request_rate: Option<f64>);
     setter!(/// Slowest body rate in bytes per second, averaged over each window of a
         /// transfer; slower fails the attempt (a `MinRate` timeout). Defaults to none.
         min_rate: Option<u64>);

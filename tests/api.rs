@@ -433,3 +433,136 @@ fn credentials_never_go_to_a_proxy_that_is_not_the_target() {
     assert_eq!(asked[0].method, "CONNECT");
     assert_eq!(asked[0].auth, None);
 }
+
+/// Start times of every request the servers saw, sorted, as seconds after the first.
+fn starts(servers: &[&TestServer]) -> Vec<f64> {
+    let mut all: Vec<std::time::Instant> = servers
+        .iter()
+        .flat_map(|s| s.requests().into_iter().map(|r| r.started))
+        .collect();
+    all.sort();
+    let first = all[0];
+    all.iter().map(|t| (*t - first).as_secs_f64()).collect()
+}
+
+/// A list of `n` jobs per server, each to its own file.
+fn rate_list(dir: &Path, servers: &[&TestServer], n: usize) -> String {
+    let mut list = String::new();
+    for (i, s) in servers.iter().enumerate() {
+        for k in 0..n {
+            list.push_str(&format!("{}\th{i}/f{k}\n", s.url(&format!("/r?k={k}"))));
+        }
+    }
+    write_list(dir, "rate.txt", &list)
+}
+
+#[test]
+fn a_request_rate_is_one_budget_across_hosts_evenly_spaced_without_a_burst() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    for s in [&a, &b] {
+        s.fallback(|_| Reply::ok("x"));
+    }
+    let tmp = TempDir::new();
+    let list = rate_list(tmp.path(), &[&a, &b], 100);
+    let run = fetchpool(
+        tmp.path(),
+        &["-i", &list, "-o", "out", "--rate", "50/s"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = starts(&[&a, &b]);
+    assert_eq!(t.len(), 200);
+    // 200 requests at 50/s: the last starts 3.98 s after the first.
+    let span = t[199];
+    assert!((3.4..=4.6).contains(&span), "200 requests took {span:.2} s");
+    let first_half_second = t.iter().filter(|s| **s < 0.5).count();
+    assert!(
+        first_half_second <= 27,
+        "{first_half_second} requests in the first 0.5 s"
+    );
+    println!("--rate 50/s: 200 requests over {span:.2} s, {first_half_second} in the first 0.5 s");
+}
+
+#[test]
+fn a_per_host_rate_is_a_budget_for_each_host() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    for s in [&a, &b] {
+        s.fallback(|_| Reply::ok("x"));
+    }
+    let tmp = TempDir::new();
+    let list = rate_list(tmp.path(), &[&a, &b], 50);
+    let run = fetchpool(
+        tmp.path(),
+        &["-i", &list, "-o", "out", "--per-host-rate", "25/s"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Each host: 50 requests at 25/s, 1.96 s; both at once, so 1.96 s in all too.
+    for s in [&a, &b] {
+        let t = starts(&[s]);
+        let span = t[49];
+        assert!(
+            (1.67..=2.25).contains(&span),
+            "one host's 50 took {span:.2} s"
+        );
+    }
+    let all = starts(&[&a, &b]);
+    assert!(all[99] < 2.4, "both hosts took {:.2} s", all[99]);
+}
+
+#[test]
+fn a_429_without_retry_after_slows_its_host_and_not_the_others() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    a.fallback(|req| {
+        if req.hit == 20 {
+            Reply::status(429)
+        } else {
+            Reply::ok("x")
+        }
+    });
+    b.fallback(|_| Reply::ok("x"));
+    let tmp = TempDir::new();
+    let list = rate_list(tmp.path(), &[&a, &b], 80);
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            "-i",
+            &list,
+            "-o",
+            "out",
+            "--per-host-rate",
+            "20/s",
+            "--retry-base",
+            "100ms",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.with_status("ok").len(), 160);
+    let log = a.requests();
+    let at = log
+        .iter()
+        .find(|r| r.status == Some(429))
+        .expect("the 429")
+        .started;
+    let count = |s: &TestServer, from: f64, to: f64| {
+        s.requests()
+            .iter()
+            .filter(|r| {
+                let after = r.started.saturating_duration_since(at).as_secs_f64();
+                let before = at.saturating_duration_since(r.started).as_secs_f64();
+                (from..to).contains(&(after - before))
+            })
+            .count()
+    };
+    let (a_before, a_after) = (count(&a, -1.0, 0.0), count(&a, 0.0, 1.5));
+    let (b_before, b_after) = (count(&b, -1.0, 0.0), count(&b, 0.0, 1.5));
+    println!(
+        "per 1 s before / 1.5 s after the 429: A {a_before} / {a_after}, B {b_before} / {b_after}"
+    );
+    // A ran at its 20/s before; after the 429 at most three quarters of that (22.5 in
+    // 1.5 s); B kept its 20/s throughout.
+    assert!(a_before >= 17, "A before the 429: {a_before}");
+    assert!(a_after <= 22, "A after the 429: {a_after}");
+    assert!(b_after >= 26, "B after A's 429: {b_after}");
+}

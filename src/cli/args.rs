@@ -166,6 +166,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "RATE", value_parser = fetchpool::parse_rate, help_heading = "Concurrency")]
     pub limit_rate: Option<u64>,
 
+    /// The most requests started per second in the whole run, one budget across all
+    /// hosts: N/s, N/m or N/h (a bare N is per second), evenly spaced, no burst at the
+    /// start. Retries count; jobs wait in line without holding a connection
+    /// [default: unlimited].
+    #[arg(long, value_name = "N/s|N/m|N/h", value_parser = parse_request_rate, help_heading = "Concurrency")]
+    pub rate: Option<f64>,
+
+    /// As --rate, for each host (scheme, host and port) on its own. Either way a 429
+    /// halves its host's rate, which grows back by a quarter every 5 s without one
+    /// [default: unlimited].
+    #[arg(long, value_name = "N/s|N/m|N/h", value_parser = parse_request_rate, help_heading = "Concurrency")]
+    pub per_host_rate: Option<f64>,
+
     /// Limit for DNS, TCP, TLS and proxy handshakes, in seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, help_heading = "Timeouts and retries")]
     pub connect_timeout: Duration,
@@ -349,6 +362,35 @@ pub fn parse_shard(s: &str) -> Result<ShardArg, String> {
         .map_err(|e| format!("--shard {e}"))
 }
 
+/// Parses a request rate: `50/s`, `3000/m`, `100/h`, or a bare number per second;
+/// returns requests per second.
+pub fn parse_request_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, per) = match t.rsplit_once('/') {
+        Some((n, unit)) => {
+            let per = match unit.trim() {
+                "s" | "sec" | "second" => 1.0,
+                "m" | "min" | "minute" => 60.0,
+                "h" | "hour" => 3600.0,
+                other => {
+                    return Err(format!(
+                        "unknown unit '/{other}' in '{s}'; write requests per second, minute                          or hour: 50/s, 3000/m, 100/h"
+                    ));
+                }
+            };
+            (n.trim(), per)
+        }
+        None => (t, 1.0),
+    };
+    let value: f64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a request rate; write requests per second, minute or hour: 50/s, 3000/m, 100/h")
+    })?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("'{s}' must be more than 0 requests"));
+    }
+    Ok(value / per)
+}
+
 /// Parses seconds: `10`, `2.5`, or with a unit: `500ms`, `30s`, `5m`, `1h`.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -380,6 +422,21 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn request_rates_per_second_minute_or_hour() {
+        assert_eq!(parse_request_rate("50/s"), Ok(50.0));
+        assert_eq!(parse_request_rate("50"), Ok(50.0));
+        assert_eq!(parse_request_rate("120/m"), Ok(2.0));
+        assert_eq!(parse_request_rate("1800/h"), Ok(0.5));
+        assert!(parse_request_rate("0/s").is_err());
+        assert!(
+            parse_request_rate("5/d")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_request_rate("fast").is_err());
     }
 
     #[test]

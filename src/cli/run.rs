@@ -47,6 +47,8 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .allow_downgrade(args.allow_downgrade)
         .proxy_from_env(!args.no_proxy_env)
         .limit_rate(args.limit_rate)
+        .request_rate(args.rate)
+        .per_host_request_rate(args.per_host_rate)
         .min_rate(args.min_rate)
         .min_rate_window(args.min_rate_window)
         .output_dir(&args.output_dir)

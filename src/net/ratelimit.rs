@@ -1,4 +1,5 @@
-//! One overall byte rate shared by every worker (`--limit-rate`).
+//! Byte and request rates: one overall byte rate shared by every worker, and the
+//! request budgets the scheduler starts jobs by ([`RequestBucket`]).
 //!
 //! A token bucket behind a mutex: a worker takes tokens for the bytes it just read and,
 //! when the bucket is in debt, sleeps until the debt is paid. The debt is shared, so N
@@ -67,6 +68,67 @@ impl RateLimiter {
     }
 }
 
+/// A request budget: `rate` requests per second, one at a time, with no burst. Owned by
+/// the scheduler, which starts a job only once a token is there and otherwise keeps it
+/// queued (no worker waits, no connection is held for it) until [`RequestBucket::take`]
+/// says when.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestBucket {
+    rate: f64,
+    /// Tokens available, at most one: the first request goes at once, the next after
+    /// `1 / rate`, so there is no burst at the start or after a pause.
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// The slowest request rate a bucket runs at: one request every 1000 s.
+const MIN_REQUEST_RATE: f64 = 0.001;
+
+impl RequestBucket {
+    /// A bucket for `per_sec` requests per second (at least [`MIN_REQUEST_RATE`]),
+    /// holding one token.
+    pub(crate) fn new(per_sec: f64, now: Instant) -> RequestBucket {
+        RequestBucket {
+            rate: per_sec.max(MIN_REQUEST_RATE),
+            tokens: 1.0,
+            refilled: now,
+        }
+    }
+
+    /// The rate, in requests per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Changes the rate from `now` on; tokens gathered so far are kept.
+    pub(crate) fn set_rate(&mut self, per_sec: f64, now: Instant) {
+        self.refill(now);
+        self.rate = per_sec.max(MIN_REQUEST_RATE);
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(1.0);
+        self.refilled = now;
+    }
+
+    /// When a token will be there: `None` if one is there now (it is not taken).
+    pub(crate) fn ready_at(&mut self, now: Instant) -> Option<Instant> {
+        self.refill(now);
+        if self.tokens >= 1.0 - 1e-9 {
+            None
+        } else {
+            Some(now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+
+    /// Takes the token [`RequestBucket::ready_at`] said is there.
+    pub(crate) fn take(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens -= 1.0;
+    }
+}
+
 /// Parses a rate like curl's `--limit-rate`: bytes per second, with an optional suffix
 /// `K`, `M`, `G` or `T` (either case) that is 1024-based, as in curl: `500K` is 512,000
 /// bytes/s and `2M` is 2,097,152. Fractions are allowed: `1.5M`. A trailing `B`, `/s` or
@@ -118,6 +180,24 @@ mod tests {
         assert_eq!(limiter.chunk(256 * 1024), 52_428); // read at most 50 ms worth at a time
         let wait = limiter.take(1 << 20); // a whole second's worth, all at once
         assert!(wait > std::time::Duration::from_millis(900));
+    }
+
+    #[test]
+    fn a_request_bucket_has_no_burst_and_changes_rate_in_place() {
+        let t0 = Instant::now();
+        let mut b = RequestBucket::new(10.0, t0);
+        assert_eq!(b.ready_at(t0), None);
+        b.take(t0);
+        let next = b.ready_at(t0).expect("empty after one");
+        assert!((next - t0).as_secs_f64() > 0.099, "{:?}", next - t0);
+        // A long idle spell gathers one token, not a burst.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(b.ready_at(later), None);
+        b.take(later);
+        assert!(b.ready_at(later).is_some());
+        b.set_rate(1.0, later);
+        let next = b.ready_at(later).unwrap();
+        assert!((next - later).as_secs_f64() > 0.99, "{:?}", next - later);
     }
 
     #[test]

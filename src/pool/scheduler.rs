@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
+use crate::net::ratelimit::RequestBucket;
 use crate::pool::messages::{Batch, Ctl, Done, Note, Pending, Task};
 use crate::pool::retry;
 use crate::report::{Outcome, Status};
@@ -63,15 +64,120 @@ impl PartialOrd for Ready {
 #[derive(Default)]
 struct Host {
     in_flight: usize,
-    /// Jobs popped while the host was full or paused, in the order they were popped.
+    /// Jobs popped while the host was full, paused or out of budget, in the order they
+    /// were popped.
     parked: VecDeque<Ready>,
     paused_until: Option<Instant>,
+    /// The host's request budget: its configured rate, or a 429's slow-down.
+    bucket: Option<RequestBucket>,
+    slow: Option<Slowdown>,
+    /// The host's last request starts, to measure its rate when a 429 comes.
+    starts: VecDeque<Instant>,
+    /// When a timer will look at the host's parked jobs again for its budget.
+    wake_at: Option<Instant>,
+}
+
+/// A host slowed down by a 429: `cut` requests per second from `since`, a quarter more
+/// every [`SLOW_STEP`], until `ceiling`.
+struct Slowdown {
+    cut: f64,
+    since: Instant,
+    ceiling: f64,
+}
+
+/// How long a slowed host keeps each rate before it grows by a quarter.
+const SLOW_STEP: Duration = Duration::from_secs(5);
+/// 429s this soon after a cut cut no further: they answer requests sent before it.
+const SLOW_SETTLE: Duration = Duration::from_secs(1);
+/// The slowest a 429 makes a host: one request every 2 s.
+const SLOW_FLOOR: f64 = 0.5;
+/// How many request starts per host are kept to measure its rate.
+const STARTS_KEPT: usize = 32;
+
+impl Host {
+    /// The host's request rate now, given the configured one; ends a slow-down that has
+    /// grown back past its ceiling.
+    fn rate(&mut self, configured: Option<f64>, now: Instant) -> Option<f64> {
+        if let Some(slow) = &self.slow {
+            let steps = (now.saturating_duration_since(slow.since).as_secs_f64()
+                / SLOW_STEP.as_secs_f64())
+            .floor();
+            let rate = slow.cut * 1.25f64.powf(steps);
+            if rate < slow.ceiling {
+                return Some(configured.map_or(rate, |c| c.min(rate)));
+            }
+            self.slow = None;
+        }
+        configured
+    }
+
+    /// When the host's budget has room for a request (`None`: now).
+    fn budget_ready_at(&mut self, configured: Option<f64>, now: Instant) -> Option<Instant> {
+        match self.rate(configured, now) {
+            None => {
+                self.bucket = None;
+                None
+            }
+            Some(rate) => {
+                let bucket = self
+                    .bucket
+                    .get_or_insert_with(|| RequestBucket::new(rate, now));
+                if bucket.rate() != rate {
+                    bucket.set_rate(rate, now);
+                }
+                bucket.ready_at(now)
+            }
+        }
+    }
+
+    /// Requests per second over the kept starts of the last few seconds, if there are two.
+    fn measured_rate(&self, now: Instant) -> Option<f64> {
+        let recent: Vec<&Instant> = self
+            .starts
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) <= SLOW_STEP)
+            .collect();
+        let (first, last) = (recent.first()?, recent.last()?);
+        let span = last.saturating_duration_since(**first).as_secs_f64();
+        (recent.len() >= 2 && span > 0.0).then(|| (recent.len() - 1) as f64 / span)
+    }
+
+    /// A 429 came: halve the host's rate, unless it was cut a moment ago.
+    fn slow_down(&mut self, configured: Option<f64>, now: Instant) {
+        if self
+            .slow
+            .as_ref()
+            .is_some_and(|s| now.saturating_duration_since(s.since) < SLOW_SETTLE)
+        {
+            return;
+        }
+        let limit = self.rate(configured, now);
+        let current = match (limit, self.measured_rate(now)) {
+            (Some(l), Some(m)) => l.min(m),
+            (Some(r), None) | (None, Some(r)) => r,
+            (None, None) => 1.0,
+        };
+        let ceiling = match (&self.slow, configured) {
+            (_, Some(c)) => c,
+            (Some(s), None) => s.ceiling,
+            (None, None) => current * 2.0,
+        };
+        self.slow = Some(Slowdown {
+            cut: (current / 2.0).max(SLOW_FLOOR),
+            since: now,
+            ceiling,
+        });
+    }
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Retry(u64),
     Unpause(usize),
+    /// A host's budget has room again: its parked jobs get another look.
+    Wake(usize),
+    /// The run's budget has room again.
+    Tick,
 }
 
 /// A job held until the jobs it names have finished.
@@ -112,6 +218,9 @@ pub(crate) struct Scheduler {
     results: HashMap<String, bool>,
     stopping: Option<&'static str>,
     rng: retry::Jitter,
+    /// The run's request budget, and when a timer will look at it again.
+    budget: Option<RequestBucket>,
+    tick_at: Option<Instant>,
 }
 
 impl Scheduler {
@@ -153,6 +262,8 @@ impl Scheduler {
             results: HashMap::new(),
             stopping: None,
             rng: retry::Jitter::seeded(),
+            budget: None,
+            tick_at: None,
         }
     }
 
@@ -327,6 +438,41 @@ impl Scheduler {
                 host.parked.push_back(next);
                 continue;
             }
+            // Request budgets: the job waits in line, holding no worker and no connection.
+            if let Some(at) = host.budget_ready_at(self.cfg.per_host_request_rate, now) {
+                if host.wake_at.is_none_or(|w| w > at) {
+                    host.wake_at = Some(at);
+                    self.timers.push(Reverse((at, Timer::Wake(host_idx))));
+                }
+                if self.cfg.serial {
+                    self.ready.push(next);
+                    break;
+                }
+                host.parked.push_back(next);
+                continue;
+            }
+            if let Some(rate) = self.cfg.request_rate {
+                let budget = self
+                    .budget
+                    .get_or_insert_with(|| RequestBucket::new(rate, now));
+                if let Some(at) = budget.ready_at(now) {
+                    // One budget for the run: nothing starts before it has room.
+                    self.ready.push(next);
+                    if self.tick_at.is_none_or(|t| t > at) {
+                        self.tick_at = Some(at);
+                        self.timers.push(Reverse((at, Timer::Tick)));
+                    }
+                    break;
+                }
+                budget.take(now);
+            }
+            if let Some(bucket) = host.bucket.as_mut() {
+                bucket.take(now);
+            }
+            if host.starts.len() == STARTS_KEPT {
+                host.starts.pop_front();
+            }
+            host.starts.push_back(now);
             host.in_flight += 1;
             let mut pending = self.jobs.remove(&next.seq).expect("queued job is stored");
             self.queued -= 1;
@@ -401,6 +547,10 @@ impl Scheduler {
                     &mut self.rng,
                 );
                 let fits = deadline.is_none_or(|d| now + delay < d);
+                if failure.error.http_status() == Some(429) {
+                    let configured = self.cfg.per_host_request_rate;
+                    self.hosts[pending.host].slow_down(configured, now);
+                }
                 if let Some(ra) = failure.error.retry_after()
                     && matches!(failure.error.http_status(), Some(429 | 503))
                 {
@@ -448,6 +598,19 @@ impl Scheduler {
                         let rank = self.rank(p);
                         self.ready.push(rank);
                         self.queued += 1;
+                    }
+                }
+                Timer::Wake(host) => {
+                    let h = &mut self.hosts[host];
+                    if h.wake_at.is_some_and(|w| w <= now) {
+                        h.wake_at = None;
+                    }
+                    let n = self.cfg.per_host;
+                    self.unpark(host, n);
+                }
+                Timer::Tick => {
+                    if self.tick_at.is_some_and(|t| t <= now) {
+                        self.tick_at = None;
                     }
                 }
                 Timer::Unpause(host) => {
@@ -715,6 +878,33 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_429_halves_a_host_rate_which_grows_back_a_quarter_every_5_s() {
+        let t0 = Instant::now();
+        let mut host = Host::default();
+        host.slow_down(Some(20.0), t0);
+        assert_eq!(host.rate(Some(20.0), t0), Some(10.0));
+        // A second 429 right after answers a request sent before the cut.
+        host.slow_down(Some(20.0), t0 + Duration::from_millis(500));
+        assert_eq!(host.rate(Some(20.0), t0), Some(10.0));
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(host.rate(Some(20.0), at(5)), Some(12.5));
+        assert_eq!(host.rate(Some(20.0), at(15)), Some(19.53125));
+        assert_eq!(host.rate(Some(20.0), at(20)), Some(20.0));
+        assert!(host.slow.is_none());
+        // Without a configured rate: half the measured rate, over after twice that.
+        let mut host = Host::default();
+        for i in 0..11 {
+            host.starts.push_back(t0 + Duration::from_millis(100 * i));
+        }
+        let now = t0 + Duration::from_secs(1);
+        host.slow_down(None, now);
+        let rate = host.rate(None, now).unwrap();
+        assert!((rate - 5.0).abs() < 1e-9, "{rate}");
+        assert!(host.rate(None, now + Duration::from_secs(30)).is_some());
+        assert_eq!(host.rate(None, now + Duration::from_secs(35)), None);
     }
 
     #[test]

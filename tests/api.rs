@@ -566,3 +566,64 @@ fn a_429_without_retry_after_slows_its_host_and_not_the_others() {
     assert!(a_after <= 22, "A after the 429: {a_after}");
     assert!(b_after >= 26, "B after A's 429: {b_after}");
 }
+
+#[test]
+fn progress_without_a_terminal_is_a_status_line_or_json_every_interval() {
+    let server = TestServer::start();
+    server.fallback(|_| Reply::ok("0123456789"));
+    let tmp = TempDir::new();
+    // 40 jobs at 10 a second: a run of about 4 s.
+    let list: String = (0..40)
+        .map(|k| format!("{}\tf{k}\n", server.url(&format!("/p?k={k}"))))
+        .collect();
+    let list = write_list(tmp.path(), "list.txt", &list);
+    let base = ["-i", list.as_str(), "-o", "out", "--rate", "10/s"];
+
+    // stderr is a pipe here: auto means status lines.
+    let mut args = base.to_vec();
+    args.extend(["--progress-interval", "1"]);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("fetchpool: ") && l.contains("/40 done"))
+        .collect();
+    assert!(lines.len() >= 3, "{}", run.stderr);
+    for l in &lines {
+        assert!(l.contains("/s · ") && l.contains(" in flight · "), "{l}");
+    }
+
+    let mut args = base.to_vec();
+    args.extend(["--progress", "json", "--progress-interval", "1"]);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let objects: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a progress line is JSON"))
+        .collect();
+    assert!(objects.len() >= 3, "{}", run.stderr);
+    let mut last_done = 0;
+    for o in &objects {
+        let p = &o["progress"];
+        assert_eq!(p["total"], 40, "{o}");
+        let done = p["done"].as_u64().unwrap();
+        assert!(done >= last_done && done <= 40, "{o}");
+        assert_eq!(
+            p["ok"].as_u64().unwrap() + p["failed"].as_u64().unwrap(),
+            done
+        );
+        assert!(p["bytes"].as_u64().unwrap() <= 400, "{o}");
+        assert!(p["in_flight"].is_u64() && p["bytes_per_s"].is_u64(), "{o}");
+        last_done = done;
+    }
+
+    // none (and -q) print no status.
+    let mut args = base.to_vec();
+    args.extend(["--progress", "none", "--progress-interval", "1"]);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains(" done · "), "{}", run.stderr);
+}

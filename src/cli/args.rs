@@ -34,7 +34,8 @@ suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
 Exit status: 0 all ok or skipped, 1 some job failed, 2 usage or configuration error,
 130 stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (each stops the run gracefully and
 keeps partial files: run the same command again to resume).
-Progress bar on stderr when it is a terminal; otherwise only the final summary.
+Progress bar on stderr when it is a terminal; otherwise a status line every 30 s
+(--progress, --progress-interval), and the final summary.
 Logs go to stderr; set RUST_LOG=fetchpool=debug (or -v, -vv) for more.";
 
 /// Bulk HTTP downloader: a fixed pool of threads, verified files, resumable runs.
@@ -333,6 +334,23 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output and reporting")]
     pub json: bool,
 
+    /// How progress is shown on stderr: auto (the bar on a terminal, otherwise a status
+    /// line every --progress-interval), bar, lines, json (one JSON object a line, for
+    /// machines) or none.
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        default_value = "auto",
+        hide_possible_values = true,
+        help_heading = "Output and reporting"
+    )]
+    pub progress: ProgressMode,
+
+    /// Seconds between two status lines of --progress lines or json.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Output and reporting")]
+    pub progress_interval: Duration,
+
     /// Print only errors: no progress bar, no summary.
     #[arg(short, long, help_heading = "Output and reporting")]
     pub quiet: bool,
@@ -340,6 +358,33 @@ pub struct RunArgs {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output and reporting")]
     pub verbose: u8,
+}
+
+/// How progress is shown (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// The bar when stderr is a terminal, otherwise status lines.
+    Auto,
+    /// The bar (drawn only on a terminal).
+    Bar,
+    /// One status line on stderr every interval.
+    Lines,
+    /// One JSON object on stderr every interval.
+    Json,
+    /// Nothing but the summary.
+    None,
+}
+
+impl ProgressMode {
+    /// `auto` decided: the bar on a terminal, lines elsewhere.
+    pub fn resolve(self, quiet: bool, terminal: bool) -> ProgressMode {
+        match self {
+            _ if quiet => ProgressMode::None,
+            ProgressMode::Auto if terminal => ProgressMode::Bar,
+            ProgressMode::Auto => ProgressMode::Lines,
+            other => other,
+        }
+    }
 }
 
 /// What `--shard` asked for: a fixed shard, or one read from the environment.

@@ -119,9 +119,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     let sources = sources(&args)?;
-    // The bar is the only consumer of progress events; without it the workers skip them.
-    let show_bar = !args.quiet && !args.dry_run && io::stderr().is_terminal();
-    let pool = builder(&args)?.progress_events(show_bar).build()?;
+    let progress_mode = args
+        .progress
+        .resolve(args.quiet || args.dry_run, io::stderr().is_terminal());
+    let show_bar = progress_mode == progress::Mode::Bar;
+    // Progress is the only consumer of progress events; without it the workers skip them.
+    let pool = builder(&args)?
+        .progress_events(progress_mode != progress::Mode::None)
+        .build()?;
     let netrc = match (&args.netrc_file, args.netrc) {
         (Some(path), _) => Some(credentials::Netrc::read(path)?),
         (None, true) => Some(credentials::Netrc::read(
@@ -244,54 +249,73 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut last_flush = Instant::now();
     let mut first_failures: BTreeMap<ErrorKind, (String, fetchpool::Error)> = BTreeMap::new();
     let interrupt = interrupt::install();
-    let summary = pool.run_with_cancel(
-        jobs,
-        |h| interrupt.arm(h),
-        |event, _| {
-            if let Some(bar) = bar.as_mut() {
-                bar.observe(event);
-            }
-            if let Event::Finished(outcome) = event {
-                if let Some(w) = report.as_mut()
-                    && report_error.is_none()
-                {
-                    // Lines reach the file within REPORT_FLUSH of their job's end, in
-                    // one write per interval rather than one per job.
-                    let mut line = outcome.to_json();
-                    // The message in the command line's terms: the flag that changes it.
-                    if let Some(e) = &outcome.error {
-                        line["error"]["message"] = hints::message(e).into();
+    let status_lines = matches!(progress_mode, progress::Mode::Lines | progress::Mode::Json);
+    let tally = std::sync::Arc::new(progress::Tally::default());
+    let mut counter = status_lines.then(|| progress::Counter::new(tally.clone()));
+    let (stop_lines, lines_stopped) = crossbeam_channel::bounded::<()>(1);
+    let summary = std::thread::scope(|scope| {
+        if status_lines {
+            let (tally, total) = (&tally, checked.plan.jobs);
+            let interval = args.progress_interval.max(Duration::from_millis(100));
+            let stopped = &lines_stopped;
+            scope.spawn(move || {
+                progress::report_every(progress_mode, interval, total, tally, stopped)
+            });
+        }
+        let summary = pool.run_with_cancel(
+            jobs,
+            |h| interrupt.arm(h),
+            |event, _| {
+                if let Some(bar) = bar.as_mut() {
+                    bar.observe(event);
+                }
+                if let Some(counter) = counter.as_mut() {
+                    counter.observe(event);
+                }
+                if let Event::Finished(outcome) = event {
+                    if let Some(w) = report.as_mut()
+                        && report_error.is_none()
+                    {
+                        // Lines reach the file within REPORT_FLUSH of their job's end, in
+                        // one write per interval rather than one per job.
+                        let mut line = outcome.to_json();
+                        // The message in the command line's terms: the flag that changes it.
+                        if let Some(e) = &outcome.error {
+                            line["error"]["message"] = hints::message(e).into();
+                        }
+                        // When it ended (Unix ms): `fetchpool report` gives the span of
+                        // several shards' runs from it, and takes the latest of a job's lines.
+                        line["finished_at_ms"] = unix_ms().into();
+                        // Whole into the buffer: a line is never split across two writes.
+                        let line = line.to_string();
+                        let mut written = writeln!(w, "{line}");
+                        if written.is_ok() && last_flush.elapsed() >= REPORT_FLUSH {
+                            written = w.flush();
+                            last_flush = Instant::now();
+                        }
+                        if let Err(e) = written {
+                            report_error = Some(e);
+                        }
                     }
-                    // When it ended (Unix ms): `fetchpool report` gives the span of
-                    // several shards' runs from it, and takes the latest of a job's lines.
-                    line["finished_at_ms"] = unix_ms().into();
-                    // Whole into the buffer: a line is never split across two writes.
-                    let line = line.to_string();
-                    let mut written = writeln!(w, "{line}");
-                    if written.is_ok() && last_flush.elapsed() >= REPORT_FLUSH {
-                        written = w.flush();
-                        last_flush = Instant::now();
-                    }
-                    if let Err(e) = written {
-                        report_error = Some(e);
+                    if !outcome.status.is_success()
+                        && let Some(e) = &outcome.error
+                    {
+                        let url = fetchpool::redact::url(&outcome.url);
+                        first_failures
+                            .entry(e.kind())
+                            .or_insert_with(|| (url.to_string(), e.clone()));
+                        let e = hints::message(e);
+                        match &bar {
+                            Some(bar) => bar.println(format!("{} {url}: {e}", outcome.status)),
+                            None => log::warn!("{} {url}: {e}", outcome.status),
+                        }
                     }
                 }
-                if !outcome.status.is_success()
-                    && let Some(e) = &outcome.error
-                {
-                    let url = fetchpool::redact::url(&outcome.url);
-                    first_failures
-                        .entry(e.kind())
-                        .or_insert_with(|| (url.to_string(), e.clone()));
-                    let e = hints::message(e);
-                    match &bar {
-                        Some(bar) => bar.println(format!("{} {url}: {e}", outcome.status)),
-                        None => log::warn!("{} {url}: {e}", outcome.status),
-                    }
-                }
-            }
-        },
-    );
+            },
+        );
+        drop(stop_lines);
+        summary
+    });
     if let Some(bar) = bar {
         bar.finish();
     }

@@ -155,6 +155,8 @@ pub enum ErrorKind {
     Protocol,
     /// The body's size or sha256 differs from what the job expects.
     Checksum,
+    /// A memory job's body is larger than the memory limit; reading stopped there.
+    TooLarge,
     /// A local file operation failed (disk full, permission denied).
     Io,
     /// The proxy refused or failed the request.
@@ -180,6 +182,7 @@ impl ErrorKind {
             ErrorKind::Http => "http",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Checksum => "checksum",
+            ErrorKind::TooLarge => "too_large",
             ErrorKind::Io => "io",
             ErrorKind::Proxy => "proxy",
             ErrorKind::Redirect => "redirect",
@@ -282,8 +285,9 @@ pub enum Error {
         actual: String,
     },
     /// A memory job's body is larger than the memory limit
-    /// ([`Config::memory_limit`](crate::Config::memory_limit)). Its kind is `checksum`:
-    /// the body's size is not what the job can take.
+    /// ([`Config::memory_limit`](crate::Config::memory_limit)); reading stopped at the
+    /// limit (or before the body, when the announced size was over it). Its kind is
+    /// `too_large`, and it is not retried.
     TooLarge {
         /// The memory limit, in bytes.
         limit: u64,
@@ -362,7 +366,8 @@ impl Error {
             Error::Tls { .. } => ErrorKind::Tls,
             Error::Status { .. } => ErrorKind::Http,
             Error::Protocol { .. } => ErrorKind::Protocol,
-            Error::Checksum { .. } | Error::TooLarge { .. } => ErrorKind::Checksum,
+            Error::Checksum { .. } => ErrorKind::Checksum,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Io { .. } | Error::Hashing { .. } => ErrorKind::Io,
             Error::Proxy { .. } => ErrorKind::Proxy,
             Error::Redirect { .. } => ErrorKind::Redirect,
@@ -549,7 +554,7 @@ impl fmt::Display for Error {
             Error::TooLarge { limit, announced } => {
                 write!(
                     f,
-                    "checksum mismatch: expected at most {limit} bytes (the memory limit; write \
+                    "body too large for memory: at most {limit} bytes (the memory limit; write \
                      the body to a file instead), got "
                 )?;
                 match announced {

@@ -45,6 +45,7 @@ pub struct ManifestReader<R> {
     buf: Vec<u8>,
     failed: bool,
     naming: Naming,
+    to_memory: bool,
 }
 
 impl<R: BufRead> ManifestReader<R> {
@@ -57,7 +58,15 @@ impl<R: BufRead> ManifestReader<R> {
             buf: Vec::new(),
             failed: false,
             naming: Naming::LastSegment,
+            to_memory: false,
         }
+    }
+
+    /// Makes every job of a plain or TSV line a memory job (JSON lines say it with
+    /// `"memory"`). Defaults to false.
+    pub fn to_memory(mut self, yes: bool) -> Self {
+        self.to_memory = yes;
+        self
     }
 
     /// How lines without a path name their files. Defaults to
@@ -153,7 +162,13 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
-            let parsed = parse_line(line, &self.naming).map_err(|m| self.error(m));
+            let mut parsed = parse_line(line, &self.naming).map_err(|m| self.error(m));
+            if self.to_memory
+                && !line.trim_start().starts_with('{')
+                && let Ok(job) = parsed
+            {
+                parsed = Ok(job.to_memory());
+            }
             let parsed = parsed.and_then(|mut job| {
                 job.origin = Some(self.origin());
                 job.check().map_err(|e| e.at(self.origin()))?;

@@ -627,3 +627,137 @@ fn progress_without_a_terminal_is_a_status_line_or_json_every_interval() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains(" done · "), "{}", run.stderr);
 }
+
+/// Page `n`'s body: JSON, plain text or bytes that are not UTF-8, by `n` mod 3.
+fn page_body(n: usize) -> Vec<u8> {
+    match n % 3 {
+        0 => format!(r#"{{"page": {n}, "items": [{n}, "a\u00e9"], "next": null}}"#).into_bytes(),
+        1 => format!("page {n}: plain text, é").into_bytes(),
+        _ => {
+            let mut b = vec![0xff, 0xfe, 0x00];
+            b.extend_from_slice(&n.to_be_bytes());
+            b
+        }
+    }
+}
+
+#[test]
+fn a_thousand_api_calls_from_a_plain_list_come_back_as_response_lines() {
+    use base64::Engine as _;
+    let server = TestServer::start();
+    server.fallback(|req| {
+        let n: usize = req.path.rsplit('=').next().unwrap().parse().unwrap();
+        Reply::ok(page_body(n))
+            .header("ETag", &format!("\"p{n}\""))
+            .header("X-RateLimit-Remaining", &(1000 - n).to_string())
+    });
+    let tmp = TempDir::new();
+    let urls: Vec<String> = (1..=1000)
+        .map(|n| server.url(&format!("/api/items?page={n}")))
+        .collect();
+    let list = write_list(tmp.path(), "pages.txt", &(urls.join("\n") + "\n"));
+    let run = fetchpool(
+        tmp.path(),
+        &["-i", &list, "--to-memory", "--responses", "responses.jsonl"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = fs::read_to_string(tmp.join("responses.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a response line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 1000);
+    let mut seen = BTreeSet::new();
+    for line in &lines {
+        let url = line["url"].as_str().unwrap();
+        let n: usize = url.rsplit('=').next().unwrap().parse().unwrap();
+        assert!(seen.insert(n), "page {n} twice");
+        assert_eq!(line["status"], "ok", "{line}");
+        assert_eq!(line["http_status"], 200, "{line}");
+        assert!(line["headers"].is_object(), "{line}");
+        let want = page_body(n);
+        match line["body_encoding"].as_str().unwrap() {
+            "json" => {
+                assert_eq!(n % 3, 0, "{line}");
+                let value: serde_json::Value = serde_json::from_slice(&want).unwrap();
+                assert_eq!(line["body"], value);
+            }
+            "text" => {
+                assert_eq!(n % 3, 1, "{line}");
+                assert_eq!(line["body"].as_str().unwrap().as_bytes(), &want[..]);
+            }
+            "base64" => {
+                assert_eq!(n % 3, 2, "{line}");
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(line["body"].as_str().unwrap())
+                    .unwrap();
+                assert_eq!(bytes, want);
+            }
+            other => panic!("body_encoding {other}"),
+        }
+    }
+    assert_eq!(seen.len(), 1000);
+    // No file written: the directory holds the list, the report and the responses.
+    let left: BTreeSet<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected: BTreeSet<String> = ["pages.txt", "report.jsonl", "responses.jsonl"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(left, expected);
+
+    // `--responses -` writes the same lines to stdout.
+    let run = fetchpool(
+        tmp.path(),
+        &[&urls[2], "--to-memory", "--responses", "-"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(line["body"]["page"], 3);
+}
+
+#[test]
+fn a_memory_body_over_the_limit_fails_with_its_own_kind_and_stops_reading() {
+    use std::time::Duration;
+    let server = TestServer::start();
+    let big = vec![b'x'; 1 << 20];
+    let announced = big.clone();
+    server.route("/announced", move |_| Reply::ok(&announced));
+    // 1 MiB in 4 KiB steps every 5 ms: 1.3 s to send it all.
+    server.route("/dripped", move |_| {
+        Reply::ok(&big)
+            .chunked()
+            .drip(4096, Duration::from_millis(5))
+    });
+    let tmp = TempDir::new();
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            &server.url("/announced"),
+            &server.url("/dripped"),
+            "--to-memory",
+            "--memory-limit",
+            "16K",
+            "--responses",
+            "responses.jsonl",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for path in ["/announced", "/dripped"] {
+        let line = run.line(&server.url(path));
+        assert_eq!(line["status"], "failed", "{line}");
+        assert_eq!(line["error"]["kind"], "too_large", "{line}");
+        assert_eq!(line["attempts"], 1, "not retried: {line}");
+    }
+    // Reading stopped at the limit, long before the whole body could have arrived.
+    let dripped = run.line(&server.url("/dripped"));
+    assert!(dripped["elapsed_ms"].as_u64().unwrap() < 800, "{dripped}");
+    assert!(run.stderr.contains("--memory-limit"), "{}", run.stderr);
+    let text = fs::read_to_string(tmp.join("responses.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 2);
+}

@@ -813,17 +813,17 @@ fn a_memory_job_over_the_memory_limit_is_cut_off_at_the_limit() {
         let o = report.outcomes.iter().find(|o| o.url == url).unwrap();
         assert_eq!(o.status, fetchpool::Status::Failed);
         let e = o.error.as_ref().unwrap();
-        assert_eq!(e.kind(), fetchpool::ErrorKind::Checksum);
+        assert_eq!(e.kind(), fetchpool::ErrorKind::TooLarge);
         e.to_string()
     };
     assert_eq!(
         message(&server.url("/chunked")),
-        "checksum mismatch: expected at most 1000 bytes (the memory limit; write the body to a \
+        "body too large for memory: at most 1000 bytes (the memory limit; write the body to a \
          file instead), got more than 1000 bytes (the rest was not read)"
     );
     assert_eq!(
         message(&server.url("/announced")),
-        "checksum mismatch: expected at most 1000 bytes (the memory limit; write the body to a \
+        "body too large for memory: at most 1000 bytes (the memory limit; write the body to a \
          file instead), got 16777216 bytes announced by the server (nothing was read)"
     );
 }

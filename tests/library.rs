@@ -209,7 +209,7 @@ fn a_minimum_rate_above_the_rate_limit_or_with_no_window_is_a_config_error() {
 // Errors carry their context in fields, in the library's terms
 
 #[test]
-fn a_memory_limit_overrun_is_too_large_of_kind_checksum() {
+fn a_memory_limit_overrun_is_too_large_of_its_own_kind() {
     let server = TestServer::start();
     let tmp = TempDir::new();
     server.file("/big", random_bytes(1, 10_000));
@@ -232,7 +232,8 @@ fn a_memory_limit_overrun_is_too_large_of_kind_checksum() {
         ),
         "{e:?}"
     );
-    assert_eq!(e.kind(), fetchpool::ErrorKind::Checksum);
+    assert_eq!(e.kind(), fetchpool::ErrorKind::TooLarge);
+    assert_eq!(e.kind().as_str(), "too_large");
 }
 
 #[test]

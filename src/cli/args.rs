@@ -19,6 +19,10 @@ Examples:
   cat urls.txt | fetchpool -i - -o out --json
   fetchpool verify -i manifest.tsv -o mirror
   fetchpool report -i manifest.tsv 'report-*.jsonl'   one summary over the shards' reports
+  fetchpool -i ids.txt --to-memory --responses out.jsonl --rate 20/s -u ann
+                                                      an API run: 20 calls a second, each
+                                                      answer a line of out.jsonl, the
+                                                      password from FETCHPOOL_PASSWORD
 
 Job lists (one job per line; '#' comments and blank lines ignored):
   plain   URL                                   file named after the URL's last segment
@@ -26,7 +30,7 @@ Job lists (one job per line; '#' comments and blank lines ignored):
                                                 names repeat get NAME-HASH.EXT (see README)
   TSV     URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]  PATH relative to --output-dir
   JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
-           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…}
+           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…, \"memory\":…}
 
 Units: durations in seconds (or 500ms, 5m, 1h); rates in bytes per second with K, M, G
 suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
@@ -326,6 +330,22 @@ pub struct RunArgs {
     )]
     pub headers: Vec<String>,
 
+    /// Keep the body of every job of a plain or TSV list in memory, for --responses,
+    /// instead of writing a file (JSON lines choose with "memory": true).
+    #[arg(long, help_heading = "API runs")]
+    pub to_memory: bool,
+
+    /// The largest body a memory job keeps, in bytes with K, M, G (1024-based, as curl);
+    /// a longer one fails with kind too_large and reading stops at the limit.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size, help_heading = "API runs")]
+    pub memory_limit: u64,
+
+    /// Write each memory job's response to FILE as it finishes, one JSON object a line
+    /// ('-' for stdout): url, id, status, http_status, headers and body (the JSON value,
+    /// a UTF-8 string or base64, as body_encoding says) [default: none].
+    #[arg(long, value_name = "FILE", help_heading = "API runs")]
+    pub responses: Option<PathBuf>,
+
     /// Write one JSON object per job to FILE as jobs finish [default: none].
     #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]
     pub report: Option<PathBuf>,
@@ -407,6 +427,38 @@ pub fn parse_shard(s: &str) -> Result<ShardArg, String> {
         .map_err(|e| format!("--shard {e}"))
 }
 
+/// Parses a size in bytes: digits with an optional K, M, G or T (1024-based, as curl).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let (num, scale) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let scale: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => {
+                    return Err(format!(
+                        "unknown unit '{c}' in '{s}'; use K, M or G (1024-based, as curl)"
+                    ));
+                }
+            };
+            (&t[..i], scale)
+        }
+        _ => (t, 1),
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; write bytes like 500K, 64M or 1G"))?;
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(format!("'{s}' must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Parses a request rate: `50/s`, `3000/m`, `100/h`, or a bare number per second;
 /// returns requests per second.
 pub fn parse_request_rate(s: &str) -> Result<f64, String> {
@@ -467,6 +519,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_are_1024_based_like_curl() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1X").is_err());
     }
 
     #[test]

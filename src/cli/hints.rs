@@ -106,8 +106,9 @@ pub fn hint(e: &Error, url: &str, proxy: Option<&str>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::TooLarge { .. } => "the response is larger than a memory job may hold: give \
-                                   the job a path so it is written to a file"
+        Error::TooLarge { .. } => "the response is larger than a memory job may hold: raise \
+                                   --memory-limit, or give the job a path so it is written \
+                                   to a file"
             .into(),
         // A resumed body that fails its check is fetched again from zero before it
         // fails, so what is left is a whole fresh download that differs.

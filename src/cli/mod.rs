@@ -11,6 +11,7 @@ pub mod hints;
 pub mod interrupt;
 pub mod progress;
 pub mod report;
+pub mod responses;
 pub mod run;
 pub mod select;
 pub mod sources;

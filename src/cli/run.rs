@@ -15,7 +15,7 @@ use super::args::RunArgs;
 use super::select::{self, Checked, RetrySet, Selection, describe_selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use super::{credentials, dry_run, hints, interrupt, progress, summary};
+use super::{credentials, dry_run, hints, interrupt, progress, responses, summary};
 
 /// Longest a finished job's report line waits in the buffer before it is written.
 const REPORT_FLUSH: Duration = Duration::from_millis(100);
@@ -52,6 +52,7 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .min_rate(args.min_rate)
         .min_rate_window(args.min_rate_window)
         .output_dir(&args.output_dir)
+        .memory_limit(args.memory_limit)
         .progress_events(false);
     if let Some(p) = &args.proxy {
         b = b.proxy(p);
@@ -118,6 +119,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
              URLs again (the report names the jobs; the list says how to check them)"
         );
     }
+    if args.json && args.responses.as_deref() == Some(Path::new("-")) {
+        anyhow::bail!(
+            "--responses - and --json both write to stdout; give --responses a FILE, or drop \
+             --json (the summary then goes to stderr)"
+        );
+    }
     let sources = sources(&args)?;
     let progress_mode = args
         .progress
@@ -180,14 +187,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
 
     // One run per output directory, held to the end of this function; a dry run and
-    // `verify` only read, so they take no lock.
+    // `verify` only read, so they take no lock, nor does a run of memory jobs only.
     // The shards of one list may run at once into one directory (one lock each); shard
     // 1/1 (a Slurm array of one task) is the whole list.
-    let lock = match selection.shard {
+    let lock = (checked.file_jobs > 0).then(|| match selection.shard {
         Some(shard) if shard.count() > 1 => pool.lock_output_shard(shard),
         _ => pool.lock_output(),
-    };
-    let _lock = match lock {
+    });
+    let _lock = match lock.transpose() {
         Ok(lock) => lock,
         Err(e) => {
             eprintln!("fetchpool: {e}");
@@ -209,6 +216,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         })?)),
         None => None,
     };
+    let mut responses = args
+        .responses
+        .as_deref()
+        .map(responses::Responses::create)
+        .transpose()?;
     let mut bar = show_bar.then(|| progress::Progress::new(checked.plan.jobs));
 
     let reread_errors = AtomicUsize::new(0);
@@ -273,6 +285,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     counter.observe(event);
                 }
                 if let Event::Finished(outcome) = event {
+                    if let Some(r) = responses.as_mut() {
+                        r.record(outcome, outcome.path.is_none());
+                    }
                     if let Some(w) = report.as_mut()
                         && report_error.is_none()
                     {
@@ -330,6 +345,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(e) = report_error {
         let _ = writeln!(err, "fetchpool: writing the report failed: {e}");
     }
+    let responses_error = responses.and_then(responses::Responses::finish);
+    if let Some(e) = &responses_error {
+        let _ = writeln!(err, "fetchpool: writing the responses failed: {e}");
+    }
     summary::print_summary(&args, &summary, &first_failures);
     if summary.interrupted {
         let _ = writeln!(
@@ -376,6 +395,7 @@ fn check(
     let mut errors = Problems::default();
     let mut listed = 0;
     let mut retry_matched = std::collections::HashSet::new();
+    let mut file_jobs = 0;
     for source in sources {
         for job in source.open()? {
             match job {
@@ -388,6 +408,7 @@ fn check(
                         let line = job.origin.as_ref().map(|o| format!("{o}: "));
                         errors.push(format!("{}{e}", line.unwrap_or_default()));
                     } else if selection.takes(&job) {
+                        file_jobs += u64::from(job.path().is_some());
                         checker.add(&job);
                     }
                 }
@@ -416,6 +437,7 @@ fn check(
             plan,
             listed,
             retry_matched,
+            file_jobs,
         }),
         Ok(_) => Err(errors),
         Err(more) => {

@@ -166,6 +166,8 @@ pub struct Checked {
     pub listed: u64,
     /// The `--retry-failed` keys some listed job matched.
     pub retry_matched: HashSet<RetryKey>,
+    /// How many of the jobs this run takes write a file (the others are memory jobs).
+    pub file_jobs: u64,
 }
 
 /// The selection in words: "N of M listed jobs (shard K/N, failed in REPORT)".

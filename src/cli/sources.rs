@@ -21,6 +21,7 @@ use super::args::RunArgs;
 pub struct Source {
     kind: Kind,
     naming: fetchpool::Naming,
+    to_memory: bool,
 }
 
 enum Kind {
@@ -57,7 +58,9 @@ impl Source {
             )),
             Kind::Args(urls) => Box::new(io::Cursor::new(urls.join("\n").into_bytes())),
         };
-        Ok(ManifestReader::new(self.name(), reader).naming(self.naming.clone()))
+        Ok(ManifestReader::new(self.name(), reader)
+            .naming(self.naming.clone())
+            .to_memory(self.to_memory))
     }
 }
 
@@ -174,6 +177,7 @@ pub fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
         .map(|kind| Source {
             kind,
             naming: naming.clone(),
+            to_memory: args.to_memory,
         })
         .collect();
     if out.is_empty() {

@@ -465,7 +465,7 @@ mod tests {
         let mut sink = Sink::Memory(Vec::new());
         sink.write(b"abc", 4).unwrap();
         let err = sink.write(b"de", 4).unwrap_err();
-        assert_eq!(err.kind(), crate::error::ErrorKind::Checksum);
+        assert_eq!(err.kind(), crate::error::ErrorKind::TooLarge);
         assert_eq!(sink.commit().unwrap(), Some(b"abc".to_vec()));
         assert!(!Sink::Memory(Vec::new()).abandon(true));
     }

@@ -4,7 +4,9 @@
 //! - plain: `URL` (the file is named after the URL's last path segment);
 //! - TSV: `URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]`;
 //! - JSON lines: `{"url": …, "path": …, "sha256": …, "size": …, "id": …, "after": […],
-//!   "method": …, "headers": {…}, "body": …, "priority": …}`.
+//!   "method": …, "headers": {…}, "body": …, "priority": …, "memory": …, "timeout": …,
+//!   "max_time": …, "retries": …}` (`timeout`, the stall limit, and `max_time`, the job's
+//!   whole budget, in seconds; `retries` extra attempts: each the pool's when absent).
 //!
 //! Blank lines and lines starting with `#` are ignored. Every error names the list and
 //! the 1-based line, and says what to fix. A line is kept in memory only up to
@@ -197,6 +199,26 @@ struct JsonJob {
     memory: bool,
     #[serde(default)]
     priority: i32,
+    /// The stall limit, in seconds.
+    timeout: Option<f64>,
+    /// The job's whole budget, in seconds.
+    max_time: Option<f64>,
+    retries: Option<u32>,
+}
+
+/// A JSON line's `name` in seconds as a duration: more than 0 and at most a year.
+fn seconds(name: &str, value: Option<f64>) -> Result<Option<std::time::Duration>, String> {
+    const YEAR: f64 = 365.0 * 86400.0;
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 && v <= YEAR => {
+            Ok(Some(std::time::Duration::from_secs_f64(v)))
+        }
+        Some(v) => Err(format!(
+            "\"{name}\": {v} is not a number of seconds above 0 (at most a year, {YEAR}); \
+             write it like \"{name}\": 30 or 2.5"
+        )),
+    }
 }
 
 fn parse_line(line: &str, naming: &Naming) -> Result<Job, String> {
@@ -263,6 +285,9 @@ fn parse_json(line: &str, naming: &Naming) -> Result<Job, String> {
     job.headers = j.headers.into_iter().collect();
     job.body = j.body.map(String::into_bytes);
     job.priority = j.priority;
+    job.idle_timeout = seconds("timeout", j.timeout)?;
+    job.max_time = seconds("max_time", j.max_time)?;
+    job.retries = j.retries;
     Ok(job)
 }
 
@@ -355,6 +380,37 @@ mod tests {
             "{e}"
         );
         assert_eq!(results[1].as_ref().unwrap().url, "http://h/b");
+    }
+
+    #[test]
+    fn per_job_limits_are_read_and_bad_ones_name_the_line() {
+        let jobs = read(
+            "{\"url\":\"http://h/a\",\"timeout\":2.5,\"max_time\":60,\"retries\":0}\n\
+             {\"url\":\"http://h/b\",\"timeout\":0}\n\
+             {\"url\":\"http://h/c\",\"max_time\":-1}\n\
+             {\"url\":\"http://h/d\",\"retries\":-2}\n\
+             {\"url\":\"http://h/e\",\"timeout\":\"30s\"}\n",
+        );
+        let a = jobs[0].as_ref().unwrap();
+        assert_eq!(a.idle_timeout, Some(std::time::Duration::from_millis(2500)));
+        assert_eq!(a.max_time, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(a.retries, Some(0));
+        let e: Vec<String> = jobs[1..]
+            .iter()
+            .map(|r| r.as_ref().unwrap_err().to_string())
+            .collect();
+        assert!(
+            e[0].starts_with("jobs.txt:2: \"timeout\": 0 is not"),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].starts_with("jobs.txt:3: \"max_time\": -1 is not"),
+            "{}",
+            e[1]
+        );
+        assert!(e[2].starts_with("jobs.txt:4: invalid JSON job"), "{}", e[2]);
+        assert!(e[3].starts_with("jobs.txt:5: invalid JSON job"), "{}", e[3]);
     }
 
     #[test]

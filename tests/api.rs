@@ -658,10 +658,24 @@ fn a_thousand_api_calls_from_a_plain_list_come_back_as_response_lines() {
     let list = write_list(tmp.path(), "pages.txt", &(urls.join("\n") + "\n"));
     let run = fetchpool(
         tmp.path(),
-        &["-i", &list, "--to-memory", "--responses", "responses.jsonl"],
+        &[
+            "-i",
+            &list,
+            "--to-memory",
+            "--responses",
+            "responses.jsonl",
+            "--save-header",
+            "ETag",
+            "--save-header",
+            "x-ratelimit-remaining",
+        ],
         None,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report.len(), 1000);
+    for line in &run.report {
+        assert!(line["headers"]["etag"].is_string(), "{line}");
+    }
     let text = fs::read_to_string(tmp.join("responses.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -675,7 +689,12 @@ fn a_thousand_api_calls_from_a_plain_list_come_back_as_response_lines() {
         assert!(seen.insert(n), "page {n} twice");
         assert_eq!(line["status"], "ok", "{line}");
         assert_eq!(line["http_status"], 200, "{line}");
-        assert!(line["headers"].is_object(), "{line}");
+        assert_eq!(line["headers"]["etag"], format!("\"p{n}\""), "{line}");
+        assert_eq!(
+            line["headers"]["x-ratelimit-remaining"],
+            (1000 - n).to_string(),
+            "{line}"
+        );
         let want = page_body(n);
         match line["body_encoding"].as_str().unwrap() {
             "json" => {
@@ -760,4 +779,84 @@ fn a_memory_body_over_the_limit_fails_with_its_own_kind_and_stops_reading() {
     assert!(run.stderr.contains("--memory-limit"), "{}", run.stderr);
     let text = fs::read_to_string(tmp.join("responses.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn a_json_lines_timeout_fails_that_job_alone_and_bad_limits_exit_2_naming_the_line() {
+    use std::time::Duration;
+    let server = TestServer::start();
+    // Sends its head and 10 bytes, then nothing for 10 s.
+    server.route("/stalls", |_| Reply::ok(vec![b's'; 100]).stall_after(10));
+    server.route("/slow", |_| {
+        Reply::ok("fine").delay(Duration::from_millis(600))
+    });
+    server.route("/fast", |_| Reply::ok("fast"));
+    let tmp = TempDir::new();
+    let list = write_list(
+        tmp.path(),
+        "jobs.jsonl",
+        &format!(
+            "{{\"url\":\"{}\",\"path\":\"stalls\",\"timeout\":0.3,\"retries\":0}}\n\
+             {{\"url\":\"{}\",\"path\":\"slow\"}}\n\
+             {{\"url\":\"{}\",\"path\":\"fast\",\"max_time\":30,\"retries\":2}}\n",
+            server.url("/stalls"),
+            server.url("/slow"),
+            server.url("/fast"),
+        ),
+    );
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "out"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let stalled = run.line(&server.url("/stalls"));
+    assert_eq!(stalled["status"], "failed", "{stalled}");
+    assert_eq!(stalled["error"]["kind"], "timeout", "{stalled}");
+    assert_eq!(stalled["error"]["phase"], "stall", "{stalled}");
+    assert_eq!(stalled["attempts"], 1, "{stalled}");
+    // The pool's stall limit (30 s) still holds for the others: the 600 ms wait passes.
+    assert_eq!(run.line(&server.url("/slow"))["status"], "ok");
+    assert_eq!(run.line(&server.url("/fast"))["status"], "ok");
+    assert_eq!(fs::read_to_string(tmp.join("out/slow")).unwrap(), "fine");
+
+    // Bad values: exit 2 before any request, naming the line.
+    let before = server.requests().len();
+    for (line, says) in [
+        (
+            "{\"url\":\"URL\",\"timeout\":0}",
+            "jobs-bad.jsonl:2: \"timeout\": 0 is not",
+        ),
+        (
+            "{\"url\":\"URL\",\"max_time\":-5}",
+            "jobs-bad.jsonl:2: \"max_time\": -5 is not",
+        ),
+        (
+            "{\"url\":\"URL\",\"retries\":1.5}",
+            "jobs-bad.jsonl:2: invalid JSON job",
+        ),
+        (
+            "{\"url\":\"URL\",\"timeout\":\"fast\"}",
+            "jobs-bad.jsonl:2: invalid JSON job",
+        ),
+    ] {
+        let text = format!(
+            "{}\n{}\n",
+            server.url("/fast"),
+            line.replace("URL", &server.url("/fast"))
+        );
+        let list = write_list(tmp.path(), "jobs-bad.jsonl", &text);
+        let run = fetchpool(tmp.path(), &["-i", &list, "-o", "bad"], None);
+        assert_eq!(run.code, 2, "{line}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{line}: {}", run.stderr);
+    }
+    let run = fetchpool(
+        tmp.path(),
+        &[&server.url("/fast"), "-o", "bad", "--save-header", "X Rate"],
+        None,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--save-header 'X Rate' is not a header name"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.requests().len(), before, "no request for a bad list");
 }

@@ -30,7 +30,8 @@ Job lists (one job per line; '#' comments and blank lines ignored):
                                                 names repeat get NAME-HASH.EXT (see README)
   TSV     URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]  PATH relative to --output-dir
   JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
-           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…, \"memory\":…}
+           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…, \"memory\":…,
+           \"timeout\":SECS, \"max_time\":SECS, \"retries\":N}
 
 Units: durations in seconds (or 500ms, 5m, 1h); rates in bytes per second with K, M, G
 suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
@@ -345,6 +346,11 @@ pub struct RunArgs {
     /// a UTF-8 string or base64, as body_encoding says) [default: none].
     #[arg(long, value_name = "FILE", help_heading = "API runs")]
     pub responses: Option<PathBuf>,
+
+    /// Keep this response header (e.g. ETag, Link, X-RateLimit-Remaining) in the report's
+    /// and --responses' "headers". Repeatable [default: none].
+    #[arg(long, value_name = "NAME", help_heading = "API runs")]
+    pub save_header: Vec<String>,
 
     /// Write one JSON object per job to FILE as jobs finish [default: none].
     #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]

@@ -94,6 +94,16 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         authorization_header |= k.eq_ignore_ascii_case("authorization");
         b = b.header(k, v);
     }
+    for name in &args.save_header {
+        fetchpool::check_header(name, "").map_err(|_| {
+            anyhow::anyhow!(
+                "--save-header '{}' is not a header name (letters, digits and \
+                 !#$%&'*+-.^_`|~ only); give one like --save-header ETag",
+                fetchpool::redact::clip(name, 60)
+            )
+        })?;
+    }
+    b = b.keep_headers(args.save_header.iter().cloned());
     if let Some(user) = &args.user {
         if authorization_header {
             anyhow::bail!(

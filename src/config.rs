@@ -84,6 +84,16 @@ pub struct Config {
     /// twice the rate before the first cut), when the slow-down ends. Other hosts are not
     /// affected. A `Retry-After` also pauses the host until then.
     pub per_host_request_rate: Option<f64>,
+    /// Give each file the modification time of the server's `Last-Modified`, like
+    /// `curl -R` and `wget -N`. Defaults to false.
+    pub remote_time: bool,
+    /// Name a file whose name came from its URL after the response's
+    /// `Content-Disposition` filename instead, in the same folder: only its last
+    /// component, sanitized like a name from a URL (so never outside the output
+    /// directory, never a working file's name), and never over an existing file (the
+    /// URL's name is kept then). Such a file is not recognised as up to date by a later
+    /// run. Defaults to false.
+    pub content_disposition: bool,
     /// The slowest a body may arrive, in bytes per second averaged over each
     /// [`Config::min_rate_window`] of a transfer; slower fails the attempt with a
     /// [`crate::TimeoutPhase::MinRate`] timeout (retried like other timeouts, the part
@@ -126,6 +136,8 @@ impl Default for Config {
             limit_rate: None,
             request_rate: None,
             per_host_request_rate: None,
+            remote_time: false,
+            content_disposition: false,
             min_rate: None,
             min_rate_window: Duration::from_secs(30),
             keep_headers: Vec::new(),
@@ -218,6 +230,11 @@ impl PoolBuilder {
         request_rate: Option<f64>);
     setter!(/// Most requests started per second to each host. Defaults to none.
         per_host_request_rate: Option<f64>);
+    setter!(/// Set each file's modification time from `Last-Modified`. Defaults to false.
+        remote_time: bool);
+    setter!(/// Name URL-named files after `Content-Disposition` (see
+        /// [`Config::content_disposition`]). Defaults to false.
+        content_disposition: bool);
     setter!(/// Slowest body rate in bytes per second, averaged over each window of a
         /// transfer; slower fails the attempt (a `MinRate` timeout). Defaults to none.
         min_rate: Option<u64>);

@@ -766,6 +766,45 @@ pub(crate) fn disambiguated(path: &Path, url: &str) -> PathBuf {
     path.with_file_name(format!("{}-{hash}{ext}", &stem[..keep]))
 }
 
+/// The file name a `Content-Disposition` header gives (`filename*=UTF-8''…` preferred
+/// over `filename=…`), as one safe name: its last component only (after any `/` or `\`),
+/// sanitized as a name from a URL is, fitted to the length limit; `None` when nothing is
+/// left or the name is one of fetchpool's working files.
+pub(crate) fn content_disposition_name(header: &str) -> Option<String> {
+    let mut plain = None;
+    let mut extended = None;
+    for part in header.split(';').skip(1) {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
+        if key == "filename*" {
+            // RFC 5987: charset'language'percent-encoded.
+            let mut fields = value.splitn(3, '\'');
+            let (charset, _, encoded) = (fields.next()?, fields.next()?, fields.next()?);
+            if charset.eq_ignore_ascii_case("utf-8") {
+                extended = Some(crate::url::percent_decode_lossy(encoded));
+            }
+        } else if key == "filename" {
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .map(|v| v.replace("\\\"", "\"").replace("\\\\", "\\"))
+                .unwrap_or_else(|| value.to_string());
+            plain = Some(unquoted);
+        }
+    }
+    let raw = extended.or(plain)?;
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let name = sanitize(last);
+    if name.is_empty() {
+        return None;
+    }
+    let name = fit_name(name);
+    check_not_reserved(Path::new(&name)).ok()?;
+    Some(name)
+}
+
 /// The URL without its user info and fragment: what names a resource for
 /// [`disambiguated`] (a password never feeds a name).
 pub(crate) fn identity_of(url: &str) -> String {
@@ -1002,6 +1041,48 @@ mod tests {
         }
         assert!(check_url("http://h/a#frag-%20ment").is_ok());
         assert!(check_url("http://h/caf\u{e9}#\u{e9}t\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn content_disposition_names_are_one_safe_component() {
+        let name = |h: &str| content_disposition_name(h);
+        assert_eq!(
+            name("attachment; filename=\"report.pdf\""),
+            Some("report.pdf".into())
+        );
+        assert_eq!(
+            name("attachment; filename=plain.txt"),
+            Some("plain.txt".into())
+        );
+        assert_eq!(
+            name("attachment; filename=\"a.txt\"; filename*=UTF-8''caf%C3%A9%20menu.txt"),
+            Some("café menu.txt".into())
+        );
+        assert_eq!(
+            name("attachment; filename=\"../../etc/passwd\""),
+            Some("passwd".into())
+        );
+        assert_eq!(
+            name("attachment; filename=\"..\\..\\win.ini\""),
+            Some("win.ini".into())
+        );
+        assert_eq!(
+            name("attachment; filename*=UTF-8''..%2F..%2Fx"),
+            Some("x".into())
+        );
+        assert_eq!(
+            name("attachment; filename=\".hidden\""),
+            Some("hidden".into())
+        );
+        assert_eq!(name("attachment; filename=\"..\""), None);
+        assert_eq!(name("attachment; filename=\"a.part\""), None);
+        assert_eq!(name("attachment"), None);
+        assert_eq!(name("inline; filename=\"\""), None);
+        let long = name(&format!("attachment; filename=\"{}.bin\"", "n".repeat(400))).unwrap();
+        assert!(
+            long.len() <= FILE_NAME_MAX && long.ends_with(".bin"),
+            "{long}"
+        );
     }
 
     #[test]

@@ -860,3 +860,77 @@ fn a_json_lines_timeout_fails_that_job_alone_and_bad_limits_exit_2_naming_the_li
     );
     assert_eq!(server.requests().len(), before, "no request for a bad list");
 }
+
+#[test]
+fn a_content_disposition_name_stays_inside_the_output_directory_and_replaces_nothing() {
+    let server = TestServer::start();
+    server.route("/dl/1", |_| {
+        Reply::ok("report").header("Content-Disposition", "attachment; filename=\"report.pdf\"")
+    });
+    server.route("/dl/2", |_| {
+        Reply::ok("evil").header(
+            "Content-Disposition",
+            "attachment; filename=\"../../escaped.txt\"",
+        )
+    });
+    server.route("/dl/3", |_| {
+        Reply::ok("second").header("Content-Disposition", "attachment; filename=\"report.pdf\"")
+    });
+    server.route("/dl/4", |_| {
+        Reply::ok("meta").header("Content-Disposition", "attachment; filename=\"x.part\"")
+    });
+    let tmp = TempDir::new();
+    let out = tmp.join("sub/out");
+    fs::create_dir_all(&out).unwrap();
+    let urls: Vec<String> = (1..=4).map(|n| server.url(&format!("/dl/{n}"))).collect();
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["-o", "sub/out", "--content-disposition", "-j", "1"]);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(out.join("report.pdf")).unwrap(),
+        "report"
+    );
+    // `../../escaped.txt` is only its last component, inside the output directory.
+    assert_eq!(fs::read_to_string(out.join("escaped.txt")).unwrap(), "evil");
+    assert!(!tmp.join("escaped.txt").exists() && !tmp.join("sub/escaped.txt").exists());
+    // The second `report.pdf` does not replace the first: it keeps its URL's name.
+    assert_eq!(fs::read_to_string(out.join("3")).unwrap(), "second");
+    // A working file's name is refused: the URL's name stays.
+    assert_eq!(fs::read_to_string(out.join("4")).unwrap(), "meta");
+    assert_eq!(files(&out).len(), 4, "{:?}", files(&out));
+    // The report names where each file went.
+    assert_eq!(run.line(&urls[0])["path"], "report.pdf");
+    assert_eq!(run.line(&urls[1])["path"], "escaped.txt");
+    assert_eq!(run.line(&urls[2])["path"], "3");
+}
+
+#[test]
+fn remote_time_sets_the_modification_time_from_last_modified() {
+    use std::time::{Duration, SystemTime};
+    let server = TestServer::start();
+    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    server.serve(
+        "/old.txt",
+        support::Resource::new(b"old".to_vec()).with_last_modified(when),
+    );
+    let tmp = TempDir::new();
+    let run = fetchpool(
+        tmp.path(),
+        &[&server.url("/old.txt"), "-o", "out", "--remote-time"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mtime = fs::metadata(tmp.join("out/old.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(mtime, when);
+    let run = fetchpool(tmp.path(), &[&server.url("/old.txt"), "-o", "now"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mtime = fs::metadata(tmp.join("now/old.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(mtime > when + Duration::from_secs(86400 * 365));
+}

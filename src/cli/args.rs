@@ -284,6 +284,16 @@ pub struct RunArgs {
     )]
     pub keep_path: Option<String>,
 
+    /// Name a file whose name comes from its URL after the server's Content-Disposition
+    /// filename instead: its last component only, sanitized, in the same folder, never
+    /// over an existing file.
+    #[arg(long, help_heading = "Naming")]
+    pub content_disposition: bool,
+
+    /// Give each file the server's Last-Modified as its modification time (curl -R).
+    #[arg(long, help_heading = "Naming")]
+    pub remote_time: bool,
+
     /// With --keep-path, drop this many leading folders of the URL's path, like wget's
     /// --cut-dirs.
     #[arg(

@@ -53,6 +53,8 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .min_rate_window(args.min_rate_window)
         .output_dir(&args.output_dir)
         .memory_limit(args.memory_limit)
+        .content_disposition(args.content_disposition)
+        .remote_time(args.remote_time)
         .progress_events(false);
     if let Some(p) = &args.proxy {
         b = b.proxy(p);

@@ -103,6 +103,9 @@ pub(crate) struct Success {
     pub(crate) skipped: bool,
     /// The kept headers of the response (see [`crate::Outcome::headers`]).
     pub(crate) headers: Vec<(String, String)>,
+    /// Where the file went when not at the job's path (a `Content-Disposition` name),
+    /// relative to the output directory.
+    pub(crate) placed_at: Option<std::path::PathBuf>,
 }
 
 /// Why an attempt failed, and what it learned on the way.

@@ -81,6 +81,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             body: None,
             skipped: true,
             headers: Vec::new(),
+            placed_at: None,
         });
     }
     // A retry may continue the part its earlier attempt left, even in a fresh directory.
@@ -206,6 +207,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 body: None,
                 skipped: true,
                 headers: kept_headers,
+                placed_at: None,
             });
         }
         // Where this body starts within the file, and whether it is already complete.

@@ -100,6 +100,9 @@ impl Pending {
     /// The outcome of a job that ended well: the `Pending` is spent afterwards (only its
     /// `job.id` is left, for the dependency bookkeeping).
     pub(crate) fn take_success(&mut self, s: Success) -> Outcome {
+        if let Some(placed) = s.placed_at.clone() {
+            self.job.dest = crate::job::Destination::File(placed);
+        }
         let status = if s.skipped {
             Status::Skipped
         } else {

@@ -831,6 +831,7 @@ mod tests {
                 body: Some(Vec::new()),
                 skipped: false,
                 headers: Vec::new(),
+                placed_at: None,
             };
             self.answer(path, Ok(ok));
         }

@@ -53,7 +53,7 @@ pub use manifest::ManifestReader;
 pub use net::proxy;
 pub use net::ratelimit::parse_rate;
 pub use output::check::{Problem, Verification, count_verified, verify};
-pub use plan::{Plan, PlanChecker};
+pub use plan::{Namer, Names, Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use shard::Shard;

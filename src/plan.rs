@@ -1,4 +1,5 @@
-//! Checks a whole job list before any request: what one line alone cannot show.
+//! Checks a whole job list before any request: what one line alone cannot show; and
+//! makes the names that jobs derive from their URLs unique across the list ([`Namer`]).
 //!
 //! Two jobs writing one file, a dependency on an id that no job has, two jobs with one
 //! id, and dependency cycles are configuration errors, reported with line numbers before
@@ -28,36 +29,6 @@ pub struct Plan {
     pub hosts: Vec<(String, u64)>,
     /// Ids that some job depends on. The scheduler remembers only these outcomes.
     pub depended_on: HashSet<String>,
-    /// The new paths of jobs whose URL-derived path another job would write too, by
-    /// position (see [`Plan::renamed`]).
-    renamed: HashMap<u64, PathBuf>,
-}
-
-impl Plan {
-    /// The path the job at `position` (1-based, in the order the jobs were checked)
-    /// writes instead of the one derived from its URL, because another job of the list
-    /// would write that file too; `None` when it keeps its own path. Only paths derived
-    /// from URLs are renamed (to the name's stem, `-`, 8 hex digits of the sha256 of the
-    /// URL without user info and fragment, and the extension); two jobs given one path
-    /// are an error instead.
-    pub fn renamed(&self, position: u64) -> Option<&Path> {
-        self.renamed.get(&position).map(PathBuf::as_path)
-    }
-
-    /// Gives the job at `position` its [renamed](Plan::renamed) path, if it has one.
-    pub fn rename(&self, position: u64, job: &mut Job) {
-        if let Some(path) = self.renamed(position) {
-            job.dest = Destination::File(path.to_path_buf());
-        }
-    }
-}
-
-/// A job whose path may repeat another's, as the second reading finds it.
-struct Member {
-    position: u64,
-    line: u64,
-    /// The URL, for a job whose path was derived from it (`None` for a given path).
-    derived: Option<String>,
 }
 
 /// Collects the facts of a job list one job at a time; [`PlanChecker::finish`] reports
@@ -128,100 +99,40 @@ impl PlanChecker {
     /// most the first 1000 problems are kept, and then a last one says how many more
     /// there were.
     ///
-    /// `replay` is called only when some path may repeat, to read the list again: at
-    /// most twice (the second time only when a job is renamed), and each time it must
-    /// hand every job given to [`PlanChecker::add`] to the visitor, in the same order.
+    /// `replay` is called at most once, only when some path may repeat, to read the list
+    /// again: it must hand every job given to [`PlanChecker::add`] to the visitor, in the
+    /// same order.
     pub fn finish(
         mut self,
         source: &str,
-        mut replay: impl FnMut(&mut dyn FnMut(&Job)),
+        replay: impl FnOnce(&mut dyn FnMut(&Job)),
     ) -> Result<Plan, Vec<Error>> {
-        let mut renamed: HashMap<u64, PathBuf> = HashMap::new();
         if !self.suspects.is_empty() {
-            // Grouped by the exact path, in list order: the hashes only point at them.
-            let mut groups: HashMap<PathBuf, Vec<Member>> = HashMap::new();
-            let mut order: Vec<PathBuf> = Vec::new();
+            let mut first: HashMap<u64, (u64, PathBuf)> = HashMap::new();
             let mut position = 0;
             let suspects = std::mem::take(&mut self.suspects);
+            let (errors, unlisted) = (&mut self.errors, &mut self.unlisted);
             replay(&mut |job: &Job| {
                 position += 1;
-                if path_hash(job).is_none_or(|h| !suspects.contains(&h)) {
+                let Some(h) = path_hash(job).filter(|h| suspects.contains(h)) else {
                     return;
-                }
+                };
                 let line = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
                 let path = job.path().map(normalize).unwrap_or_default();
-                let members = groups.entry(path.clone()).or_default();
-                if members.is_empty() {
-                    order.push(path);
+                match first.get(&h) {
+                    Some((earlier, p)) if *p == path => note(
+                        errors,
+                        unlisted,
+                        Error::config(format!(
+                            "{source}: lines {earlier} and {line} write the same file; give each job its own path"
+                        )),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        first.insert(h, (line, path));
+                    }
                 }
-                members.push(Member {
-                    position,
-                    line,
-                    derived: job.named_from_url.then(|| job.url.clone()),
-                });
             });
-            let (errors, unlisted) = (&mut self.errors, &mut self.unlisted);
-            // Which line each new path went to, to find a new path that is taken.
-            let mut new_paths: HashMap<PathBuf, u64> = HashMap::new();
-            for path in &order {
-                let members = &groups[path];
-                if members.len() < 2 {
-                    continue;
-                }
-                let mut given = members.iter().filter(|m| m.derived.is_none());
-                if let Some(first) = given.next() {
-                    for m in given {
-                        let e = Error::config(format!(
-                            "{source}: lines {} and {} write the same file; give each job its own path",
-                            first.line, m.line
-                        ));
-                        note(errors, unlisted, e);
-                    }
-                }
-                for m in members {
-                    let Some(url) = &m.derived else { continue };
-                    let new = normalize(&crate::job::disambiguated(path, url));
-                    match new_paths.get(&new) {
-                        Some(earlier) => note(
-                            errors,
-                            unlisted,
-                            Error::config(format!(
-                                "{source}: lines {earlier} and {} fetch the same URL into the \
-                                 same file; remove one of them or give each its own path",
-                                m.line
-                            )),
-                        ),
-                        None => {
-                            new_paths.insert(new.clone(), m.line);
-                        }
-                    }
-                    renamed.insert(m.position, new);
-                }
-            }
-            if !new_paths.is_empty() {
-                // A new name may be the path of a job that was never a suspect.
-                let mut position = 0;
-                replay(&mut |job: &Job| {
-                    position += 1;
-                    if renamed.contains_key(&position) {
-                        return;
-                    }
-                    let Some(path) = job.path() else { return };
-                    if let Some(line) = new_paths.get(&normalize(path)) {
-                        let at = job.origin.as_ref().map(|o| o.line).unwrap_or(position);
-                        let e = Error::config(format!(
-                            "{source}: line {line}'s name '{}' (its URL's file name with a \
-                             hash, as another line has the same file name) is line {at}'s \
-                             path; give one of them another path",
-                            crate::redact::clip(
-                                &path.to_string_lossy(),
-                                crate::redact::SHOWN_CHARS
-                            )
-                        ));
-                        note(errors, unlisted, e);
-                    }
-                });
-            }
         }
         self.check_dependencies(source);
         if self.unlisted > 0 {
@@ -244,7 +155,6 @@ impl PlanChecker {
             jobs: self.jobs,
             hosts,
             depended_on,
-            renamed,
         })
     }
 
@@ -336,6 +246,116 @@ fn note(errors: &mut Vec<Error>, unlisted: &mut u64, e: Error) {
         errors.push(e);
     } else {
         *unlisted += 1;
+    }
+}
+
+/// Makes the URL-derived file names of a whole list unique, before it is checked: a
+/// job whose name came from its URL ([`Job::new`], a list line without a path) and
+/// that another job of the list would also write is given a new name instead, the
+/// name's stem, `-`, the first 8 hex digits of the sha256 of its URL (without user info
+/// and fragment) and the extension (`items?page=2` → `items-` and 8 hex digits,
+/// `a/index.json` → `index-` and 8 hex digits `.json`). The same list always gets the
+/// same names. Paths that were given are never renamed; two jobs that still write one
+/// file after this (one path given twice, one URL listed twice) are left for
+/// [`PlanChecker`] to report.
+///
+/// Memory stays small as in [`PlanChecker`]: a Bloom filter of the paths, and a second
+/// reading of the list only when some path may repeat.
+///
+/// ```
+/// use fetchpool::{Job, Namer};
+/// let jobs = vec![Job::new("http://h/items?page=1"), Job::new("http://h/items?page=2")];
+/// let mut namer = Namer::new();
+/// jobs.iter().for_each(|j| namer.add(j));
+/// let names = namer.finish(|visit| jobs.iter().for_each(visit));
+/// let first = names.renamed(1).unwrap().to_str().unwrap();
+/// assert!(first.starts_with("items-") && first.len() == 14, "{first}");
+/// assert_ne!(names.renamed(1), names.renamed(2));
+/// ```
+#[derive(Default)]
+pub struct Namer {
+    seen: SeenPaths,
+    suspects: HashSet<u64>,
+}
+
+/// The new paths [`Namer`] gave, by the job's position in the list.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    renamed: HashMap<u64, PathBuf>,
+}
+
+impl Namer {
+    /// An empty namer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the next job of the list.
+    pub fn add(&mut self, job: &Job) {
+        if let Some(h) = path_hash(job)
+            && self.seen.check_and_insert(h)
+        {
+            self.suspects.insert(h);
+        }
+    }
+
+    /// The new names. `replay` is called at most once, only when some path may repeat,
+    /// to read the list again: it must hand every job given to [`Namer::add`] to the
+    /// visitor, in the same order.
+    pub fn finish(self, replay: impl FnOnce(&mut dyn FnMut(&Job))) -> Names {
+        let mut renamed = HashMap::new();
+        if self.suspects.is_empty() {
+            return Names { renamed };
+        }
+        // Per exact path, in list order: (position, the URL when the name came from it).
+        let mut groups: HashMap<PathBuf, Vec<(u64, Option<String>)>> = HashMap::new();
+        let mut position = 0;
+        replay(&mut |job: &Job| {
+            position += 1;
+            if path_hash(job).is_some_and(|h| self.suspects.contains(&h)) {
+                let path = job.path().map(normalize).unwrap_or_default();
+                let url = job.named_from_url.then(|| job.url.clone());
+                groups.entry(path).or_default().push((position, url));
+            }
+        });
+        for (path, members) in groups {
+            if members.len() < 2 {
+                continue;
+            }
+            for (position, url) in members {
+                if let Some(url) = url {
+                    renamed.insert(position, crate::job::disambiguated(&path, &url));
+                }
+            }
+        }
+        Names { renamed }
+    }
+}
+
+impl Names {
+    /// The new path of the job at `position` (1-based, in the order given to
+    /// [`Namer::add`]), or `None` when it keeps its own.
+    pub fn renamed(&self, position: u64) -> Option<&Path> {
+        self.renamed.get(&position).map(PathBuf::as_path)
+    }
+
+    /// Gives the job at `position` its new path, if it has one; the path then counts as
+    /// given, so a job that still shares it is an error of the list.
+    pub fn rename(&self, position: u64, job: &mut Job) {
+        if let Some(path) = self.renamed(position) {
+            job.dest = Destination::File(path.to_path_buf());
+            job.named_from_url = false;
+        }
+    }
+
+    /// How many jobs were renamed.
+    pub fn len(&self) -> usize {
+        self.renamed.len()
+    }
+
+    /// Whether no job was renamed.
+    pub fn is_empty(&self) -> bool {
+        self.renamed.is_empty()
     }
 }
 

@@ -107,7 +107,7 @@ fn urls_that_differ_only_by_query_or_folder_each_get_their_own_file() {
     let run = fetchpool(tmp.path(), &["-i", &list, "-o", "same"], None);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("lines 1 and 2 fetch the same URL"),
+        run.stderr.contains("lines 1 and 2 write the same file"),
         "{}",
         run.stderr
     );
@@ -475,9 +475,16 @@ fn a_request_rate_is_one_budget_across_hosts_evenly_spaced_without_a_burst() {
     // 200 requests at 50/s: the last starts 3.98 s after the first.
     let span = t[199];
     assert!((3.4..=4.6).contains(&span), "200 requests took {span:.2} s");
+    // One every 20 ms from the first: 6 in the first 0.1 s, 26 in the first 0.5 s (a
+    // start made late by a busy machine is made up by the next, so allow a few more).
+    let first_tenth = t.iter().filter(|s| **s < 0.1).count();
     let first_half_second = t.iter().filter(|s| **s < 0.5).count();
     assert!(
-        first_half_second <= 27,
+        first_tenth <= 8,
+        "{first_tenth} requests in the first 0.1 s"
+    );
+    assert!(
+        first_half_second <= 30,
         "{first_half_second} requests in the first 0.5 s"
     );
     println!("--rate 50/s: 200 requests over {span:.2} s, {first_half_second} in the first 0.5 s");
@@ -933,4 +940,69 @@ fn remote_time_sets_the_modification_time_from_last_modified() {
         .modified()
         .unwrap();
     assert!(mtime > when + Duration::from_secs(86400 * 365));
+}
+
+#[test]
+fn renamed_jobs_keep_their_names_across_shards_and_retries() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = TestServer::start();
+    let missing = Arc::new(AtomicBool::new(false));
+    let gone = missing.clone();
+    server.fallback(move |req| {
+        if req.path.ends_with("page=7") && gone.load(Ordering::SeqCst) {
+            Reply::status(404)
+        } else {
+            Reply::ok(req.path.clone())
+        }
+    });
+    let tmp = TempDir::new();
+    let pages: Vec<String> = (1..=20)
+        .map(|n| server.url(&format!("/items?page={n}")))
+        .collect();
+    let list = write_list(tmp.path(), "pages.txt", &(pages.join("\n") + "\n"));
+    // Two shards of the list together write the twenty files one run would.
+    let mut all = BTreeSet::new();
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        let run = fetchpool(
+            tmp.path(),
+            &[
+                "-i",
+                &list,
+                "-o",
+                "shards",
+                "--shard",
+                &shard,
+                "--retries",
+                "0",
+            ],
+            None,
+        );
+        assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+        let taken: Vec<String> = run
+            .report
+            .iter()
+            .map(|l| l["path"].as_str().unwrap().to_string())
+            .collect();
+        assert!(taken.len() < 20, "shard {shard} took {}", taken.len());
+        all.extend(taken);
+    }
+    let expected: BTreeSet<String> = pages.iter().map(|u| hashed("items", u)).collect();
+    assert_eq!(all, expected);
+    // The page that failed is re-run alone, under the same name.
+    missing.store(true, Ordering::SeqCst);
+    let run = fetchpool(tmp.path(), &["-i", &list, "-o", "retry"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    missing.store(false, Ordering::SeqCst);
+    fs::copy(tmp.join("report.jsonl"), tmp.join("first.jsonl")).unwrap();
+    let run = fetchpool(
+        tmp.path(),
+        &["-i", &list, "-o", "retry", "--retry-failed", "first.jsonl"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report.len(), 1, "{:?}", run.report);
+    assert_eq!(run.report[0]["path"], hashed("items", &pages[6]));
+    assert_eq!(files(&tmp.join("retry")), expected);
 }

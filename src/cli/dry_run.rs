@@ -9,7 +9,7 @@ use crate::cli::sources::Source;
 /// `--dry-run`: what the run would do, with no request. Files already up to date are
 /// counted by hashing them (in parallel), as the run's pre-check would.
 pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, checked: &Checked) {
-    let up_to_date = count_up_to_date(sources, selection, &args.output_dir);
+    let up_to_date = count_up_to_date(sources, selection, &checked.names, &args.output_dir);
     let plan = &checked.plan;
     if args.json {
         let hosts: serde_json::Map<String, serde_json::Value> = plan
@@ -55,11 +55,13 @@ pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, che
 /// whose file already has it (and the listed size). It asks the library's `verify` about
 /// exactly those jobs, which hashes them in parallel and applies the same rule as the
 /// run's pre-check, so `--dry-run` and the run agree.
-fn count_up_to_date(sources: &[Source], selection: &Selection, dir: &Path) -> u64 {
-    let jobs = sources
-        .iter()
-        .filter_map(|s| s.open().ok())
-        .flatten()
+fn count_up_to_date(
+    sources: &[Source],
+    selection: &Selection,
+    names: &fetchpool::Names,
+    dir: &Path,
+) -> u64 {
+    let jobs = super::sources::jobs(sources, names)
         .flatten()
         .filter(|job| job.sha256.is_some() && job.path().is_some() && selection.takes(job));
     fetchpool::count_verified(dir, jobs)

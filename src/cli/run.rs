@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use fetchpool::{ErrorKind, Event, Job, Pool, PoolBuilder};
+use fetchpool::{ErrorKind, Event, Pool, PoolBuilder};
 
 use super::args::RunArgs;
 use super::select::{self, Checked, RetrySet, Selection, describe_selection};
@@ -236,15 +236,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut bar = show_bar.then(|| progress::Progress::new(checked.plan.jobs));
 
     let reread_errors = AtomicUsize::new(0);
-    let jobs = sources.iter().flat_map(|s| match s.open() {
-        Ok(reader) => {
-            Box::new(reader) as Box<dyn Iterator<Item = Result<Job, fetchpool::Error>> + Send>
-        }
-        Err(e) => Box::new(std::iter::once(Err(fetchpool::Error::config(format!(
-            "{e:#}"
-        ))))),
-    });
-    let jobs = jobs.filter_map(|j| match j {
+    let jobs = super::sources::jobs(&sources, &checked.names).filter_map(|j| match j {
         Ok(job) => selection.takes(&job).then_some(job),
         Err(e) => {
             // The list changed between the check and the run; say so, never skip silently.
@@ -253,11 +245,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             None
         }
     });
-    // Numbered as the check numbered them: a URL-derived name that repeats is renamed.
-    let plan = &checked.plan;
     let netrc = netrc.as_ref();
-    let jobs = (1..).zip(jobs).map(move |(position, mut job)| {
-        plan.rename(position, &mut job);
+    let jobs = jobs.map(move |mut job| {
         if let Some(netrc) = netrc
             && !job
                 .headers
@@ -403,53 +392,46 @@ fn check(
     selection: &Selection,
     output_dir: &Path,
 ) -> anyhow::Result<Result<Checked, Problems>> {
+    let names = super::sources::name_all(sources)?;
     let mut checker = fetchpool::PlanChecker::new();
     let mut errors = Problems::default();
     let mut listed = 0;
     let mut retry_matched = std::collections::HashSet::new();
     let mut file_jobs = 0;
-    for source in sources {
-        for job in source.open()? {
-            match job {
-                Ok(job) => {
-                    listed += 1;
-                    if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
-                        retry_matched.insert(key);
-                    }
-                    if let Err(e) = fetchpool::PlanChecker::check(&job, output_dir) {
-                        let line = job.origin.as_ref().map(|o| format!("{o}: "));
-                        errors.push(format!("{}{e}", line.unwrap_or_default()));
-                    } else if selection.takes(&job) {
-                        file_jobs += u64::from(job.path().is_some());
-                        checker.add(&job);
-                    }
+    for job in super::sources::jobs(sources, &names) {
+        match job {
+            Ok(job) => {
+                listed += 1;
+                if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
+                    retry_matched.insert(key);
                 }
-                Err(e) => errors.push(e),
+                if let Err(e) = fetchpool::PlanChecker::check(&job, output_dir) {
+                    let line = job.origin.as_ref().map(|o| format!("{o}: "));
+                    errors.push(format!("{}{e}", line.unwrap_or_default()));
+                } else if selection.takes(&job) {
+                    file_jobs += u64::from(job.path().is_some());
+                    checker.add(&job);
+                }
             }
+            Err(e) => errors.push(e),
         }
     }
-    let names: Vec<&str> = sources.iter().map(Source::name).collect();
+    let list_names: Vec<&str> = sources.iter().map(Source::name).collect();
     // Read again only when a path may repeat; a list that cannot be reopened now was
     // readable a moment ago, and the run itself will say so if it stays unreadable.
-    let mut reread: anyhow::Result<()> = Ok(());
-    let finished = checker.finish(&names.join(", "), |visit| {
-        for source in sources {
-            match source.open() {
-                Ok(reader) => reader
-                    .flatten()
-                    .filter(|job| selection.takes(job))
-                    .for_each(|job| visit(&job)),
-                Err(e) => reread = Err(e),
-            }
-        }
+    let finished = checker.finish(&list_names.join(", "), |visit| {
+        super::sources::jobs(sources, &names)
+            .flatten()
+            .filter(|job| selection.takes(job))
+            .for_each(|job| visit(&job))
     });
-    reread?;
     Ok(match finished {
         Ok(plan) if errors.count == 0 => Ok(Checked {
             plan,
             listed,
             retry_matched,
             file_jobs,
+            names,
         }),
         Ok(_) => Err(errors),
         Err(more) => {

@@ -168,6 +168,8 @@ pub struct Checked {
     pub retry_matched: HashSet<RetryKey>,
     /// How many of the jobs this run takes write a file (the others are memory jobs).
     pub file_jobs: u64,
+    /// The new names of URL-named jobs whose names repeat in the list.
+    pub names: fetchpool::Names,
 }
 
 /// The selection in words: "N of M listed jobs (shard K/N, failed in REPORT)".

@@ -144,6 +144,53 @@ fn exclusive_in(dir: &Path) -> Option<File> {
     None
 }
 
+/// Every job of `sources` in order, with the names `names` gave: jobs are numbered from
+/// 1 across the lists as [`name_all`] numbered them. A list that cannot be opened is one
+/// error in the stream.
+pub fn jobs<'a>(
+    sources: &'a [Source],
+    names: &'a fetchpool::Names,
+) -> impl Iterator<Item = Result<fetchpool::Job, fetchpool::Error>> + Send + 'a {
+    type Jobs = Box<dyn Iterator<Item = Result<fetchpool::Job, fetchpool::Error>> + Send>;
+    let mut position = 0;
+    sources
+        .iter()
+        .flat_map(|s| match s.open() {
+            Ok(reader) => Box::new(reader) as Jobs,
+            Err(e) => Box::new(std::iter::once(Err(fetchpool::Error::config(format!(
+                "{e:#}"
+            ))))),
+        })
+        .map(move |job| {
+            job.map(|mut job| {
+                position += 1;
+                names.rename(position, &mut job);
+                job
+            })
+        })
+}
+
+/// The first reading: the names of the whole list made unique (URL-derived names that
+/// repeat get their URL's hash), before any selection, so every shard and every
+/// `--retry-failed` run sees the same name for the same job.
+pub fn name_all(sources: &[Source]) -> anyhow::Result<fetchpool::Names> {
+    let mut namer = fetchpool::Namer::new();
+    for source in sources {
+        source.open()?.flatten().for_each(|job| namer.add(&job));
+    }
+    let mut reread: anyhow::Result<()> = Ok(());
+    let names = namer.finish(|visit| {
+        for source in sources {
+            match source.open() {
+                Ok(reader) => reader.flatten().for_each(|job| visit(&job)),
+                Err(e) => reread = Err(e),
+            }
+        }
+    });
+    reread?;
+    Ok(names)
+}
+
 pub fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
     let mut stdin: Option<Arc<File>> = None;

@@ -75,11 +75,14 @@ impl RateLimiter {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestBucket {
     rate: f64,
-    /// Tokens available, at most one: the first request goes at once, the next after
-    /// `1 / rate`, so there is no burst at the start or after a pause.
+    /// Tokens available, from one: the first request goes at once, the next after
+    /// `1 / rate`, so there is no burst at the start (see `refill` for the cap).
     tokens: f64,
     refilled: Instant,
 }
+
+/// How much lateness a request bucket makes up for, in seconds of its rate.
+const CATCH_UP: f64 = 0.025;
 
 /// The slowest request rate a bucket runs at: one request every 1000 s.
 const MIN_REQUEST_RATE: f64 = 0.001;
@@ -106,9 +109,14 @@ impl RequestBucket {
         self.rate = per_sec.max(MIN_REQUEST_RATE);
     }
 
+    /// Gathers tokens up to one, and a little more (at most 25 ms worth, at most one
+    /// more token) so that a start made late by a busy machine is made up for by the next
+    /// instead of lost: the rate holds over a run, and no more than two requests ever
+    /// start at once.
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(1.0);
+        let cap = 1.0 + (self.rate * CATCH_UP).min(1.0);
+        self.tokens = (self.tokens + elapsed * self.rate).min(cap);
         self.refilled = now;
     }
 
@@ -190,14 +198,24 @@ mod tests {
         b.take(t0);
         let next = b.ready_at(t0).expect("empty after one");
         assert!((next - t0).as_secs_f64() > 0.099, "{:?}", next - t0);
-        // A long idle spell gathers one token, not a burst.
+        // A long idle spell gathers at most 1 + 25 ms worth of tokens, not a burst.
         let later = t0 + Duration::from_secs(60);
         assert_eq!(b.ready_at(later), None);
         b.take(later);
-        assert!(b.ready_at(later).is_some());
+        // A quarter token is kept to make up for a late start: the next comes 75 ms on.
+        let next = b.ready_at(later).unwrap();
+        assert!(
+            ((next - later).as_secs_f64() - 0.075).abs() < 1e-6,
+            "{:?}",
+            next - later
+        );
         b.set_rate(1.0, later);
         let next = b.ready_at(later).unwrap();
-        assert!((next - later).as_secs_f64() > 0.99, "{:?}", next - later);
+        assert!(
+            ((next - later).as_secs_f64() - 0.75).abs() < 1e-6,
+            "{:?}",
+            next - later
+        );
     }
 
     #[test]

@@ -134,13 +134,16 @@ impl Pool {
     /// The whole list is checked first (two jobs writing one file, unknown dependency
     /// ids, cycles): a problem is an [`Error::Config`] naming the jobs, and nothing is
     /// requested. Jobs whose file names come from their URLs and would write one file
-    /// are [renamed](crate::Plan::renamed) instead. Individual failures are outcomes, not errors.
+    /// are [renamed](crate::Namer) instead. Individual failures are outcomes, not errors.
     pub fn run(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Report, Error> {
         let mut jobs: Vec<Job> = jobs.into_iter().collect();
-        let plan = PlanChecker::check_all(&jobs, &self.config.output_dir)?;
+        let mut namer = crate::plan::Namer::new();
+        jobs.iter().for_each(|j| namer.add(j));
+        let names = namer.finish(|visit| jobs.iter().for_each(visit));
         for (position, job) in (1..).zip(jobs.iter_mut()) {
-            plan.rename(position, job);
+            names.rename(position, job);
         }
+        PlanChecker::check_all(&jobs, &self.config.output_dir)?;
         let _lock = if jobs.iter().any(|j| j.path().is_some()) {
             Some(self.lock_output()?)
         } else {

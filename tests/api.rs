@@ -319,12 +319,46 @@ fn user_netrc_and_url_credentials_authenticate_and_are_never_shown() {
     args.extend(verbose);
     check(&fetchpool(tmp.path(), &args, None), "userinfo");
 
+    // A memory run: the responses file shows no credential either.
+    let mut args = vec![
+        url.as_str(),
+        "-u",
+        &user,
+        "--to-memory",
+        "--responses",
+        "responses.jsonl",
+        "--save-header",
+        "WWW-Authenticate",
+    ];
+    args.extend(verbose);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let responses = tmp.join("responses.jsonl");
+    assert!(
+        fs::read_to_string(&responses)
+            .unwrap()
+            .contains("hello /private/a.json")
+    );
+    assert_hidden(&run, "ann", SECRET, &[&responses]);
+
     // A wrong password fails (401) and still shows none of it, nor the right one.
     let wrong = url.replacen("://", "://ann:wr0ng-Pw-77@", 1);
-    let run = fetchpool(tmp.path(), &[&wrong, "-o", "wrong", "-vv", "--json"], None);
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            &wrong,
+            "-vv",
+            "--json",
+            "--to-memory",
+            "--responses",
+            "responses.jsonl",
+        ],
+        None,
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.report[0]["http_status"], 401);
-    assert_hidden(&run, "ann", "wr0ng-Pw-77", &[]);
+    assert_hidden(&run, "ann", "wr0ng-Pw-77", &[&responses]);
+    assert!(fs::read_to_string(&responses).unwrap().contains("ann:***@"));
     assert!(run.stderr.contains("ann:***@"), "{}", run.stderr);
 }
 

@@ -487,7 +487,8 @@ pub fn parse_request_rate(s: &str) -> Result<f64, String> {
                 "h" | "hour" => 3600.0,
                 other => {
                     return Err(format!(
-                        "unknown unit '/{other}' in '{s}'; write requests per second, minute                          or hour: 50/s, 3000/m, 100/h"
+                        "unknown unit '/{other}' in '{s}'; write requests per second, minute \
+                         or hour: 50/s, 3000/m, 100/h"
                     ));
                 }
             };

@@ -64,9 +64,22 @@ pub struct Config {
     /// (direct); set with [`PoolBuilder::proxy`], [`PoolBuilder::no_proxy`] and
     /// [`PoolBuilder::proxy_from_env`].
     pub proxy: ProxySettings,
-    /// PEM files whose certificates are trusted in addition to Mozilla's roots.
-    /// Defaults to none.
+    /// PEM files whose certificates are trusted in addition to the roots
+    /// ([`Config::system_roots`]). Defaults to none.
     pub ca_certs: Vec<PathBuf>,
+    /// Trust the system's certificate store, as curl does, instead of Mozilla's roots: the
+    /// file `SSL_CERT_FILE` and the folders `SSL_CERT_DIR` name when either is set (read
+    /// from the environment, and an unreadable one fails the build), else the platform's
+    /// store (`/etc/ssl/certs` and the like; Mozilla's roots where there is none). Read
+    /// once, when the pool is built. Defaults to false (Mozilla's roots, built in).
+    pub system_roots: bool,
+    /// A PEM file with the client certificate (chain) for servers that ask for one
+    /// (mutual TLS), and with its private key unless [`Config::client_key`] names one.
+    /// Read when the pool is built. Defaults to none.
+    pub client_cert: Option<PathBuf>,
+    /// The PEM file of [`Config::client_cert`]'s private key (unencrypted). Defaults to
+    /// none (the key is in the certificate's file).
+    pub client_key: Option<PathBuf>,
     /// One byte rate shared by all workers, in bytes per second. Defaults to none
     /// (unlimited).
     pub limit_rate: Option<u64>,
@@ -94,6 +107,10 @@ pub struct Config {
     /// URL's name is kept then). Such a file is not recognised as up to date by a later
     /// run. Defaults to false.
     pub content_disposition: bool,
+    /// Take a plain 32-hex-digit ETag (an S3 single-part upload's) as the body's MD5 and
+    /// verify against it when the job has no checksum; a multipart `"…-N"` ETag is
+    /// never one. Defaults to false: other servers' ETags are opaque.
+    pub etag_md5: bool,
     /// The slowest a body may arrive, in bytes per second averaged over each
     /// [`Config::min_rate_window`] of a transfer; slower fails the attempt with a
     /// [`crate::TimeoutPhase::MinRate`] timeout (retried like other timeouts, the part
@@ -133,11 +150,15 @@ impl Default for Config {
             progress_events: true,
             proxy: ProxySettings::direct(),
             ca_certs: Vec::new(),
+            system_roots: false,
+            client_cert: None,
+            client_key: None,
             limit_rate: None,
             request_rate: None,
             per_host_request_rate: None,
             remote_time: false,
             content_disposition: false,
+            etag_md5: false,
             min_rate: None,
             min_rate_window: Duration::from_secs(30),
             keep_headers: Vec::new(),
@@ -314,6 +335,31 @@ impl PoolBuilder {
         self.config
             .keep_headers
             .extend(names.into_iter().map(|n| n.into().to_ascii_lowercase()));
+        self
+    }
+
+    /// Verify a body against its ETag when that is a plain MD5 (see
+    /// [`Config::etag_md5`]). Defaults to false.
+    pub fn etag_md5(mut self, yes: bool) -> Self {
+        self.config.etag_md5 = yes;
+        self
+    }
+
+    /// Trust the system's certificate store instead of Mozilla's roots (see
+    /// [`Config::system_roots`]; reads `SSL_CERT_FILE` and `SSL_CERT_DIR`). Defaults to
+    /// false.
+    pub fn system_roots(mut self, yes: bool) -> Self {
+        self.config.system_roots = yes;
+        self
+    }
+
+    /// Present the client certificate in the PEM file `cert` to servers that ask for one,
+    /// with the private key from `key` or, when `None`, from `cert`. A file that cannot be
+    /// read, holds no certificate or key, or a key that does not fit the certificate,
+    /// fails [`PoolBuilder::build`]. Defaults to none.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: Option<PathBuf>) -> Self {
+        self.config.client_cert = Some(cert.into());
+        self.config.client_key = key;
         self
     }
 

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::checksum::{Algorithm, DigestSource};
+
 /// Where a job came from, for error messages: a file name (or `-`, `args`) and a
 /// 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,11 @@ pub enum TlsReason {
     BadPem,
     /// The connection for an https URL is not TLS.
     NotTls,
+    /// The server asks for a client certificate and none was given
+    /// ([`PoolBuilder::client_cert`](crate::PoolBuilder::client_cert)).
+    ClientCertRequired,
+    /// The server refused the client certificate given (another CA, expired, revoked).
+    ClientCertRefused,
     /// Something else; the detail says what.
     Other,
 }
@@ -100,6 +107,8 @@ impl TlsReason {
             TlsReason::Revoked => "certificate revoked",
             TlsReason::BadSignature => "bad certificate signature",
             TlsReason::BadPem => "bad PEM",
+            TlsReason::ClientCertRequired => "the server requires a client certificate",
+            TlsReason::ClientCertRefused => "the server refused the client certificate",
             TlsReason::NotTls | TlsReason::Other => return None,
         })
     }
@@ -129,6 +138,13 @@ pub enum Setting {
     OutputDir,
     /// The extra CA certificates ([`PoolBuilder::ca_cert`](crate::PoolBuilder::ca_cert)).
     CaCert,
+    /// The system's trust store ([`PoolBuilder::system_roots`](crate::PoolBuilder::system_roots)).
+    SystemRoots,
+    /// The client certificate ([`PoolBuilder::client_cert`](crate::PoolBuilder::client_cert)).
+    ClientCert,
+    /// The client certificate's private key
+    /// ([`PoolBuilder::client_cert`](crate::PoolBuilder::client_cert)).
+    ClientKey,
     /// The proxy ([`PoolBuilder::proxy`](crate::PoolBuilder::proxy)).
     Proxy,
     /// The shard ([`Shard`](crate::Shard)): `K/N`, or found in the environment.
@@ -284,6 +300,17 @@ pub enum Error {
         /// What arrived.
         actual: String,
     },
+    /// The body's digest differs from the one expected (kind `checksum`).
+    Digest {
+        /// The algorithm compared.
+        algorithm: Algorithm,
+        /// Where the expected value came from: the job, or a header of the answer.
+        source: DigestSource,
+        /// The expected digest, lowercase hex.
+        expected: String,
+        /// The body's digest, lowercase hex.
+        actual: String,
+    },
     /// A memory job's body is larger than the memory limit
     /// ([`Config::memory_limit`](crate::Config::memory_limit)); reading stopped at the
     /// limit (or before the body, when the announced size was over it). Its kind is
@@ -366,7 +393,7 @@ impl Error {
             Error::Tls { .. } => ErrorKind::Tls,
             Error::Status { .. } => ErrorKind::Http,
             Error::Protocol { .. } => ErrorKind::Protocol,
-            Error::Checksum { .. } => ErrorKind::Checksum,
+            Error::Checksum { .. } | Error::Digest { .. } => ErrorKind::Checksum,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Io { .. } | Error::Hashing { .. } => ErrorKind::Io,
             Error::Proxy { .. } => ErrorKind::Proxy,
@@ -551,6 +578,16 @@ impl fmt::Display for Error {
             Error::Checksum { expected, actual } => {
                 write!(f, "checksum mismatch: expected {expected}, got {actual}")
             }
+            Error::Digest {
+                algorithm,
+                source,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "checksum mismatch: expected {algorithm} {expected} ({}), got {actual}",
+                source.words()
+            ),
             Error::TooLarge { limit, announced } => {
                 write!(
                     f,

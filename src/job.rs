@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::checksum::{Algorithm, Checksum};
 use crate::error::Error;
 
 /// A job's number within one run, in submission order starting at 0.
@@ -51,8 +52,9 @@ pub struct Job {
     pub url: String,
     /// Where the body goes. Defaults to a file named after the URL's last path segment.
     pub dest: Destination,
-    /// The expected sha256 of the body, lowercase hex.
-    pub sha256: Option<String>,
+    /// The body's expected digest (md5, sha1, sha256, sha512 or crc32c). When set, it
+    /// decides whether the body is right; when not, a digest the server announces does.
+    pub checksum: Option<Checksum>,
     /// The expected size of the body in bytes.
     pub size: Option<u64>,
     /// A name other jobs can depend on.
@@ -108,7 +110,7 @@ impl Job {
         Job {
             url,
             dest,
-            sha256: None,
+            checksum: None,
             size: None,
             id: None,
             after: Vec::new(),
@@ -140,8 +142,20 @@ impl Job {
     }
 
     /// Require the body's sha256 (hex) to be `hex`.
-    pub fn sha256(mut self, hex: impl Into<String>) -> Job {
-        self.sha256 = Some(hex.into().to_ascii_lowercase());
+    pub fn sha256(self, hex: impl Into<String>) -> Job {
+        self.checksum(Checksum::new(Algorithm::Sha256, hex))
+    }
+
+    /// Require the body's digest to be `checksum` (see [`Checksum`]'s `ALGO:HEX` form).
+    ///
+    /// ```
+    /// use fetchpool::Job;
+    /// let job = Job::new("http://127.0.0.1/a.bin")
+    ///     .checksum("md5:9e107d9d372bb6826bd81d3542a419d6".parse().unwrap());
+    /// assert_eq!(job.checksum.unwrap().to_string(), "md5:9e107d9d372bb6826bd81d3542a419d6");
+    /// ```
+    pub fn checksum(mut self, checksum: Checksum) -> Job {
+        self.checksum = Some(checksum);
         self
     }
 
@@ -244,7 +258,8 @@ impl Job {
     }
 
     /// Checks what can be checked without a network or a filesystem: the URL is http(s)
-    /// and parses, the destination stays inside the output directory, the sha256 is hex.
+    /// and parses, the destination stays inside the output directory, the checksum is hex
+    /// of its algorithm's length.
     /// The message says what to fix; the caller adds the line.
     pub fn check(&self) -> Result<(), Error> {
         check_url(&self.url)?;
@@ -254,13 +269,8 @@ impl Job {
             check_lengths(path)?;
             check_not_reserved(path)?;
         }
-        if let Some(hex) = &self.sha256
-            && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(Error::config(format!(
-                "sha256 '{}' is not 64 hex digits; give the full lowercase hex digest",
-                shown(hex)
-            )));
+        if let Some(checksum) = &self.checksum {
+            checksum.check().map_err(|e| Error::config(e.to_string()))?;
         }
         for (name, value) in &self.headers {
             check_header(name, value)?;

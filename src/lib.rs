@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod checksum;
 mod config;
 mod error;
 mod event;
@@ -44,6 +45,7 @@ mod report;
 mod shard;
 mod url;
 
+pub use checksum::{Algorithm, Checksum, DigestSource, ParseChecksumError, Verified};
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, RedirectReason, Setting, TimeoutPhase, TlsReason};
 pub use event::Event;

@@ -2,11 +2,13 @@
 //!
 //! Three formats, chosen per line so that lists can be concatenated:
 //! - plain: `URL` (the file is named after the URL's last path segment);
-//! - TSV: `URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]`;
-//! - JSON lines: `{"url": …, "path": …, "sha256": …, "size": …, "id": …, "after": […],
-//!   "method": …, "headers": {…}, "body": …, "priority": …, "memory": …, "timeout": …,
-//!   "max_time": …, "retries": …}` (`timeout`, the stall limit, and `max_time`, the job's
-//!   whole budget, in seconds; `retries` extra attempts: each the pool's when absent).
+//! - TSV: `URL<TAB>PATH[<TAB>CHECKSUM[<TAB>SIZE]]`, the checksum as `ALGO:HEX` (md5, sha1,
+//!   sha256, sha512, crc32c) or bare 64 hex digits (a sha256);
+//! - JSON lines: `{"url": …, "path": …, "sha256": …, "checksum": "ALGO:HEX", "size": …,
+//!   "id": …, "after": […], "method": …, "headers": {…}, "body": …, "priority": …,
+//!   "memory": …, "timeout": …, "max_time": …, "retries": …}` (`timeout`, the stall limit,
+//!   and `max_time`, the job's whole budget, in seconds; `retries` extra attempts: each the
+//!   pool's when absent).
 //!
 //! Blank lines and lines starting with `#` are ignored. Every error names the list and
 //! the 1-based line, and says what to fix. A line is kept in memory only up to
@@ -18,6 +20,7 @@ use std::io::{self, BufRead};
 
 use serde::Deserialize;
 
+use crate::checksum::{Algorithm, Checksum};
 use crate::error::Error;
 use crate::job::{Destination, Job, Naming, Origin};
 use crate::redact::{SHOWN_CHARS, clip};
@@ -187,6 +190,7 @@ struct JsonJob {
     url: String,
     path: Option<String>,
     sha256: Option<String>,
+    checksum: Option<String>,
     size: Option<u64>,
     id: Option<String>,
     #[serde(default)]
@@ -242,7 +246,7 @@ fn parse_tsv(line: &str, naming: &Naming) -> Result<Job, String> {
     let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
     if fields.len() > 4 {
         return Err(format!(
-            "{} tab-separated fields; expected URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]",
+            "{} tab-separated fields; expected URL<TAB>PATH[<TAB>CHECKSUM[<TAB>SIZE]]",
             fields.len()
         ));
     }
@@ -250,8 +254,8 @@ fn parse_tsv(line: &str, naming: &Naming) -> Result<Job, String> {
         Some(path) => Job::with_dest(fields[0].to_string(), Destination::File(path.into())),
         None => Job::named(fields[0], naming),
     };
-    if let Some(sha) = fields.get(2).filter(|s| !s.is_empty() && **s != "-") {
-        job = job.sha256(*sha);
+    if let Some(sum) = fields.get(2).filter(|s| !s.is_empty() && **s != "-") {
+        job = job.checksum(parse_checksum(sum)?);
     }
     if let Some(size) = fields.get(3).filter(|s| !s.is_empty() && **s != "-") {
         let n = size.parse::<u64>().map_err(|_| {
@@ -265,6 +269,16 @@ fn parse_tsv(line: &str, naming: &Naming) -> Result<Job, String> {
     Ok(job)
 }
 
+/// A checksum field: `ALGO:HEX` or bare 64 hex digits (a sha256).
+fn parse_checksum(text: &str) -> Result<Checksum, String> {
+    if !text.contains(':') {
+        // A bare value keeps the sha256 message lists always had.
+        return Ok(Checksum::new(Algorithm::Sha256, text));
+    }
+    text.parse()
+        .map_err(|e: crate::checksum::ParseChecksumError| e.to_string())
+}
+
 fn parse_json(line: &str, naming: &Naming) -> Result<Job, String> {
     let j: JsonJob = serde_json::from_str(line)
         .map_err(|e| format!("invalid JSON job: {e}; see the JSON-lines job format"))?;
@@ -273,8 +287,16 @@ fn parse_json(line: &str, naming: &Naming) -> Result<Job, String> {
         (false, Some(path)) => Job::with_dest(j.url, Destination::File(path.into())),
         (false, None) => Job::named(j.url, naming),
     };
-    if let Some(sha) = j.sha256 {
-        job = job.sha256(sha);
+    match (j.sha256, j.checksum) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "both \"sha256\" and \"checksum\" given; give one (\"checksum\": \"ALGO:HEX\")"
+                    .to_string(),
+            );
+        }
+        (Some(sha), None) => job = job.sha256(sha),
+        (None, Some(sum)) => job = job.checksum(parse_checksum(&sum)?),
+        (None, None) => {}
     }
     job.size = j.size;
     job.id = j.id;
@@ -311,7 +333,10 @@ mod tests {
         assert_eq!(jobs.len(), 3);
         assert_eq!(jobs[0].path(), Some(Path::new("a.bin")));
         assert_eq!(jobs[1].path(), Some(Path::new("out/b.bin")));
-        assert_eq!(jobs[1].sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(
+            jobs[1].checksum.as_ref().map(|c| c.hex.as_str()),
+            Some(sha.as_str())
+        );
         assert_eq!(jobs[1].size, Some(12));
         assert_eq!(jobs[1].origin.as_ref().unwrap().line, 4);
         assert_eq!(jobs[2].method, "POST");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::checksum::Verified;
 use crate::error::{Error, ErrorKind};
 use crate::job::{Destination, Job, JobId};
 use crate::redact;
@@ -88,6 +89,9 @@ pub struct Outcome {
     pub bytes: u64,
     /// The sha256 of the whole body, lowercase hex, when it was received.
     pub sha256: Option<String>,
+    /// What the file or body was verified with, and against what (the job's checksum, a
+    /// digest the server announced); `None` when nothing was compared.
+    pub verified: Option<Verified>,
     /// Attempts made, the first included; 0 when the job never started.
     pub attempts: u32,
     /// Time from the job's first start to its end (queue time excluded).
@@ -113,6 +117,7 @@ pub(crate) struct Measured {
     pub(crate) http_status: Option<u16>,
     pub(crate) bytes: u64,
     pub(crate) sha256: Option<String>,
+    pub(crate) verified: Option<Verified>,
     pub(crate) attempts: u32,
     pub(crate) elapsed: Duration,
     pub(crate) resumed_from: Option<u64>,
@@ -167,6 +172,7 @@ impl Outcome {
             http_status,
             bytes,
             sha256,
+            verified,
             attempts,
             elapsed,
             resumed_from,
@@ -183,6 +189,7 @@ impl Outcome {
             http_status,
             bytes,
             sha256,
+            verified,
             attempts,
             elapsed,
             resumed_from,
@@ -238,6 +245,7 @@ impl Outcome {
             "http_status": self.http_status,
             "bytes": self.bytes,
             "sha256": self.sha256,
+            "verified": self.verified.map_or_else(|| "none".to_string(), |v| v.to_string()),
             "attempts": self.attempts,
             "elapsed_ms": self.elapsed.as_millis() as u64,
             "resumed_from": self.resumed_from,
@@ -405,6 +413,7 @@ mod tests {
             http_status: Some(404),
             bytes: 0,
             sha256: None,
+            verified: None,
             attempts: 1,
             elapsed: Duration::from_millis(12),
             resumed_from: None,
@@ -424,6 +433,7 @@ mod tests {
             "http_status",
             "bytes",
             "sha256",
+            "verified",
             "attempts",
             "elapsed_ms",
             "resumed_from",

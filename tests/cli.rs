@@ -729,7 +729,7 @@ fn an_unknown_tls_issuer_gets_a_hint_to_pass_the_ca_with_cacert() {
     assert!(
         run.stderr.contains(
             "    hint: 127.0.0.1 presents a certificate no trusted CA signed: if it is your own \
-             CA, pass it with --cacert FILE (PEM)\n"
+             CA, pass it with --cacert FILE (PEM) or add it to the system's trust store\n"
         ),
         "{}",
         run.stderr

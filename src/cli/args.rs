@@ -28,10 +28,12 @@ Job lists (one job per line; '#' comments and blank lines ignored):
   plain   URL                                   file named after the URL's last segment
                                                 (or its path, --keep-path); URLs whose
                                                 names repeat get NAME-HASH.EXT (see README)
-  TSV     URL<TAB>PATH[<TAB>SHA256[<TAB>SIZE]]  PATH relative to --output-dir
-  JSON    {\"url\":…, \"path\":…, \"sha256\":…, \"size\":…, \"id\":…, \"after\":[…],
-           \"method\":…, \"headers\":{…}, \"body\":…, \"priority\":…, \"memory\":…,
-           \"timeout\":SECS, \"max_time\":SECS, \"retries\":N}
+  TSV     URL<TAB>PATH[<TAB>CHECKSUM[<TAB>SIZE]]
+          PATH relative to --output-dir; CHECKSUM md5:HEX, sha1:HEX, sha256:HEX,
+          sha512:HEX, or bare 64 hex digits (a sha256)
+  JSON    {\"url\":…, \"path\":…, \"checksum\":\"ALGO:HEX\" (or \"sha256\":…), \"size\":…,
+           \"id\":…, \"after\":[…], \"method\":…, \"headers\":{…}, \"body\":…,
+           \"priority\":…, \"memory\":…, \"timeout\":SECS, \"max_time\":SECS, \"retries\":N}
 
 Units: durations in seconds (or 500ms, 5m, 1h); rates in bytes per second with K, M, G
 suffixes that are 1024-based, as in curl (2M = 2,097,152 bytes/s).
@@ -254,10 +256,48 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Proxy, redirects and TLS")]
     pub no_proxy_env: bool,
 
-    /// Also trust the CA certificate(s) in this PEM file. Repeatable [default: Mozilla's
-    /// roots only].
+    /// Also trust the CA certificate(s) in this PEM file. Repeatable [default: the
+    /// system's trust store only].
     #[arg(long, value_name = "FILE", help_heading = "Proxy, redirects and TLS")]
     pub cacert: Vec<PathBuf>,
+
+    /// Trust the system's certificate store, as curl does: SSL_CERT_FILE and SSL_CERT_DIR
+    /// when set, else the system's (/etc/ssl/certs); Mozilla's roots where there is none
+    /// [default].
+    #[arg(
+        long,
+        overrides_with = "no_ca_native",
+        help_heading = "Proxy, redirects and TLS"
+    )]
+    pub ca_native: bool,
+
+    /// Trust Mozilla's roots (built in) instead of the system's store.
+    #[arg(
+        long,
+        overrides_with = "ca_native",
+        help_heading = "Proxy, redirects and TLS"
+    )]
+    pub no_ca_native: bool,
+
+    /// Client certificate (PEM) for servers that ask for one (mutual TLS); the file may
+    /// hold the private key too.
+    #[arg(long, value_name = "FILE", help_heading = "Proxy, redirects and TLS")]
+    pub cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM, unencrypted), when not in --cert's file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = "Proxy, redirects and TLS"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Verify a body without a listed checksum against its ETag when that is a plain
+    /// 32-hex MD5, as S3 gives for single-part uploads (a multipart '…-N' ETag is
+    /// ignored). Off by default: other servers' ETags are not MD5s.
+    #[arg(long, help_heading = "Output and reporting")]
+    pub etag_md5: bool,
 
     /// Where files go; created if missing.
     #[arg(

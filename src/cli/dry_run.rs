@@ -63,6 +63,6 @@ fn count_up_to_date(
 ) -> u64 {
     let jobs = super::sources::jobs(sources, names)
         .flatten()
-        .filter(|job| job.sha256.is_some() && job.path().is_some() && selection.takes(job));
+        .filter(|job| job.checksum.is_some() && job.path().is_some() && selection.takes(job));
     fetchpool::count_verified(dir, jobs)
 }

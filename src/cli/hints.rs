@@ -5,7 +5,7 @@
 //! command-line flags, and the library knows nothing of flags. They are picked by
 //! matching [`Error`] variants and their typed fields, never by the wording of a message.
 
-use fetchpool::{Error, RedirectReason, Setting, TimeoutPhase, TlsReason};
+use fetchpool::{DigestSource, Error, RedirectReason, Setting, TimeoutPhase, TlsReason};
 
 /// The flag (or variable) a setting is given with on the command line.
 pub fn flag(setting: Setting) -> &'static str {
@@ -13,6 +13,9 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Workers => "-j",
         Setting::OutputDir => "-o",
         Setting::CaCert => "--cacert",
+        Setting::SystemRoots => "--ca-native",
+        Setting::ClientCert => "--cert",
+        Setting::ClientKey => "--key",
         Setting::Proxy => "--proxy",
         Setting::Shard => "--shard",
         Setting::ShardCount => "--shard-count",
@@ -71,7 +74,15 @@ pub fn hint(e: &Error, url: &str, proxy: Option<&str>) -> Option<String> {
         Error::Tls { reason, .. } => match reason {
             TlsReason::UnknownIssuer => format!(
                 "{host} presents a certificate no trusted CA signed: if it is your own CA, \
-                 pass it with --cacert FILE (PEM)"
+                 pass it with --cacert FILE (PEM) or add it to the system's trust store"
+            ),
+            TlsReason::ClientCertRequired => format!(
+                "{host} asks for a client certificate: give it with --cert FILE [--key FILE] \
+                 (PEM)"
+            ),
+            TlsReason::ClientCertRefused => format!(
+                "{host} refused the client certificate: check that --cert is one its CA \
+                 issued, and not expired"
             ),
             TlsReason::NameMismatch => {
                 format!("{host}'s certificate is for another name: check the URL's host name")
@@ -116,6 +127,19 @@ pub fn hint(e: &Error, url: &str, proxy: Option<&str>) -> Option<String> {
                                    sha256 or size: the list is out of date, or the server's \
                                    copy changed or is damaged"
             .into(),
+        Error::Digest { source, .. } => match source {
+            DigestSource::List => "a fresh download (from byte 0) differs from the list's \
+                                   checksum: the list is out of date, or the server's copy \
+                                   changed or is damaged"
+                .into(),
+            DigestSource::Etag => "the body is not the MD5 its ETag names: the copy is damaged, \
+                                   or the store's ETags are not MD5s (drop --etag-md5)"
+                .into(),
+            _ => "the body differs from the digest the server announced for it: the server's \
+                  copy is damaged or changed during the transfer; put a checksum in the list \
+                  to decide"
+                .into(),
+        },
         Error::Io { .. } => "check free space and permissions under --output-dir".into(),
         Error::Dependency { .. } => {
             "these jobs wait for jobs that failed; fixing those retries both".into()

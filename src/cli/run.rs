@@ -55,6 +55,7 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .memory_limit(args.memory_limit)
         .content_disposition(args.content_disposition)
         .remote_time(args.remote_time)
+        .etag_md5(args.etag_md5)
         .progress_events(false);
     if let Some(p) = &args.proxy {
         b = b.proxy(p);
@@ -64,6 +65,10 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
     }
     for ca in &args.cacert {
         b = b.ca_cert(ca);
+    }
+    b = b.system_roots(!args.no_ca_native);
+    if let Some(cert) = &args.cert {
+        b = b.client_cert(cert, args.key.clone());
     }
     let mut authorization_header = false;
     for h in &args.headers {

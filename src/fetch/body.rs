@@ -6,15 +6,15 @@ use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use ureq::http;
 
 use super::classify::{Limits, from_io};
+use super::digest;
 use super::input::{BUF_SIZE, Env, Failure, Input, Pipeline, Scratch, Success, emit};
+use crate::checksum::Hasher;
 use crate::error::{Error, TimeoutPhase};
 use crate::event::Event;
 use crate::job::Destination;
-use crate::output::names::hex;
 use crate::output::part::{PartStart, Sink};
 use crate::output::sidecar::{self, Prepared, Sidecar};
 use crate::output::validators;
@@ -33,8 +33,9 @@ pub(super) struct Arrived<'a> {
 }
 
 /// Streams the body to its destination, hashing as it goes, and verifies it. The bytes
-/// already in `PATH.part` before the body's offset are hashed first so that the sha256
-/// covers the whole file. A body is cut off as soon as it passes the job's listed size or,
+/// already in `PATH.part` before the body's offset are hashed first so that the digests
+/// cover the whole file: sha256 always, and the job's checksum's algorithm or, without
+/// one, those of the digests the server announced ([`digest`]). A body is cut off as soon as it passes the job's listed size or,
 /// for a memory job, the memory limit. A large body's hashing thread runs in a scope of
 /// this call: it is joined before the call returns, whatever the outcome.
 pub(super) fn receive(
@@ -90,7 +91,9 @@ fn receive_in<'s>(
             actual: format!("{got} bytes announced by the server"),
         }));
     }
-    let mut first_bytes = Sha256::new();
+    let announced_digests =
+        digest::announced(head, status == Some(206) || from.is_some(), cfg.etag_md5);
+    let mut first_bytes = digest::hasher_for(job.checksum.as_ref(), &announced_digests);
     let mut sink = match &job.dest {
         Destination::File(rel) => {
             let sidecar = match (from, validators::range_validator(head)) {
@@ -193,7 +196,10 @@ fn receive_in<'s>(
     })();
     if let Err(error) = result {
         let keep = match &error {
-            Error::Io { .. } | Error::Checksum { .. } | Error::Config { .. } => false,
+            Error::Io { .. }
+            | Error::Checksum { .. }
+            | Error::Digest { .. }
+            | Error::Config { .. } => false,
             _ => bytes > 0,
         };
         let partial = sink.abandon(keep).then_some(bytes);
@@ -203,8 +209,8 @@ fn receive_in<'s>(
             ..Failure::new(error)
         });
     }
-    let digest = match hasher.finish() {
-        Some(h) => hex(&h.finalize()),
+    let digests = match hasher.finish() {
+        Some(h) => h.finish(),
         None => {
             sink.abandon(false);
             return Err(Failure::new(Error::Hashing {
@@ -237,25 +243,25 @@ fn receive_in<'s>(
             actual: format!("{bytes} bytes"),
         }));
     }
-    if let Some(expected) = &job.sha256
-        && *expected != digest
+    let shown = crate::redact::url(&job.url);
+    let verified = match digest::judge(job.checksum.as_ref(), &announced_digests, &digests, &shown)
     {
-        sink.abandon(false);
-        return Err(Failure::new(Error::Checksum {
-            expected: expected.clone(),
-            actual: digest,
-        }));
-    }
+        Ok(v) => v,
+        Err(e) => {
+            sink.abandon(false);
+            return Err(Failure::new(e));
+        }
+    };
     let body = sink.commit().map_err(Failure::new)?;
     let placed_at = match &job.dest {
         Destination::File(rel) => place(cfg, job, rel, head),
         Destination::Memory => None,
     };
-    // A job listed with a sha256 is judged by its hash on the next run, never by a
+    // A job listed with a checksum is judged by its hash on the next run, never by a
     // validator: storing one would cost a file per job for nothing. A file placed under
     // its Content-Disposition name is not where the next run looks for it.
     if let Destination::File(rel) = &job.dest
-        && job.sha256.is_none()
+        && job.checksum.is_none()
         && placed_at.is_none()
     {
         validators::remember(&cfg.output_dir, rel, &job.url, head);
@@ -263,7 +269,8 @@ fn receive_in<'s>(
     Ok(Success {
         http_status: status,
         bytes,
-        sha256: Some(digest),
+        sha256: Some(digests.sha256()),
+        verified,
         resumed_from: from,
         redirects: Vec::new(),
         body,
@@ -352,9 +359,9 @@ const PIPELINE_MIN: u64 = 4 << 20;
 /// Chunks in flight between a worker and its hashing thread.
 const PIPELINE_DEPTH: usize = 4;
 
-/// The body's sha256, computed inline or on a helper thread.
+/// The body's digests, computed inline or on a helper thread.
 enum BodyHasher<'a> {
-    Inline(Sha256),
+    Inline(Hasher),
     Piped(PipedHasher<'a>),
 }
 
@@ -378,7 +385,7 @@ impl BodyHasher<'_> {
     }
 
     /// The hasher with every chunk in it; `None` only if the hashing thread died.
-    fn finish(self) -> Option<Sha256> {
+    fn finish(self) -> Option<Hasher> {
         match self {
             BodyHasher::Inline(h) => Some(h),
             BodyHasher::Piped(p) => p.finish(),
@@ -393,14 +400,14 @@ struct PipedHasher<'a> {
     current: Vec<u8>,
     full: Option<crossbeam_channel::Sender<(Vec<u8>, usize)>>,
     free: crossbeam_channel::Receiver<Vec<u8>>,
-    thread: std::thread::ScopedJoinHandle<'a, Sha256>,
+    thread: std::thread::ScopedJoinHandle<'a, Hasher>,
     _slot: Pipeline<'a>,
 }
 
 impl<'a> PipedHasher<'a> {
     fn start(
         scope: &'a std::thread::Scope<'a, '_>,
-        mut hasher: Sha256,
+        mut hasher: Hasher,
         slot: Pipeline<'a>,
     ) -> PipedHasher<'a> {
         let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(PIPELINE_DEPTH);
@@ -433,7 +440,7 @@ impl<'a> PipedHasher<'a> {
         }
     }
 
-    fn finish(mut self) -> Option<Sha256> {
+    fn finish(mut self) -> Option<Hasher> {
         drop(self.full.take());
         self.thread.join().ok()
     }

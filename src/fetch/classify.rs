@@ -217,6 +217,19 @@ fn tls_error(e: &rustls::Error) -> Error {
             C::BadSignature => TlsReason::BadSignature,
             _ => TlsReason::Other,
         },
+        rustls::Error::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            match alert {
+                A::CertificateRequired => TlsReason::ClientCertRequired,
+                A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA => TlsReason::ClientCertRefused,
+                _ => TlsReason::Other,
+            }
+        }
         _ => TlsReason::Other,
     };
     Error::tls(reason, e.to_string())

@@ -97,6 +97,8 @@ pub(crate) struct Success {
     pub(crate) http_status: Option<u16>,
     pub(crate) bytes: u64,
     pub(crate) sha256: Option<String>,
+    /// What the body (or the file already there) was verified with, if anything.
+    pub(crate) verified: Option<crate::checksum::Verified>,
     pub(crate) resumed_from: Option<u64>,
     pub(crate) redirects: Vec<String>,
     pub(crate) body: Option<Vec<u8>>,

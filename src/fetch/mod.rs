@@ -12,6 +12,7 @@
 
 mod body;
 mod classify;
+mod digest;
 mod input;
 pub(crate) mod redirect;
 
@@ -75,7 +76,8 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
         return Ok(Success {
             http_status: None,
             bytes: up.len,
-            sha256: job.sha256.clone(),
+            sha256: up.sha256,
+            verified: up.verified,
             resumed_from: None,
             redirects,
             body: None,
@@ -202,6 +204,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 http_status: Some(304),
                 bytes,
                 sha256: None,
+                verified: None,
                 resumed_from: None,
                 redirects,
                 body: None,
@@ -317,9 +320,9 @@ fn keep_headers(cfg: &Config, job: &Job, head: &http::HeaderMap) -> Vec<(String,
         .collect()
 }
 
-/// A body that arrived but is not the file the job wants (size or sha256).
+/// A body that arrived but is not the file the job wants (size or digest).
 fn is_check_failure(e: &Error) -> bool {
-    matches!(e, Error::Checksum { .. })
+    matches!(e, Error::Checksum { .. } | Error::Digest { .. })
 }
 
 fn send(

@@ -14,15 +14,19 @@
 //!
 //! Names go through [`CachingResolver`] (see `crate::net::resolve`), the proxy's name too.
 //!
-//! TLS is rustls with Mozilla's roots (ureq's default). Extra CA files replace that
-//! default with the same roots as whole certificates plus the files' certificates,
-//! because ureq's [`RootCerts`] is either "the built-in roots" or "exactly these".
+//! TLS is rustls. The trusted roots are Mozilla's (ureq's default) or, when asked, the
+//! system's trust store as curl sees it (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else
+//! the platform's store, read by rustls-native-certs), plus any extra CA files; ureq's
+//! [`RootCerts`] is either "the built-in roots" or "exactly these", so anything but the
+//! default is given as whole certificates. [`tls_config`] reads and checks every file
+//! (CA files, the system store, a client certificate and its key) once, when the pool is
+//! built, so that a bad one fails before any request.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 use ureq::unversioned::transport::{
     ConnectProxyConnector, Connector, RustlsConnector, SocksConnector, TcpConnector,
 };
@@ -49,6 +53,10 @@ pub(crate) struct Settings<'a> {
     pub(crate) per_host: usize,
     /// Extra PEM files of trusted certificates.
     pub(crate) ca_certs: &'a [PathBuf],
+    /// Trust the system's store instead of Mozilla's roots.
+    pub(crate) system_roots: bool,
+    /// A PEM client certificate (chain), and the file of its key when not in it.
+    pub(crate) client_cert: Option<(&'a Path, Option<&'a Path>)>,
     /// Time to open a connection.
     pub(crate) connect_timeout: Duration,
     /// Time a read or a write may wait.
@@ -57,24 +65,179 @@ pub(crate) struct Settings<'a> {
     pub(crate) user_agent: &'a str,
 }
 
-/// The shared agent; `opened` is the pool's record of which threads opened a connection
-/// (see [`reuse`]).
-pub(crate) fn build(
-    settings: &Settings<'_>,
-    opened: &Arc<reuse::Opened>,
-) -> Result<ureq::Agent, Error> {
-    let idle = settings.workers.max(settings.per_host).max(4);
+/// The TLS side of the agent: its roots and client certificate, every file read and
+/// checked now.
+pub(crate) fn tls_config(settings: &Settings<'_>) -> Result<TlsConfig, Error> {
     let mut tls = TlsConfig::builder();
-    if !settings.ca_certs.is_empty() {
-        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-            .collect();
+    if settings.system_roots || !settings.ca_certs.is_empty() {
+        let mut roots = if settings.system_roots {
+            system_roots()?
+        } else {
+            mozilla_roots()
+        };
         for path in settings.ca_certs {
             roots.extend(read_ca_file(path)?);
         }
         tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
     }
+    if let Some((cert, key)) = settings.client_cert {
+        tls = tls.client_cert(Some(read_client_cert(cert, key)?));
+    }
+    Ok(tls.build())
+}
+
+/// Mozilla's roots as whole certificates (the same list as ureq's built-in one).
+fn mozilla_roots() -> Vec<Certificate<'static>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect()
+}
+
+/// The system's trust store: the file `SSL_CERT_FILE` and the folders `SSL_CERT_DIR`
+/// name when either is set (an unreadable one is an error), else the platform's store.
+/// A system without a store (a bare container) falls back to Mozilla's roots.
+fn system_roots() -> Result<Vec<Certificate<'static>>, Error> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .into_iter()
+        .filter_map(|v| std::env::var_os(v).map(|p| format!("{v}={}", p.to_string_lossy())))
+        .collect();
+    if !named.is_empty() && (loaded.certs.is_empty() || !loaded.errors.is_empty()) {
+        let why = loaded.errors.first().map_or_else(
+            || "it holds no certificate".to_string(),
+            ToString::to_string,
+        );
+        return Err(Error::setting(
+            Setting::SystemRoots,
+            format!(
+                "cannot read the system trust store that {} names: {why}; point it at a PEM                  file (or folder) of CA certificates, or unset it",
+                named.join(" and ")
+            ),
+        ));
+    }
+    for e in &loaded.errors {
+        log::debug!("system trust store: {e}");
+    }
+    if loaded.certs.is_empty() {
+        log::warn!(
+            "the system has no trust store (no CA certificates found); using Mozilla's roots"
+        );
+        return Ok(mozilla_roots());
+    }
+    Ok(loaded
+        .certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect())
+}
+
+/// A client certificate chain from the PEM file `cert`, with its private key from `key`
+/// or, without one, from `cert` too. Each file is read and the key checked against the
+/// certificate now: a mismatch would otherwise fail every handshake.
+pub(crate) fn read_client_cert(cert: &Path, key_file: Option<&Path>) -> Result<ClientCert, Error> {
+    let read = |path: &Path, setting: Setting| {
+        std::fs::read(path).map_err(|e| {
+            Error::setting(
+                setting,
+                format!(
+                    "cannot read client certificate file '{}': {e}",
+                    path.display()
+                ),
+            )
+        })
+    };
+    let pem = read(cert, Setting::ClientCert)?;
+    let mut chain = Vec::new();
+    let mut key_in_cert = None;
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => chain.push(c),
+            Ok(PemItem::PrivateKey(k)) => key_in_cert = Some(k),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::setting(
+                    Setting::ClientCert,
+                    format!(
+                        "client certificate file '{}' is not valid PEM: {e}",
+                        cert.display()
+                    ),
+                ));
+            }
+        }
+    }
+    if chain.is_empty() {
+        return Err(Error::setting(
+            Setting::ClientCert,
+            format!(
+                "client certificate file '{}' holds no certificate; give a PEM file with a \
+                 CERTIFICATE block",
+                cert.display()
+            ),
+        ));
+    }
+    let key: PrivateKey<'static> = match key_file {
+        Some(path) => {
+            let pem = read(path, Setting::ClientKey)?;
+            let found = ureq::tls::parse_pem(&pem).find_map(|item| match item {
+                Ok(PemItem::PrivateKey(k)) => Some(k),
+                _ => None,
+            });
+            found.ok_or_else(|| {
+                Error::setting(
+                    Setting::ClientKey,
+                    format!(
+                        "key file '{}' holds no private key; give a PEM file with a PRIVATE \
+                         KEY block (unencrypted)",
+                        path.display()
+                    ),
+                )
+            })?
+        }
+        None => key_in_cert.ok_or_else(|| {
+            Error::setting(
+                Setting::ClientKey,
+                format!(
+                    "client certificate file '{}' holds no private key; give the key's file too",
+                    cert.display()
+                ),
+            )
+        })?,
+    };
+    // The check rustls makes when the first handshake uses them, made now.
+    let der_chain: Vec<rustls::pki_types::CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let der_key = rustls::pki_types::PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| {
+        Error::setting(
+            Setting::ClientKey,
+            format!("the client key is not usable: {e}"),
+        )
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    if let Err(e) = rustls::sign::CertifiedKey::from_der(der_chain, der_key, &provider) {
+        return Err(Error::setting(
+            Setting::ClientKey,
+            format!(
+                "the key in '{}' does not fit the client certificate '{}' ({e}); give the key \
+                 that belongs to it",
+                key_file.unwrap_or(cert).display(),
+                cert.display()
+            ),
+        ));
+    }
+    Ok(ClientCert::new_with_certs(&chain, key))
+}
+
+/// The shared agent, with the TLS side [`tls_config`] made; `opened` is the pool's record
+/// of which threads opened a connection (see [`reuse`]).
+pub(crate) fn build(
+    settings: &Settings<'_>,
+    tls: &TlsConfig,
+    opened: &Arc<reuse::Opened>,
+) -> Result<ureq::Agent, Error> {
+    let idle = settings.workers.max(settings.per_host).max(4);
     let agent_config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -89,7 +252,7 @@ pub(crate) fn build(
         // are small, so the output side gets 16 KiB (bodies still stream through it).
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(16 * 1024)
-        .tls_config(tls.build())
+        .tls_config(tls.clone())
         .user_agent(settings.user_agent)
         .build();
     // The marker tells a stale pooled connection from a fresh one, and connections are

@@ -1,5 +1,5 @@
 //! The one "already right" rule: a file is the one its job wants when it has the job's
-//! sha256 (and size). [`hash_file`] computes it; the up-to-date [`Precheck`] applies it
+//! checksum (and size). [`checksum::hash_file`] computes it; the up-to-date [`Precheck`] applies it
 //! before any request so that such a job is skipped; [`verify`] applies it to a whole
 //! list on disk, with no network.
 //!
@@ -11,18 +11,15 @@
 //! problems found.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest, Sha256};
-
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
-use super::names::hex;
+use crate::checksum::{self, Algorithm, DigestSource, Verified};
 use crate::error::Error;
 use crate::job::{Destination, Job, STATE_DIR};
 
@@ -32,9 +29,10 @@ use crate::job::{Destination, Job, STATE_DIR};
 pub enum Problem {
     /// No file at the path.
     Missing,
-    /// The file exists but its sha256 (or size) differs.
+    /// The file exists but its checksum (or size) differs.
     Mismatch {
-        /// What the list expects: a sha256, or a size in bytes.
+        /// What the list expects: a sha256 (bare hex), another digest (`ALGO:HEX`), or a
+        /// size in bytes.
         expected: String,
         /// What the file has.
         actual: String,
@@ -50,9 +48,9 @@ pub enum Problem {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Verification {
-    /// Files whose sha256 (or size, when that is all the list gives) matched.
+    /// Files whose checksum (or size, when that is all the list gives) matched.
     pub ok: u64,
-    /// Listed files that exist but for which the list gives neither sha256 nor size.
+    /// Listed files that exist but for which the list gives neither checksum nor size.
     pub unchecked: u64,
     /// Bytes hashed.
     pub bytes: u64,
@@ -94,7 +92,8 @@ impl Verification {
 }
 
 pub(crate) enum Verdict {
-    Ok(u64),
+    /// Right: its length, and its sha256 when it was hashed.
+    Ok(u64, Option<String>),
     Unchecked,
     Bad(PathBuf, Problem),
 }
@@ -152,7 +151,7 @@ pub fn count_verified(
     jobs.into_iter()
         .par_bridge()
         .filter(|job| match &job.dest {
-            Destination::File(rel) => matches!(check(dir, rel, job), Verdict::Ok(_)),
+            Destination::File(rel) => matches!(check(dir, rel, job), Verdict::Ok(..)),
             Destination::Memory => false,
         })
         .count() as u64
@@ -168,7 +167,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, n: usize, verdict: Verdict) {
         match verdict {
-            Verdict::Ok(bytes) => {
+            Verdict::Ok(bytes, _) => {
                 self.out.ok += 1;
                 self.out.bytes += bytes;
             }
@@ -192,7 +191,7 @@ impl Tally {
 }
 
 /// The one rule for "this file is already right": present, the listed size, the listed
-/// sha256 (the size is compared first, so a wrong-size file is never hashed). The run's
+/// checksum (the size is compared first, so a wrong-size file is never hashed). The run's
 /// skip check, `verify` and `--dry-run` all ask it.
 pub(crate) fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
     let path = dir.join(rel);
@@ -209,19 +208,30 @@ pub(crate) fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
             actual: format!("{} bytes", meta.len()),
         });
     }
-    let Some(want) = &job.sha256 else {
+    let Some(want) = &job.checksum else {
         return if job.size.is_some() {
-            Verdict::Ok(0)
+            Verdict::Ok(0, None)
         } else {
             Verdict::Unchecked
         };
     };
-    match hash_file(&path) {
-        Ok((got, len)) if got == *want => Verdict::Ok(len),
-        Ok((got, _)) => bad(Problem::Mismatch {
-            expected: want.clone(),
-            actual: got,
-        }),
+    match checksum::hash_file(&path, [want.algorithm]) {
+        Ok((digests, len)) => {
+            let got = digests.get(want.algorithm).unwrap_or_default();
+            if got == want.hex {
+                Verdict::Ok(len, Some(digests.sha256()))
+            } else if want.algorithm == Algorithm::Sha256 {
+                bad(Problem::Mismatch {
+                    expected: want.hex.clone(),
+                    actual: got.to_string(),
+                })
+            } else {
+                bad(Problem::Mismatch {
+                    expected: want.to_string(),
+                    actual: format!("{}:{got}", want.algorithm),
+                })
+            }
+        }
         Err(e) => bad(Problem::Unreadable {
             message: e.to_string(),
         }),
@@ -232,41 +242,32 @@ pub(crate) fn check(dir: &Path, rel: &Path, job: &Job) -> Verdict {
 /// small enough that the first downloads start at once.
 const PRECHECK_BATCH: usize = 64;
 
-/// Sha256 of a whole file, lowercase hex.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                len += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((hex(&hasher.finalize()), len))
-}
-
-/// An existing file that already has the job's sha256 (and size, when given).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An existing file that already has the job's checksum (and size, when given).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UpToDate {
     pub(crate) len: u64,
+    /// The file's sha256, for the report.
+    pub(crate) sha256: Option<String>,
+    /// What it was checked against: the job's checksum.
+    pub(crate) verified: Option<Verified>,
 }
 
-/// Hashes `PATH` when the job names a sha256 and the file exists: `None` when there is
-/// nothing to hash, else whether the file is right (by [`verify`]'s rule).
+/// Hashes `PATH` when the job names a checksum and the file exists: `None` when there
+/// is nothing to hash, else whether the file is right (by [`verify`]'s rule).
 fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
-    let (Destination::File(rel), Some(_)) = (&job.dest, &job.sha256) else {
+    let (Destination::File(rel), Some(want)) = (&job.dest, &job.checksum) else {
         return None;
     };
     match check(output_dir, rel, job) {
         Verdict::Bad(_, Problem::Missing) => None,
-        Verdict::Ok(len) => Some(Some(UpToDate { len })),
+        Verdict::Ok(len, sha256) => Some(Some(UpToDate {
+            len,
+            sha256,
+            verified: Some(Verified {
+                algorithm: want.algorithm,
+                source: DigestSource::List,
+            }),
+        })),
         _ => Some(None),
     }
 }
@@ -305,7 +306,7 @@ impl Precheck {
         let Destination::File(rel) = &job.dest else {
             return None;
         };
-        job.sha256.as_ref()?;
+        job.checksum.as_ref()?;
         if self.fresh {
             return None;
         }

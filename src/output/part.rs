@@ -6,11 +6,10 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::names::{meta_path, part_path};
 use super::sidecar::{self, Sidecar};
 use super::{Disk, RecentDirs, nofollow, unnamed};
+use crate::checksum::Hasher;
 use crate::error::Error;
 
 /// How a body's file starts: fresh, or continuing the part an earlier attempt kept.
@@ -60,7 +59,7 @@ impl<'a> Sink<'a> {
     pub(crate) fn file(
         path: &Path,
         start: PartStart,
-        hasher: &mut Sha256,
+        hasher: &mut Hasher,
         disk: &'a Disk,
         dirs: &mut RecentDirs,
     ) -> Result<Sink<'a>, Error> {
@@ -85,8 +84,7 @@ impl<'a> Sink<'a> {
                 .write(true)
                 .open(&part)
                 .map_err(io_err)?;
-            let copied =
-                io::copy(&mut (&mut file).take(offset), &mut HashWriter(hasher)).map_err(io_err)?;
+            let copied = io::copy(&mut (&mut file).take(offset), hasher).map_err(io_err)?;
             if copied != offset {
                 return Err(io_err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -231,20 +229,6 @@ fn copy_out(file: &File, part: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Feeds bytes copied from a file into a hasher.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    /// Appends `chunk`; a memory body longer than `limit` bytes is an error.
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Creates `dir` and its parents unless this worker saw it lately (`dirs`). A directory
 /// removed behind our back shows up as a failed create of the `.part`, which is an `io`
 /// error naming it, as it should be.
@@ -260,7 +244,6 @@ fn ensure_dir(dir: &Path, dirs: &mut RecentDirs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::names::hex;
     use crate::output::sidecar::SIDECAR_THRESHOLD;
 
     /// A fresh, empty directory of its own for one test.
@@ -302,7 +285,7 @@ mod tests {
 
     fn open<'a>(path: &Path, start: PartStart, disk: &'a Disk) -> Sink<'a> {
         let mut dirs = RecentDirs::default();
-        Sink::file(path, start, &mut Sha256::new(), disk, &mut dirs).unwrap()
+        Sink::file(path, start, &mut Hasher::default(), disk, &mut dirs).unwrap()
     }
 
     #[test]
@@ -363,10 +346,12 @@ mod tests {
             announced: Some(11),
             fresh: false,
         };
-        let mut head = Sha256::new();
+        let mut head = Hasher::default();
         let mut sink =
             Sink::file(&path, start, &mut head, &disk, &mut RecentDirs::default()).unwrap();
-        assert_eq!(hex(&head.finalize()), hex(&Sha256::digest(b"hello ")));
+        let mut want = Hasher::default();
+        want.update(b"hello ");
+        assert_eq!(head.finish(), want.finish());
         sink.write(b"world", u64::MAX).unwrap();
         sink.commit().unwrap();
         assert_eq!(names(&dir), ["a.bin"]);
@@ -384,7 +369,7 @@ mod tests {
         let err = Sink::file(
             &path,
             start,
-            &mut Sha256::new(),
+            &mut Hasher::default(),
             &disk,
             &mut RecentDirs::default(),
         )

@@ -114,7 +114,7 @@ impl Prepared {
             }
             Ok(Some(sidecar)) => resume_point(&path, &job.url, sidecar),
         };
-        let stored = if job.sha256.is_none() {
+        let stored = if job.checksum.is_none() {
             load_stored(output_dir, rel, &job.url)
         } else {
             None

@@ -112,6 +112,7 @@ impl Pending {
             http_status: s.http_status,
             bytes: s.bytes,
             sha256: s.sha256,
+            verified: s.verified,
             resumed_from: s.resumed_from,
             redirects: s.redirects,
             body: s.body,

@@ -51,6 +51,9 @@ pub struct Pool {
     /// The agent the pool was built with: it proves the settings at build time, and a
     /// session uses it only when it cannot build its own. Never shut down.
     agent: ureq::Agent,
+    /// The agents' TLS side (roots, client certificate), read from its files once, at
+    /// build: every session's agent shares it.
+    tls: ureq::tls::TlsConfig,
     /// Which workers opened a connection for their current request (see
     /// [`reuse`](crate::net::reuse)), shared with the agent's connector chain.
     opened: Arc<reuse::Opened>,
@@ -67,6 +70,11 @@ fn agent_settings(config: &Config) -> agent::Settings<'_> {
         workers: config.workers,
         per_host: config.per_host,
         ca_certs: &config.ca_certs,
+        system_roots: config.system_roots,
+        client_cert: config
+            .client_cert
+            .as_deref()
+            .map(|c| (c, config.client_key.as_deref())),
         connect_timeout: config.connect_timeout,
         idle_timeout: config.idle_timeout,
         user_agent: &config.user_agent,
@@ -89,11 +97,13 @@ impl Pool {
 
     fn new(config: Config) -> Result<Pool, Error> {
         let opened = Arc::default();
-        // Built here so that a bad CA file fails `build`, before any request.
-        let agent = agent::build(&agent_settings(&config), &opened)?;
+        // Built here so that a bad CA or certificate file fails `build`, before any request.
+        let tls = agent::tls_config(&agent_settings(&config))?;
+        let agent = agent::build(&agent_settings(&config), &tls, &opened)?;
         Ok(Pool {
             config: Arc::new(config),
             agent,
+            tls,
             opened,
             lock: Arc::default(),
             attempts: Arc::default(),
@@ -238,9 +248,10 @@ impl Pool {
         let cfg = Arc::clone(&self.config);
         // Each session has an agent (a connection pool) of its own: cancelling shuts it
         // down to interrupt blocked reads, which must not reach another session or a
-        // later run. Should rebuilding fail (a CA file gone since `build`), the session
-        // shares the pool's agent and its cancel only sets the flag, never shutting it.
-        let (agent, own_agent) = match agent::build(&agent_settings(&cfg), &self.opened) {
+        // later run. Should rebuilding fail, the session shares the pool's agent and its
+        // cancel only sets the flag, never shutting it.
+        let (agent, own_agent) = match agent::build(&agent_settings(&cfg), &self.tls, &self.opened)
+        {
             Ok(agent) => (agent, true),
             Err(e) => {
                 log::warn!("{e}; this session shares the pool's connections");

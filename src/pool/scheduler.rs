@@ -826,6 +826,7 @@ mod tests {
                 http_status: Some(200),
                 bytes: 0,
                 sha256: None,
+                verified: None,
                 resumed_from: None,
                 redirects: Vec::new(),
                 body: Some(Vec::new()),

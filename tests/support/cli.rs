@@ -68,7 +68,7 @@ pub fn fetchpool(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
 }
 
 /// As [`fetchpool`], with `env` set on top of an environment cleared of every proxy
-/// variable (so only the ones a test names apply).
+/// variable and of `SSL_CERT_FILE` / `SSL_CERT_DIR` (so only the ones a test names apply).
 pub fn fetchpool_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut cmd = command(dir, args, env);
     cmd.stdin(if stdin.is_some() {
@@ -121,6 +121,9 @@ fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
         .env_remove("REQUEST_METHOD")
+        // The system's trust store is the default: only the one a test names applies.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,7 +1,8 @@
 //! https for tests: a throwaway CA made at test time ([`TestCa`]) and a TLS front
 //! ([`TlsFront`]) that terminates TLS with a certificate of that CA and relays each
 //! request in plain HTTP to a [`super::TestServer`], whose logs and routes then serve as
-//! the https server's. Certificates can be valid, expired or for another name.
+//! the https server's. Certificates can be valid, expired or for another name; a front
+//! can demand a client certificate issued by a CA of the test's ([`TlsFront::requiring_client_cert`]).
 
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, date_time_ymd};
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    date_time_ymd,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::relay::{exchange, read_head};
@@ -61,6 +65,22 @@ impl TestCa {
         path
     }
 
+    /// Issues a client certificate (for `name`) and writes it and its key to
+    /// `dir/NAME.crt` and `dir/NAME.key` (PEM), for `--cert` and `--key`.
+    pub fn write_client_cert(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (crt, pem) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&pem, key.serialize_pem()).unwrap();
+        (crt, pem)
+    }
+
     fn issue(&self, leaf: Leaf) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let names = match leaf {
             Leaf::OtherName => vec!["other.example".to_string()],
@@ -95,15 +115,51 @@ impl TlsFront {
 
     /// As [`TlsFront::start`], on a listener the caller bound.
     pub fn on(listener: TcpListener, ca: &TestCa, leaf: Leaf, backend: &TestServer) -> TlsFront {
+        Self::serve(listener, ca, leaf, backend, None)
+    }
+
+    /// As [`TlsFront::start`], refusing every client without a certificate that
+    /// `clients` issued.
+    pub fn requiring_client_cert(
+        ca: &TestCa,
+        leaf: Leaf,
+        backend: &TestServer,
+        clients: &TestCa,
+    ) -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind TLS front");
+        Self::serve(listener, ca, leaf, backend, Some(clients))
+    }
+
+    fn serve(
+        listener: TcpListener,
+        ca: &TestCa,
+        leaf: Leaf,
+        backend: &TestServer,
+        clients: Option<&TestCa>,
+    ) -> TlsFront {
         let addr = listener.local_addr().unwrap();
         let (chain, key) = ca.issue(leaf);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
             .unwrap();
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(clients) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let der = rustls::pki_types::pem::PemObject::from_pem_slice(clients.pem.as_bytes())
+                    .unwrap();
+                roots.add(der).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(chain, key).unwrap();
         let config = Arc::new(config);
         let backend = backend.addr();
         let peers = Arc::new(Mutex::new(Vec::new()));

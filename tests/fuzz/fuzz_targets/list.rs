@@ -125,9 +125,11 @@ fn accepted_job(job: &Job) {
         assert!(check_relative_path(p).is_ok());
         path(p);
     }
-    if let Some(sha) = &job.sha256 {
+    if let Some(sum) = &job.checksum {
+        let sha = &sum.hex;
         assert!(
-            sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            sha.len() == sum.algorithm.hex_len()
+                && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
             "{sha}"
         );
     }

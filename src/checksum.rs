@@ -124,6 +124,24 @@ impl Checksum {
     }
 }
 
+impl Checksum {
+    /// The `algorithm` digest of the file at `path`, read whole.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Algorithm, Checksum};
+    /// let sum = Checksum::of_file("mirror/a.iso", Algorithm::Sha256)?;
+    /// println!("{}  a.iso", sum.hex);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn of_file(path: impl AsRef<Path>, algorithm: Algorithm) -> io::Result<Checksum> {
+        let (digests, _) = hash_file(path.as_ref(), [algorithm])?;
+        Ok(Checksum::new(
+            algorithm,
+            digests.get(algorithm).unwrap_or_default(),
+        ))
+    }
+}
+
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.algorithm, self.hex)

@@ -43,6 +43,7 @@ mod pool;
 pub mod redact;
 mod report;
 mod shard;
+mod sums;
 mod url;
 
 pub use checksum::{Algorithm, Checksum, DigestSource, ParseChecksumError, Verified};
@@ -59,6 +60,7 @@ pub use plan::{Namer, Names, Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use shard::Shard;
+pub use sums::checksum_file_line;
 pub use url::resource_key;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

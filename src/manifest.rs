@@ -10,6 +10,10 @@
 //!   and `max_time`, the job's whole budget, in seconds; `retries` extra attempts: each the
 //!   pool's when absent).
 //!
+//! A reader given a base URL ([`ManifestReader::base_url`]) also reads checksum files
+//! (`SHA256SUMS`, `SHA512SUMS`, `MD5SUMS`, BSD tags; see `crate::sums`): each line a job
+//! for `BASE/PATH` into `PATH`, verified with its digest.
+//!
 //! Blank lines and lines starting with `#` are ignored. Every error names the list and
 //! the 1-based line, and says what to fix. A line is kept in memory only up to
 //! [`MAX_LINE`] bytes, however long it is, and messages quote at most a readable start of
@@ -51,6 +55,8 @@ pub struct ManifestReader<R> {
     failed: bool,
     naming: Naming,
     to_memory: bool,
+    /// The URL checksum-file paths are under, when the list may be one.
+    base_url: Option<String>,
 }
 
 impl<R: BufRead> ManifestReader<R> {
@@ -64,6 +70,7 @@ impl<R: BufRead> ManifestReader<R> {
             failed: false,
             naming: Naming::LastSegment,
             to_memory: false,
+            base_url: None,
         }
     }
 
@@ -78,6 +85,25 @@ impl<R: BufRead> ManifestReader<R> {
     /// [`Naming::LastSegment`].
     pub fn naming(mut self, naming: Naming) -> Self {
         self.naming = naming;
+        self
+    }
+
+    /// Reads checksum-file lines too (`HEX  PATH`, `HEX *PATH`, `ALGO (PATH) = HEX`), as
+    /// jobs for `base/PATH` into `PATH` with the line's checksum. Without a base URL such
+    /// a line is an error: it names no URL.
+    ///
+    /// ```
+    /// use fetchpool::ManifestReader;
+    /// let sums = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  d/empty.txt\n";
+    /// let jobs: Vec<_> = ManifestReader::new("SHA256SUMS", sums.as_bytes())
+    ///     .base_url("http://127.0.0.1/mirror/")
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(jobs[0].url, "http://127.0.0.1/mirror/d/empty.txt");
+    /// assert_eq!(jobs[0].path().unwrap().to_str(), Some("d/empty.txt"));
+    /// ```
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
         self
     }
 
@@ -167,7 +193,12 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
-            let mut parsed = parse_line(line, &self.naming).map_err(|m| self.error(m));
+            let mut parsed = match crate::sums::line(line.trim_end()) {
+                Some(sum) => sum
+                    .and_then(|sum| self.sum_job(sum))
+                    .map_err(|m| self.error(m)),
+                None => parse_line(line, &self.naming).map_err(|m| self.error(m)),
+            };
             if self.to_memory
                 && !line.trim_start().starts_with('{')
                 && let Ok(job) = parsed
@@ -181,6 +212,21 @@ impl<R: BufRead> Iterator for ManifestReader<R> {
             });
             return Some(parsed);
         }
+    }
+}
+
+impl<R> ManifestReader<R> {
+    /// The job of a checksum-file line, for the base URL.
+    fn sum_job(&self, sum: crate::sums::SumLine) -> Result<Job, String> {
+        let Some(base) = &self.base_url else {
+            return Err(format!(
+                "'{}' is a checksum-file line (digest and path), which names no URL; read the \
+                 list with the base URL its paths are under",
+                clip(&sum.path, SHOWN_CHARS)
+            ));
+        };
+        let url = crate::sums::url_under(base, &sum.path);
+        Ok(Job::with_dest(url, Destination::File(sum.path.into())).checksum(sum.checksum))
     }
 }
 

@@ -454,3 +454,204 @@ fn a_listed_checksum_decides_over_a_server_digest_that_disagrees() {
         run.stderr
     );
 }
+
+/// A small tree on the server under `/mirror/`, nested, with a space in one name.
+fn mirror_tree(server: &TestServer) -> Vec<(String, Vec<u8>)> {
+    let files: Vec<(String, Vec<u8>)> = [
+        "README",
+        "pool/main/a/alpha_1.0.deb",
+        "pool/main/b/beta 2.deb",
+        "dists/stable/Release",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, p)| (p.to_string(), random_bytes(400 + i as u64, 3000 + 517 * i)))
+    .collect();
+    for (path, body) in &files {
+        server.file(
+            &format!("/mirror/{}", path.replace(' ', "%20")),
+            body.clone(),
+        );
+    }
+    files
+}
+
+fn sha256sum_c(dir: &Path, file: &Path) -> (i32, String) {
+    let out = Command::new("sha256sum")
+        .arg("-c")
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .expect("sha256sum");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn a_sha256sums_file_with_a_base_url_downloads_the_tree_and_write_checksums_passes_sha256sum_c() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let files = mirror_tree(&server);
+    // As sha256sum writes it: text and binary mode, a "./" path.
+    let mut sums = String::new();
+    for (i, (path, body)) in files.iter().enumerate() {
+        let mark = if i == 1 { " *" } else { "  " };
+        let path = if i == 3 {
+            format!("./{path}")
+        } else {
+            path.clone()
+        };
+        sums.push_str(&format!("{}{mark}{path}\n", sha256_hex(body)));
+    }
+    write_list(tmp.path(), "SHA256SUMS", &sums);
+    let base = server.url("/mirror/");
+    let written = tmp.join("held.sha256");
+    let args = [
+        "-i",
+        "SHA256SUMS",
+        "--base-url",
+        &base,
+        "-o",
+        "out",
+        "--write-checksums",
+        written.to_str().unwrap(),
+    ];
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.with_status("ok").len(), 4);
+    for (path, body) in &files {
+        assert!(
+            fs::read(tmp.join("out").join(path)).unwrap() == *body,
+            "{path}"
+        );
+    }
+    assert!(run.report.iter().all(|l| l["verified"] == "sha256:list"));
+    let (code, said) = sha256sum_c(&tmp.join("out"), &written);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(said.matches(": OK").count(), 4, "{said}");
+    assert!(!tmp.join("held.sha256.partial").exists());
+
+    // Again: every file is skipped without a request, and still listed.
+    let before = server.requests().len();
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.with_status("skipped").len(), 4);
+    assert_eq!(server.requests().len(), before);
+    let (code, said) = sha256sum_c(&tmp.join("out"), &written);
+    assert_eq!((code, said.matches(": OK").count()), (0, 4), "{said}");
+
+    // A list without checksums: the second run's files are 304s, hashed for the file.
+    let plain: String = files
+        .iter()
+        .map(|(p, _)| {
+            format!(
+                "{}\t{p}\n",
+                server.url(&format!("/mirror/{}", p.replace(' ', "%20")))
+            )
+        })
+        .collect();
+    let name = write_list(tmp.path(), "plain.tsv", &plain);
+    let mine = tmp.join("plain.sha256");
+    for _ in 0..2 {
+        let run = fetchpool(
+            tmp.path(),
+            &[
+                "-i",
+                &name,
+                "-o",
+                "plain",
+                "--write-checksums",
+                mine.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+        let (code, said) = sha256sum_c(&tmp.join("plain"), &mine);
+        assert_eq!((code, said.matches(": OK").count()), (0, 4), "{said}");
+    }
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(304))
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn sha512sums_md5sums_and_bsd_tags_are_checksum_files_too_and_a_wrong_byte_fails() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let files = mirror_tree(&server);
+    let sums = format!(
+        "{}  {}\n{}  {}\nSHA256 ({}) = {}\nSHA1 ({}) = {}\n",
+        sha512_hex(&files[0].1),
+        files[0].0,
+        md5_hex(&files[1].1),
+        files[1].0,
+        files[2].0,
+        sha256_hex(&files[2].1),
+        files[3].0,
+        sha1_hex(&flipped(&files[3].1, 100)),
+    );
+    write_list(tmp.path(), "SUMS", &sums);
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            "-i",
+            "SUMS",
+            "--base-url",
+            &server.url("/mirror"),
+            "-o",
+            "out",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    let verified: Vec<&str> = files[..3]
+        .iter()
+        .map(|(p, _)| {
+            run.line(&server.url(&format!("/mirror/{}", p.replace(' ', "%20"))))["verified"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(verified, ["sha512:list", "md5:list", "sha256:list"]);
+    let bad = run.line(&server.url(&format!("/mirror/{}", files[3].0)));
+    assert_eq!(bad["error"]["kind"], "checksum");
+    assert_no_file(&tmp.join("out"), &files[3].0);
+
+    // Without a base URL the lines name no URL: exit 2 before any request.
+    let before = server.requests().len();
+    let run = fetchpool(tmp.path(), &["-i", "SUMS", "-o", "out2"], None);
+    assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("SUMS:1: "), "{}", run.stderr);
+    assert!(run.stderr.contains("checksum-file line"), "{}", run.stderr);
+    assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn verify_reads_a_sha256sums_file_and_names_a_flipped_byte() {
+    let tmp = TempDir::new();
+    let mut sums = String::new();
+    for i in 0..6u64 {
+        let body = random_bytes(500 + i, 7000 + 13 * i as usize);
+        let path = format!("d{}/f{i}.bin", i % 2);
+        fs::create_dir_all(tmp.join("tree").join(format!("d{}", i % 2))).unwrap();
+        fs::write(tmp.join("tree").join(&path), &body).unwrap();
+        sums.push_str(&format!("{}  {path}\n", sha256_hex(&body)));
+    }
+    write_list(tmp.path(), "SHA256SUMS", &sums);
+    let (code, out) = verify(tmp.path(), &["-i", "SHA256SUMS", "-o", "tree"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let victim = tmp.join("tree/d1/f3.bin");
+    let body = fs::read(&victim).unwrap();
+    fs::write(&victim, flipped(&body, 4000)).unwrap();
+    let (code, out) = verify(tmp.path(), &["-i", "SHA256SUMS", "-o", "tree"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("mismatch\td1/f3.bin\texpected "), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

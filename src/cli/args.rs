@@ -23,6 +23,8 @@ Examples:
                                                       an API run: 20 calls a second, each
                                                       answer a line of out.jsonl, the
                                                       password from FETCHPOOL_PASSWORD
+  fetchpool -i SHA256SUMS --base-url https://mirror.example/debian/ -o debian
+  fetchpool verify -i SHA256SUMS -o debian
 
 Job lists (one job per line; '#' comments and blank lines ignored):
   plain   URL                                   file named after the URL's last segment
@@ -66,7 +68,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Check files on disk against a manifest's sha256, in parallel; no network.
+    /// Check files on disk against a manifest's checksums (or a SHA256SUMS-style
+    /// checksum file), in parallel; no network.
     Verify(VerifyArgs),
     /// One summary over several --report files (the shards of one list); no network.
     Report(ReportArgs),
@@ -97,7 +100,8 @@ pub struct ReportArgs {
 /// `fetchpool verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Manifest with sha256 per file (TSV or JSON lines); '-' reads stdin.
+    /// Manifest with a checksum per file (TSV, JSON lines, or a checksum file such as
+    /// SHA256SUMS); '-' reads stdin.
     #[arg(short, long, value_name = "FILE")]
     pub input: PathBuf,
     /// Directory the manifest's paths are relative to.
@@ -118,6 +122,12 @@ pub struct RunArgs {
     /// Job list: plain URLs, TSV or JSON lines; '-' reads stdin. Repeatable.
     #[arg(short, long, value_name = "FILE", help_heading = "Input")]
     pub input: Vec<PathBuf>,
+
+    /// The URL the paths of a checksum file given with --input are under: each line of
+    /// a SHA256SUMS, SHA512SUMS or MD5SUMS file (or BSD 'SHA256 (PATH) = HEX') becomes a
+    /// job for URL/PATH into PATH, verified with its digest.
+    #[arg(long, value_name = "URL", help_heading = "Input")]
+    pub base_url: Option<String>,
 
     /// Read and check the list, print the plan (jobs, hosts, files already up to date),
     /// and exit without any request.
@@ -298,6 +308,12 @@ pub struct RunArgs {
     /// ignored). Off by default: other servers' ETags are not MD5s.
     #[arg(long, help_heading = "Output and reporting")]
     pub etag_md5: bool,
+
+    /// After the run, write a sha256sum-compatible file of every file the run holds
+    /// (downloaded or already up to date), its paths relative to --output-dir: check it
+    /// there with 'sha256sum -c FILE' [default: none].
+    #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]
+    pub write_checksums: Option<PathBuf>,
 
     /// Where files go; created if missing.
     #[arg(

@@ -4,6 +4,7 @@
 //! that the library knows nothing of live here.
 
 pub mod args;
+pub mod checksums;
 pub mod credentials;
 pub mod dry_run;
 pub mod glob;

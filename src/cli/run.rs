@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use fetchpool::{ErrorKind, Event, Pool, PoolBuilder};
 
 use super::args::RunArgs;
+use super::checksums::ChecksumWriter;
 use super::select::{self, Checked, RetrySet, Selection, describe_selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
@@ -238,6 +239,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(responses::Responses::create)
         .transpose()?;
+    let mut sums = match &args.write_checksums {
+        Some(path) => Some(ChecksumWriter::create(path, &args.output_dir)?),
+        None => None,
+    };
     let mut bar = show_bar.then(|| progress::Progress::new(checked.plan.jobs));
 
     let reread_errors = AtomicUsize::new(0);
@@ -293,6 +298,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 if let Event::Finished(outcome) = event {
                     if let Some(r) = responses.as_mut() {
                         r.record(outcome, outcome.path.is_none());
+                    }
+                    if let Some(sums) = sums.as_mut() {
+                        sums.observe(outcome);
                     }
                     if let Some(w) = report.as_mut()
                         && report_error.is_none()
@@ -355,6 +363,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(e) = &responses_error {
         let _ = writeln!(err, "fetchpool: writing the responses failed: {e}");
     }
+    let mut sums_failed = false;
+    if let Some(sums) = sums
+        && let Err(e) = sums.finish()
+    {
+        let _ = writeln!(err, "fetchpool: {e:#}");
+        sums_failed = true;
+    }
     summary::print_summary(&args, &summary, &first_failures);
     if summary.interrupted {
         let _ = writeln!(
@@ -374,7 +389,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             "fetchpool: {reread} line(s) of the job list changed during the run and were not run"
         );
         EXIT_CONFIG
-    } else if summary.all_succeeded() {
+    } else if summary.all_succeeded() && !sums_failed {
         EXIT_OK
     } else {
         EXIT_FAILED

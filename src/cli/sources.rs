@@ -22,6 +22,8 @@ pub struct Source {
     kind: Kind,
     naming: fetchpool::Naming,
     to_memory: bool,
+    /// `--base-url`: the list may be a checksum file whose paths are under it.
+    base_url: Option<String>,
 }
 
 enum Kind {
@@ -58,9 +60,13 @@ impl Source {
             )),
             Kind::Args(urls) => Box::new(io::Cursor::new(urls.join("\n").into_bytes())),
         };
-        Ok(ManifestReader::new(self.name(), reader)
+        let reader = ManifestReader::new(self.name(), reader)
             .naming(self.naming.clone())
-            .to_memory(self.to_memory))
+            .to_memory(self.to_memory);
+        Ok(match &self.base_url {
+            Some(base) => reader.base_url(base.clone()),
+            None => reader,
+        })
     }
 }
 
@@ -192,6 +198,15 @@ pub fn name_all(sources: &[Source]) -> anyhow::Result<fetchpool::Names> {
 }
 
 pub fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
+    if let Some(base) = &args.base_url
+        && !(base.starts_with("http://") || base.starts_with("https://"))
+    {
+        anyhow::bail!(
+            "--base-url '{}' is not an http:// or https:// URL; give the URL the checksum \
+             file's paths are under",
+            fetchpool::redact::url(base)
+        );
+    }
     let mut out = Vec::new();
     let mut stdin: Option<Arc<File>> = None;
     for path in &args.input {
@@ -225,6 +240,7 @@ pub fn sources(args: &RunArgs) -> anyhow::Result<Vec<Source>> {
             kind,
             naming: naming.clone(),
             to_memory: args.to_memory,
+            base_url: args.base_url.clone(),
         })
         .collect();
     if out.is_empty() {

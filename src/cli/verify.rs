@@ -21,7 +21,8 @@ pub fn verify(args: args::VerifyArgs) -> anyhow::Result<u8> {
             Box::new(BufReader::with_capacity(64 * 1024, file)),
         )
     };
-    let jobs = ManifestReader::new(name, reader);
+    // A checksum file names no URL; verify reads only paths and checksums.
+    let jobs = ManifestReader::new(name, reader).base_url("http://localhost/");
     let result = match fetchpool::verify(&args.output_dir, jobs) {
         Ok(r) => r,
         Err(e) => {

@@ -56,6 +56,7 @@ pub use manifest::ManifestReader;
 pub use net::proxy;
 pub use net::ratelimit::parse_rate;
 pub use output::check::{Problem, Verification, count_verified, verify};
+pub use output::extraneous::Extraneous;
 pub use plan::{Namer, Names, Plan, PlanChecker};
 pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};

@@ -419,7 +419,7 @@ fn dry_run_makes_no_request_and_reports_the_plan() {
         run.stdout,
         format!(
             "dry run: 4 jobs to 1 host(s), output in out\n  http://{}\t4 jobs\n  \
-             already up to date (sha256 matches): 1\n  to fetch: 3\nno request was made\n",
+             already up to date (checksum matches): 1\n  to fetch: 3\nno request was made\n",
             server.addr()
         )
     );

@@ -315,6 +315,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output and reporting")]
     pub write_checksums: Option<PathBuf>,
 
+    /// After a run in which every job succeeded, delete the files under --output-dir
+    /// that the job list does not name (a mirror sync); never the state directory, never
+    /// a symbolic link or what it points to. With --dry-run, list them.
+    #[arg(long, help_heading = "Output and reporting")]
+    pub delete_extraneous: bool,
+
+    /// With --delete-extraneous, refuse (exit 2, before any request, nothing deleted) to
+    /// delete more than N files [default: no limit].
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "delete_extraneous",
+        help_heading = "Output and reporting"
+    )]
+    pub max_delete: Option<u64>,
+
     /// Where files go; created if missing.
     #[arg(
         short,

@@ -8,7 +8,13 @@ use crate::cli::sources::Source;
 
 /// `--dry-run`: what the run would do, with no request. Files already up to date are
 /// counted by hashing them (in parallel), as the run's pre-check would.
-pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, checked: &Checked) {
+pub fn print_plan(
+    args: &RunArgs,
+    sources: &[Source],
+    selection: &Selection,
+    checked: &Checked,
+    extraneous: Option<&fetchpool::Extraneous>,
+) {
     let up_to_date = count_up_to_date(sources, selection, &checked.names, &args.output_dir);
     let plan = &checked.plan;
     if args.json {
@@ -28,6 +34,8 @@ pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, che
                 "up_to_date": up_to_date,
                 "to_fetch": plan.jobs - up_to_date,
                 "output_dir": args.output_dir.display().to_string(),
+                "would_delete": extraneous.map(|e| e.files.iter()
+                    .map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>()),
             })
         );
         return;
@@ -46,8 +54,18 @@ pub fn print_plan(args: &RunArgs, sources: &[Source], selection: &Selection, che
     for (host, n) in &plan.hosts {
         println!("  {host}\t{n} jobs");
     }
-    println!("  already up to date (sha256 matches): {up_to_date}");
+    println!("  already up to date (checksum matches): {up_to_date}");
     println!("  to fetch: {}", plan.jobs - up_to_date);
+    if let Some(extra) = extraneous {
+        println!(
+            "  would delete (not in the list): {}{}",
+            extra.files.len(),
+            crate::cli::sync::links_note(extra)
+        );
+        for path in &extra.files {
+            println!("    {}", path.display());
+        }
+    }
     println!("no request was made");
 }
 

@@ -17,6 +17,7 @@ pub mod run;
 pub mod select;
 pub mod sources;
 pub mod summary;
+pub mod sync;
 pub mod verify;
 
 pub use summary::human_bytes;

@@ -16,7 +16,7 @@ use super::checksums::ChecksumWriter;
 use super::select::{self, Checked, RetrySet, Selection, describe_selection};
 use super::sources::{Source, sources};
 use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use super::{credentials, dry_run, hints, interrupt, progress, responses, summary};
+use super::{credentials, dry_run, hints, interrupt, progress, responses, summary, sync};
 
 /// Longest a finished job's report line waits in the buffer before it is written.
 const REPORT_FLUSH: Duration = Duration::from_millis(100);
@@ -167,7 +167,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
     let netrc = netrc.filter(|_| !global_auth);
 
-    let checked = match check(&sources, &selection, &args.output_dir)? {
+    let checked = match check(
+        &sources,
+        &selection,
+        &args.output_dir,
+        args.delete_extraneous,
+    )? {
         Ok(checked) => checked,
         Err(errors) => return Ok(config_errors(&errors)),
     };
@@ -190,8 +195,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_CONFIG);
         }
     }
+    // Refused over --max-delete now, before any request; deleted only after the run.
+    let keep = args
+        .delete_extraneous
+        .then(|| sync::keep_set(&args, checked.paths.clone()));
+    let extraneous = match &keep {
+        Some(keep) => match sync::find(&args, keep) {
+            Ok(extra) => Some(extra),
+            Err(e) => {
+                eprintln!("fetchpool: {e:#}");
+                return Ok(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
     if args.dry_run {
-        dry_run::print_plan(&args, &sources, &selection, &checked);
+        dry_run::print_plan(&args, &sources, &selection, &checked, extraneous.as_ref());
         return Ok(EXIT_OK);
     }
     if checked.plan.jobs == 0 && !selection.is_all() {
@@ -239,6 +258,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(responses::Responses::create)
         .transpose()?;
+    let mut placed: Vec<std::path::PathBuf> = Vec::new();
     let mut sums = match &args.write_checksums {
         Some(path) => Some(ChecksumWriter::create(path, &args.output_dir)?),
         None => None,
@@ -302,6 +322,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                     if let Some(sums) = sums.as_mut() {
                         sums.observe(outcome);
                     }
+                    // A file placed under another name (Content-Disposition) is the run's.
+                    if let (Some(keep), Some(path)) = (&keep, &outcome.path)
+                        && outcome.status.is_success()
+                        && !keep.contains(path)
+                    {
+                        placed.push(path.clone());
+                    }
                     if let Some(w) = report.as_mut()
                         && report_error.is_none()
                     {
@@ -359,6 +386,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(e) = report_error {
         let _ = writeln!(err, "fetchpool: writing the report failed: {e}");
     }
+    let mut sync_failed = false;
+    if let Some(mut keep) = keep {
+        keep.extend(placed);
+        if summary.all_succeeded()
+            && !summary.interrupted
+            && reread_errors.load(Ordering::Relaxed) == 0
+        {
+            // Found again: the run may have changed the tree.
+            let done = sync::find(&args, &keep)
+                .and_then(|extra| sync::delete(&args.output_dir, &extra, args.quiet));
+            if let Err(e) = done {
+                let _ = writeln!(err, "fetchpool: {e:#}");
+                sync_failed = true;
+            }
+        } else {
+            let _ = writeln!(
+                err,
+                "fetchpool: --delete-extraneous deleted nothing: not every job succeeded"
+            );
+        }
+    }
     let responses_error = responses.and_then(responses::Responses::finish);
     if let Some(e) = &responses_error {
         let _ = writeln!(err, "fetchpool: writing the responses failed: {e}");
@@ -389,6 +437,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             "fetchpool: {reread} line(s) of the job list changed during the run and were not run"
         );
         EXIT_CONFIG
+    } else if sync_failed {
+        EXIT_CONFIG
     } else if summary.all_succeeded() && !sums_failed {
         EXIT_OK
     } else {
@@ -411,8 +461,10 @@ fn check(
     sources: &[Source],
     selection: &Selection,
     output_dir: &Path,
+    want_paths: bool,
 ) -> anyhow::Result<Result<Checked, Problems>> {
     let names = super::sources::name_all(sources)?;
+    let mut paths = std::collections::HashSet::new();
     let mut checker = fetchpool::PlanChecker::new();
     let mut errors = Problems::default();
     let mut listed = 0;
@@ -422,6 +474,9 @@ fn check(
         match job {
             Ok(job) => {
                 listed += 1;
+                if want_paths && let Some(p) = job.path() {
+                    paths.insert(p.to_path_buf());
+                }
                 if let Some(key) = selection.retry.as_ref().and_then(|r| r.matching(&job)) {
                     retry_matched.insert(key);
                 }
@@ -452,6 +507,7 @@ fn check(
             retry_matched,
             file_jobs,
             names,
+            paths,
         }),
         Ok(_) => Err(errors),
         Err(more) => {

@@ -170,6 +170,8 @@ pub struct Checked {
     pub file_jobs: u64,
     /// The new names of URL-named jobs whose names repeat in the list.
     pub names: fetchpool::Names,
+    /// Every file path the lists name (all shards), when `--delete-extraneous` needs them.
+    pub paths: HashSet<PathBuf>,
 }
 
 /// The selection in words: "N of M listed jobs (shard K/N, failed in REPORT)".

@@ -5,12 +5,13 @@
 //! place ([`unnamed`] for small ones); [`sidecar`] keeps and judges a resumable part;
 //! [`validators`] remembers what a finished file was for conditional requests; [`check`]
 //! is the one "already right" rule (hash, pre-check, verify); [`nofollow`] makes sure no
-//! write follows a link.
+//! write follows a link; [`extraneous`] finds and removes what a list no longer names.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) mod check;
+pub(crate) mod extraneous;
 pub(crate) mod names;
 pub(crate) mod nofollow;
 pub(crate) mod part;

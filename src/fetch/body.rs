@@ -243,9 +243,12 @@ fn receive_in<'s>(
             actual: format!("{bytes} bytes"),
         }));
     }
-    let shown = crate::redact::url(&job.url);
-    let verified = match digest::judge(job.checksum.as_ref(), &announced_digests, &digests, &shown)
-    {
+    let verified = match digest::judge(
+        job.checksum.as_ref(),
+        &announced_digests,
+        &digests,
+        &job.url,
+    ) {
         Ok(v) => v,
         Err(e) => {
             sink.abandon(false);

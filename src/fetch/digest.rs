@@ -28,10 +28,12 @@ pub(super) struct Announced {
 /// makes a plain 32-hex ETag an MD5.
 pub(super) fn announced(head: &HeaderMap, ranged: bool, etag_md5: bool) -> Vec<Announced> {
     let mut out = Vec::new();
+    // The common case, without an allocation: no digest header at all.
+    if !(has_any(head) || etag_md5 && head.contains_key("etag")) {
+        return out;
+    }
     if validators::encoded(head) {
-        if has_any(head) {
-            log::debug!("digests of an encoded body describe the encoded bytes; not used");
-        }
+        log::debug!("digests of an encoded body describe the encoded bytes; not used");
         return out;
     }
     let mut push = |algorithm: Algorithm, bytes: Option<Vec<u8>>, source: DigestSource| {
@@ -115,7 +117,7 @@ fn etag_md5_of(head: &HeaderMap) -> Option<String> {
         .then(|| inner.to_ascii_lowercase())
 }
 
-/// Whether the head carries any digest header at all (for the log).
+/// Whether the head carries any digest header at all.
 fn has_any(head: &HeaderMap) -> bool {
     [
         "repr-digest",
@@ -180,7 +182,7 @@ pub(super) fn judge(
     listed: Option<&Checksum>,
     announced: &[Announced],
     digests: &Digests,
-    what: &dyn std::fmt::Display,
+    url: &str,
 ) -> Result<Option<Verified>, Error> {
     if let Some(want) = listed {
         let got = digests.get(want.algorithm).unwrap_or_default();
@@ -197,8 +199,9 @@ pub(super) fn judge(
                 && got != a.hex
             {
                 log::warn!(
-                    "{what}: {} {} ({}) differs from the body, which matches the job's \
+                    "{}: {} {} ({}) differs from the body, which matches the job's \
                      checksum; the job's checksum decides",
+                    crate::redact::url(url),
                     a.algorithm,
                     a.hex,
                     a.source.words()

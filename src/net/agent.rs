@@ -125,8 +125,11 @@ fn system_roots() -> Result<Vec<Certificate<'static>>, Error> {
         );
         return Ok(mozilla_roots());
     }
-    Ok(loaded
-        .certs
+    // The platform's store is often both a bundle and a folder of the same certificates.
+    let mut certs = loaded.certs;
+    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs.dedup_by(|a, b| a.as_ref() == b.as_ref());
+    Ok(certs
         .iter()
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect())

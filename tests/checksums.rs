@@ -655,3 +655,110 @@ fn verify_reads_a_sha256sums_file_and_names_a_flipped_byte() {
     assert!(out.starts_with("mismatch\td1/f3.bin\texpected "), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+#[test]
+fn the_library_verifies_a_memory_job_by_its_checksum_or_the_servers_and_says_against_what() {
+    use fetchpool::{Algorithm, Checksum, DigestSource, Error, Job, Pool, Status};
+    let server = TestServer::start();
+    let body = random_bytes(31, 2048);
+    server.file("/listed", body.clone());
+    with_headers(
+        &server,
+        "/announced",
+        body.clone(),
+        vec![("Content-MD5", b64(&Md5::digest(&body)))],
+    );
+    with_headers(
+        &server,
+        "/lying",
+        body.clone(),
+        vec![("Content-MD5", b64(&Md5::digest(b"another body")))],
+    );
+    let tmp = TempDir::new();
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let sha1: Checksum = format!("sha1:{}", sha1_hex(&body)).parse().unwrap();
+    let report = pool
+        .run(vec![
+            Job::new(server.url("/listed")).to_memory().checksum(sha1),
+            Job::new(server.url("/announced")).to_memory(),
+            Job::new(server.url("/lying")).to_memory(),
+        ])
+        .unwrap();
+    let by_url = |path: &str| {
+        let url = server.url(path);
+        report.outcomes.iter().find(|o| o.url == url).unwrap()
+    };
+    let (listed, announced, lying) = (by_url("/listed"), by_url("/announced"), by_url("/lying"));
+    let verified = |o: &fetchpool::Outcome| o.verified.map(|v| (v.algorithm, v.source));
+    assert_eq!(
+        verified(listed),
+        Some((Algorithm::Sha1, DigestSource::List))
+    );
+    assert_eq!(listed.body.as_deref(), Some(&body[..]));
+    assert_eq!(
+        verified(announced),
+        Some((Algorithm::Md5, DigestSource::ContentMd5))
+    );
+    assert_eq!(lying.status, Status::Failed);
+    match &lying.error {
+        Some(Error::Digest {
+            algorithm: Algorithm::Md5,
+            source: DigestSource::ContentMd5,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(*expected, md5_hex(b"another body"));
+            assert_eq!(*actual, md5_hex(&body));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(lying.body.is_none());
+}
+
+#[test]
+fn a_checksum_file_path_that_escapes_the_output_directory_is_refused_on_its_line() {
+    let tmp = TempDir::new();
+    let sha = sha256_hex(b"x");
+    for (bad, says) in [
+        (
+            format!("{sha}  ../etc/passwd\n"),
+            "escapes the output directory",
+        ),
+        (format!("{sha}  /etc/passwd\n"), "is absolute"),
+        (
+            format!("SHA256 (.fetchpool/lock) = {sha}\n"),
+            "state directory",
+        ),
+    ] {
+        write_list(tmp.path(), "SUMS", &bad);
+        let run = fetchpool(
+            tmp.path(),
+            &[
+                "-i",
+                "SUMS",
+                "--base-url",
+                "http://127.0.0.1:9/m/",
+                "-o",
+                "out",
+            ],
+            None,
+        );
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains("SUMS:1: "), "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+    }
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            "-i",
+            "SUMS",
+            "--base-url",
+            "ftp://127.0.0.1/m/",
+            "-o",
+            "out",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--base-url"), "{}", run.stderr);
+}

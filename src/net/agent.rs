@@ -111,7 +111,8 @@ fn system_roots() -> Result<Vec<Certificate<'static>>, Error> {
         return Err(Error::setting(
             Setting::SystemRoots,
             format!(
-                "cannot read the system trust store that {} names: {why}; point it at a PEM                  file (or folder) of CA certificates, or unset it",
+                "cannot read the system trust store that {} names: {why}; point it at a PEM \
+                 file (or folder) of CA certificates, or unset it",
                 named.join(" and ")
             ),
         ));
@@ -141,12 +142,13 @@ fn system_roots() -> Result<Vec<Certificate<'static>>, Error> {
 pub(crate) fn read_client_cert(cert: &Path, key_file: Option<&Path>) -> Result<ClientCert, Error> {
     let read = |path: &Path, setting: Setting| {
         std::fs::read(path).map_err(|e| {
+            let what = match setting {
+                Setting::ClientKey => "the client certificate's key file",
+                _ => "client certificate file",
+            };
             Error::setting(
                 setting,
-                format!(
-                    "cannot read client certificate file '{}': {e}",
-                    path.display()
-                ),
+                format!("cannot read {what} '{}': {e}", path.display()),
             )
         })
     };

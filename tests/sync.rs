@@ -282,3 +282,34 @@ fn verify_lists_the_files_the_list_does_not_name() {
         serde_json::json!(["d1/d2/c.bin", "d1/d2/stray.txt", "d3/e.bin"])
     );
 }
+
+#[test]
+fn a_file_placed_under_its_content_disposition_name_is_not_extraneous() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/download", |_| {
+        support::Reply::ok(b"named by the server")
+            .header("Content-Disposition", "attachment; filename=\"real.txt\"")
+    });
+    fs::create_dir_all(tmp.join("out")).unwrap();
+    fs::write(tmp.join("out/stray.txt"), b"x").unwrap();
+    let url = server.url("/download");
+    let run = fetchpool(
+        tmp.path(),
+        &[
+            &url,
+            "-o",
+            "out",
+            "--content-disposition",
+            "--delete-extraneous",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.line(&url)["path"], "real.txt");
+    assert_eq!(
+        fs::read(tmp.join("out/real.txt")).unwrap(),
+        b"named by the server"
+    );
+    assert!(!tmp.join("out/stray.txt").exists());
+}

@@ -236,6 +236,79 @@ impl PlanChecker {
     }
 }
 
+/// What the jobs of one session have claimed so far: their ids and the files they write.
+/// The scheduler asks it of every job it accepts, after [`PlanChecker::check`], so that a
+/// session, [`Pool::run_with`](crate::Pool::run_with) and follow-up jobs refuse what
+/// [`PlanChecker::check_all`] refuses in a list: two jobs writing one file, two jobs with
+/// one id. A claim lasts the session's life, as a line's does in a list.
+///
+/// A path is kept as 16 bytes of its normalized form's sha256, not as text: a session
+/// of a million file jobs costs about 30 MB here rather than the paths' length, and two
+/// different paths meet by chance about once in 10^38 pairs.
+#[derive(Default)]
+pub(crate) struct Claims {
+    ids: HashSet<String>,
+    paths: HashSet<u128>,
+}
+
+impl Claims {
+    /// Whether a job of the session has claimed `id`.
+    pub(crate) fn has_id(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Claims `job`'s id and path, or says which one another job of the session has.
+    pub(crate) fn claim(&mut self, job: &Job) -> Result<(), Error> {
+        if let Some(id) = &job.id
+            && self.ids.contains(id)
+        {
+            return Err(Error::config(format!(
+                "another job of this run already has id '{}'; give every job its own id",
+                crate::redact::clip(id, crate::redact::SHOWN_CHARS)
+            )));
+        }
+        let digest = path_digest(job);
+        if let Some(d) = digest
+            && self.paths.contains(&d)
+        {
+            let path = job.path().unwrap_or(Path::new("")).to_string_lossy();
+            return Err(Error::config(format!(
+                "another job of this run already writes '{}'; give each job its own path",
+                crate::redact::clip(&path, crate::redact::SHOWN_CHARS)
+            )));
+        }
+        if let Some(id) = &job.id {
+            self.ids.insert(id.clone());
+        }
+        if let Some(d) = digest {
+            self.paths.insert(d);
+        }
+        Ok(())
+    }
+}
+
+/// The first 16 bytes of the sha256 of a file job's normalized destination, component by
+/// component (so `a//b`, `a/./b` and `x/../a/b` are `a/b`).
+fn path_digest(job: &Job) -> Option<u128> {
+    use sha2::{Digest, Sha256};
+    let path = job.path()?;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let normalized;
+    let path = if bytes.starts_with(b".") || has_dot_dot(bytes) {
+        normalized = normalize(path);
+        normalized.as_path()
+    } else {
+        path
+    };
+    let mut h = Sha256::new();
+    for c in path.components() {
+        h.update(c.as_os_str().as_encoded_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    Some(u128::from_le_bytes(d[..16].try_into().expect("16 bytes")))
+}
+
 /// The most problems a check keeps: a list of a million bad lines costs this many
 /// messages, and a count.
 const MAX_ERRORS: usize = 1000;

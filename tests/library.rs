@@ -607,3 +607,127 @@ fn kept_response_headers_and_the_final_url_are_read_from_outcomes() {
         .unwrap_err();
     assert_eq!(e.kind(), fetchpool::ErrorKind::Config);
 }
+
+// ---------------------------------------------------------------------------------------
+// Sessions: cancel ends them; submits after it are refused; every entry point checks alike
+
+/// Defect: `cancel()` left the event iterator running while any `Submitter` was alive,
+/// the session's own included when `close()` was not called.
+#[test]
+fn cancel_ends_a_session_while_submitters_are_alive() {
+    use std::time::Duration;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/slow", |_| {
+        support::Reply::ok(random_bytes(4, 200_000)).drip(1_000, Duration::from_millis(50))
+    });
+    let pool = Pool::builder()
+        .retries(0)
+        .output_dir(tmp.path())
+        .build()
+        .unwrap();
+    let mut session = pool.start();
+    let other = session.submitter();
+    session.submit(Job::new(server.url("/slow"))).unwrap();
+    assert!(session.by_ref().any(|e| matches!(e, Event::Started { .. })));
+    session.cancel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut finished = Vec::new();
+        while let Some(event) = session.next_event() {
+            if let Event::Finished(o) = event {
+                finished.push(o.status);
+            }
+        }
+        let _ = tx.send(finished);
+    });
+    let finished = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the session's events end after cancel, with submitters alive");
+    assert_eq!(finished, [Status::Cancelled]);
+    drop(other);
+}
+
+/// Defect: a submit after `cancel()` returned `Ok` and its job ended cancelled; it fails
+/// with `Error::Cancelled`, from the session and from every submitter.
+#[test]
+fn a_submit_after_cancel_fails_with_cancelled() {
+    let tmp = TempDir::new();
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let session = pool.start();
+    let other = session.submitter();
+    session.cancel();
+    for result in [
+        session.submit(Job::new("http://127.0.0.1:9/a")),
+        other.submit(Job::new("http://127.0.0.1:9/b")),
+        session.submitter().submit(Job::new("http://127.0.0.1:9/c")),
+    ] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, fetchpool::Error::Cancelled { .. }), "{e:?}");
+    }
+    let summary = session.wait();
+    assert_eq!(summary.total(), 0);
+    assert!(summary.interrupted);
+}
+
+/// Defect: `run_with` ran two jobs writing one file (both ok, the last one won) and two
+/// jobs with one id, which `run` refuses: every entry point now checks alike. `run` and
+/// `Pool::check` refuse the list; a streamed run, a session and follow-up jobs end the
+/// later job `failed` with kind `config` before it is requested.
+#[test]
+fn run_with_and_sessions_refuse_two_jobs_writing_one_file_or_sharing_an_id() {
+    use fetchpool::ErrorKind;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a", b"first".to_vec());
+    server.file("/b", b"second".to_vec());
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let jobs = || {
+        vec![
+            Job::new(server.url("/a")).to_file("same.bin").id("x"),
+            Job::new(server.url("/b")).to_file("./sub/../same.bin"),
+            Job::new(server.url("/b")).to_file("other.bin").id("x"),
+        ]
+    };
+    let e = pool.run(jobs()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+
+    let mut outcomes = Vec::new();
+    let summary = pool.run_with(jobs(), |event, _| {
+        if let Event::Finished(o) = event {
+            outcomes.push((o.id.0, o.status, o.error.as_ref().map(|e| e.kind())));
+        }
+    });
+    outcomes.sort_by_key(|o| o.0);
+    assert_eq!(
+        outcomes,
+        [
+            (0, Status::Ok, None),
+            (1, Status::Failed, Some(ErrorKind::Config)),
+            (2, Status::Failed, Some(ErrorKind::Config)),
+        ]
+    );
+    assert_eq!((summary.ok, summary.failed), (1, 2));
+    assert_eq!(std::fs::read(tmp.join("same.bin")).unwrap(), b"first");
+    assert!(!tmp.join("other.bin").exists());
+    assert_eq!(server.hits("/b"), 0, "refused before any request");
+
+    // A session, the same way: the later job is refused, the earlier one untouched.
+    let mut session = pool.start();
+    session
+        .submit(Job::new(server.url("/a")).to_file("s.bin"))
+        .unwrap();
+    session
+        .submit(Job::new(server.url("/b")).to_file("s.bin"))
+        .unwrap();
+    session.close();
+    let statuses: Vec<Status> = session
+        .by_ref()
+        .filter_map(|e| match e {
+            Event::Finished(o) => Some(o.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == Status::Failed).count(), 1);
+    assert_eq!(std::fs::read(tmp.join("s.bin")).unwrap(), b"first");
+}

@@ -12,8 +12,8 @@ pub(crate) mod retry;
 pub(crate) mod scheduler;
 pub(crate) mod worker;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -139,6 +139,32 @@ impl Pool {
         &self.config
     }
 
+    /// Checks `jobs` as [`Pool::run`] does before any request, without running them: each
+    /// job on its own (URL, headers, path inside the output directory) and the list as a
+    /// whole (two jobs writing one file, two jobs with one id, unknown dependency ids,
+    /// cycles), after the renaming of URL-derived names that `run` makes
+    /// ([`Namer`](crate::Namer)). Every problem is one line of the [`Error::Config`].
+    ///
+    /// ```
+    /// use fetchpool::{Job, Pool};
+    /// let dir = std::env::temp_dir().join("fetchpool-check-doc");
+    /// let pool = Pool::builder().output_dir(&dir).build()?;
+    /// let e = pool
+    ///     .check(&[
+    ///         Job::new("http://127.0.0.1:8080/a").to_file("x.bin"),
+    ///         Job::new("http://127.0.0.1:8080/b").to_file("x.bin"),
+    ///     ])
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("write the same file"), "{e}");
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn check(&self, jobs: &[Job]) -> Result<crate::Plan, Error> {
+        match unique_names(jobs) {
+            Some(renamed) => PlanChecker::check_all(&renamed, &self.config.output_dir),
+            None => PlanChecker::check_all(jobs, &self.config.output_dir),
+        }
+    }
+
     /// Runs `jobs` to the end and returns every outcome.
     ///
     /// The whole list is checked first (two jobs writing one file, unknown dependency
@@ -147,13 +173,10 @@ impl Pool {
     /// are [renamed](crate::Namer) instead. Individual failures are outcomes, not errors.
     pub fn run(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Report, Error> {
         let mut jobs: Vec<Job> = jobs.into_iter().collect();
-        let mut namer = crate::plan::Namer::new();
-        jobs.iter().for_each(|j| namer.add(j));
-        let names = namer.finish(|visit| jobs.iter().for_each(visit));
-        for (position, job) in (1..).zip(jobs.iter_mut()) {
-            names.rename(position, job);
+        if let Some(renamed) = unique_names(&jobs) {
+            jobs = renamed;
         }
-        PlanChecker::check_all(&jobs, &self.config.output_dir)?;
+        self.check(&jobs)?;
         let _lock = if jobs.iter().any(|j| j.path().is_some()) {
             Some(self.lock_output()?)
         } else {
@@ -173,8 +196,11 @@ impl Pool {
     /// through the [`Submitter`] it is given; the run ends once the iterator is exhausted
     /// and every job, follow-ups included, has finished.
     ///
-    /// Jobs are checked one by one (an invalid job ends `failed` with kind `config`);
-    /// whole-list checks are the caller's (see [`crate::PlanChecker`]). Once nothing is
+    /// Jobs are checked as they arrive, by the checks of [`Pool::check`] that one job at a
+    /// time can make: a job that is invalid, or that writes a file or has an id that an
+    /// earlier job of the run has, ends `failed` with kind `config` before any request
+    /// (the earlier job runs). To refuse a whole list before the first request, call
+    /// [`Pool::check`] first, as [`Pool::run`] does. Once nothing is
     /// left but jobs waiting for ids that no job in the run can supply (never submitted,
     /// or a cycle), and the observer submits nothing more, those jobs end `cancelled`
     /// with kind `dependency` rather than wait forever.
@@ -238,7 +264,8 @@ impl Pool {
     }
 
     /// Starts the threads and returns a [`Session`] to submit jobs to and read events
-    /// from. Call [`Session::close`] when you will submit no more.
+    /// from. Call [`Session::close`] when you will submit no more. Each submitted job is
+    /// checked as [`Pool::run_with`] checks them, against the session's earlier jobs.
     pub fn start(&self) -> Session {
         self.start_with_notes().0
     }
@@ -315,16 +342,20 @@ impl Pool {
                 .spawn(move || sched.run())
                 .expect("spawning the scheduler thread"),
         );
+        let gate = Arc::new(Gate(Mutex::new(Some(input_tx))));
         let own = Submitter {
-            input: Some(input_tx),
+            gate: Some(Arc::clone(&gate)),
+            cancelled: Arc::clone(&cancelled),
             counters: Arc::clone(&counters),
         };
         let session = Session {
             own: Some(own),
             detached: Submitter {
-                input: None,
+                gate: None,
+                cancelled: Arc::clone(&cancelled),
                 counters: Arc::clone(&counters),
             },
+            gate: Arc::downgrade(&gate),
             events: event_rx,
             ctl: ctl_tx,
             threads,
@@ -340,6 +371,22 @@ impl Pool {
     }
 }
 
+/// The list with its URL-derived names made unique ([`crate::Namer`]), or `None` when no
+/// name needs to change.
+fn unique_names(jobs: &[Job]) -> Option<Vec<Job>> {
+    let mut namer = crate::plan::Namer::new();
+    jobs.iter().for_each(|j| namer.add(j));
+    let names = namer.finish(|visit| jobs.iter().for_each(visit));
+    if names.is_empty() {
+        return None;
+    }
+    let mut jobs = jobs.to_vec();
+    for (position, job) in (1..).zip(jobs.iter_mut()) {
+        names.rename(position, job);
+    }
+    Some(jobs)
+}
+
 /// Jobs per message from the feeder thread to the scheduler.
 const FEED_BATCH: usize = 64;
 
@@ -352,16 +399,34 @@ struct Counters {
 }
 
 /// Submits jobs to a running [`Session`]. Cloneable; the session's input stays open while
-/// any clone is alive.
+/// any clone is alive, until the session is cancelled or shut down.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    input: Option<Sender<Batch>>,
+    /// `None` for the stand-in a closed session hands its observer.
+    gate: Option<Arc<Gate>>,
+    cancelled: Arc<AtomicBool>,
     counters: Arc<Counters>,
+}
+
+/// The session's input, shared by every [`Submitter`]: dropped with the last of them
+/// (the run may end), or emptied by a cancel or a shutdown while some are alive, so that
+/// the scheduler sees the input end however many submitters live, and a submit after it
+/// is refused rather than lost. A submit holds the lock while it sends, so a batch is
+/// either in the channel before the input is emptied or refused after.
+#[derive(Debug)]
+struct Gate(Mutex<Option<Sender<Batch>>>);
+
+impl Gate {
+    /// Ends the input: the scheduler reads what was sent and then sees it end.
+    fn shut(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
 }
 
 impl Submitter {
     /// Queues `job` and returns its id. Blocks while the queue is full. Fails with
-    /// [`Error::SessionClosed`] once the session is closed or over.
+    /// [`Error::Cancelled`] once the session is cancelled, and with
+    /// [`Error::SessionClosed`] once it is closed, shut down or over.
     pub fn submit(&self, job: Job) -> Result<JobId, Error> {
         let first = self.submit_all(vec![job])?;
         Ok(first)
@@ -370,7 +435,18 @@ impl Submitter {
     /// Queues `jobs` as one batch, which costs the scheduler one wake-up instead of one
     /// per job; returns the id of the first (the others follow in order).
     pub fn submit_all(&self, jobs: Vec<Job>) -> Result<JobId, Error> {
-        let input = self.input.as_ref().ok_or_else(closed)?;
+        let refused = || {
+            if self.cancelled.load(Ordering::SeqCst) {
+                Error::Cancelled {
+                    reason: "the session was cancelled".into(),
+                }
+            } else {
+                closed()
+            }
+        };
+        let gate = self.gate.as_ref().ok_or_else(refused)?;
+        let input = gate.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let input = input.as_ref().ok_or_else(refused)?;
         let n = jobs.len() as u64;
         let first = self.counters.submitted.fetch_add(n, Ordering::SeqCst);
         let batch = jobs
@@ -380,7 +456,7 @@ impl Submitter {
             .collect();
         input.send(batch).map_err(|_| {
             self.counters.submitted.fetch_sub(n, Ordering::SeqCst);
-            closed()
+            refused()
         })?;
         Ok(JobId(first))
     }
@@ -410,6 +486,8 @@ fn closed() -> Error {
 pub struct Session {
     own: Option<Submitter>,
     detached: Submitter,
+    /// The input every submitter shares, for a cancel or a shutdown to end.
+    gate: Weak<Gate>,
     events: Receiver<Note>,
     ctl: Sender<Ctl>,
     threads: Vec<JoinHandle<()>>,
@@ -443,8 +521,10 @@ impl Session {
     }
 
     /// Stops the run: no new job starts, transfers in flight are interrupted (partial
-    /// files stay for a later resume), and every job not finished ends `cancelled`.
-    /// Safe to call from any thread through a [`CancelHandle`].
+    /// files stay for a later resume), and every job not finished ends `cancelled`. The
+    /// session ends even while other [`Submitter`]s are alive: their submits fail with
+    /// [`Error::Cancelled`] from now on. Safe to call from any thread through a
+    /// [`CancelHandle`].
     pub fn cancel(&self) {
         self.cancel_handle().cancel();
     }
@@ -455,6 +535,7 @@ impl Session {
             cancelled: Arc::clone(&self.cancelled),
             ctl: self.ctl.clone(),
             agent: self.agent.clone(),
+            gate: self.gate.clone(),
         }
     }
 
@@ -536,6 +617,7 @@ pub struct CancelHandle {
     ctl: Sender<Ctl>,
     /// The session's own agent, shut down on cancel; `None` when it shares the pool's.
     agent: Option<ureq::Agent>,
+    gate: Weak<Gate>,
 }
 
 impl CancelHandle {
@@ -546,6 +628,11 @@ impl CancelHandle {
             // Interrupts blocked reads and writes on every pooled connection.
             if let Some(agent) = &self.agent {
                 agent.clone().shutdown();
+            }
+            // After the scheduler heard of the cancel: it takes input while stopping, so
+            // a submitter blocked on a full queue (holding the gate) gets through.
+            if let Some(gate) = self.gate.upgrade() {
+                gate.shut();
             }
         }
     }

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::job::{Job, JobId};
 use crate::net::ratelimit::RequestBucket;
+use crate::plan::{Claims, PlanChecker};
 use crate::pool::messages::{Batch, Ctl, Done, Note, Pending, Task};
 use crate::pool::retry;
 use crate::report::{Outcome, Status};
@@ -221,6 +222,8 @@ pub(crate) struct Scheduler {
     /// The run's request budget, and when a timer will look at it again.
     budget: Option<RequestBucket>,
     tick_at: Option<Instant>,
+    /// The ids and paths the session's jobs have claimed.
+    claims: Claims,
 }
 
 impl Scheduler {
@@ -264,6 +267,7 @@ impl Scheduler {
             rng: retry::Jitter::seeded(),
             budget: None,
             tick_at: None,
+            claims: Claims::default(),
         }
     }
 
@@ -347,10 +351,8 @@ impl Scheduler {
             id,
             url: job.url.clone(),
         });
-        if let Err(e) = job
-            .check()
-            .and_then(|()| job.check_within(&self.cfg.output_dir))
-        {
+        // The checks of a list, one job at a time: on its own, then against the others.
+        if let Err(e) = PlanChecker::check(&job, &self.cfg.output_dir) {
             self.finish(Outcome::not_started(id, &job, Status::Failed, e), job.id);
             return;
         }
@@ -359,6 +361,12 @@ impl Scheduler {
                 reason: reason.into(),
             };
             self.finish(Outcome::not_started(id, &job, Status::Cancelled, e), job.id);
+            return;
+        }
+        if let Err(e) = self.claims.claim(&job) {
+            // A repeated id is another job's, whose dependents must not hear of this one.
+            let name = job.id.clone().filter(|n| !self.claims.has_id(n));
+            self.finish(Outcome::not_started(id, &job, Status::Failed, e), name);
             return;
         }
         let host = self.host_index(&job.url);

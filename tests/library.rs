@@ -731,3 +731,99 @@ fn run_with_and_sessions_refuse_two_jobs_writing_one_file_or_sharing_an_id() {
     assert_eq!(statuses.iter().filter(|s| **s == Status::Failed).count(), 1);
     assert_eq!(std::fs::read(tmp.join("s.bin")).unwrap(), b"first");
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-job cancellation and a draining shutdown
+
+/// A job cancelled by id mid-body ends `cancelled` with the bytes it received kept in its
+/// part; a queued job cancelled through a submitter ends at once, never requested; the
+/// other jobs and the session go on.
+#[test]
+fn a_job_cancelled_by_id_mid_body_ends_cancelled_with_its_bytes_and_others_go_on() {
+    use std::time::Duration;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let res = support::Resource::new(random_bytes(7, 400_000));
+    server.route("/big", move |req| {
+        support::Reply::file(req, &res).drip(4_000, Duration::from_millis(20))
+    });
+    let small = random_bytes(8, 3_000);
+    server.file("/small", small.clone());
+    server.file("/queued", b"never".to_vec());
+    let pool = Pool::builder()
+        .workers(2)
+        .per_host(1)
+        .output_dir(tmp.path())
+        .build()
+        .unwrap();
+    let mut session = pool.start();
+    let submitter = session.submitter();
+    let big = session.submit(Job::new(server.url("/big"))).unwrap();
+    // One connection per host: this one waits behind /big until it is cancelled.
+    let queued = session.submit(Job::new(server.url("/queued"))).unwrap();
+    submitter.cancel_job(queued);
+    session
+        .submit(Job::new(server.url("/small")).sha256(sha256_hex(&small)))
+        .unwrap();
+    drop(submitter);
+    session.close();
+    let mut outcomes = Vec::new();
+    while let Some(event) = session.next_event() {
+        match event {
+            Event::Progress { id, bytes, .. } if id == big && bytes >= 40_000 => {
+                session.cancel_job(big);
+            }
+            Event::Finished(o) => outcomes.push(*o),
+            _ => {}
+        }
+    }
+    let summary = session.wait();
+    assert!(!summary.interrupted);
+    let by = |id| outcomes.iter().find(|o| o.id == id).unwrap();
+    let b = by(big);
+    assert_eq!(b.status, Status::Cancelled);
+    assert_eq!(
+        b.error.as_ref().unwrap().kind(),
+        fetchpool::ErrorKind::Cancelled
+    );
+    let part = std::fs::metadata(tmp.join("big.part")).unwrap().len();
+    assert!((40_000..400_000).contains(&part), "{part}");
+    assert_eq!(b.bytes, part);
+    let q = by(queued);
+    assert_eq!((q.status, q.attempts), (Status::Cancelled, 0));
+    assert_eq!(server.hits("/queued"), 0);
+    let s = outcomes.iter().find(|o| o.url.ends_with("/small")).unwrap();
+    assert_eq!(s.status, Status::Ok);
+    assert_eq!(std::fs::read(tmp.join("small")).unwrap(), small);
+    assert_eq!((summary.ok, summary.cancelled), (1, 2));
+}
+
+/// `shutdown` drains: jobs already submitted finish, while a live submitter's later
+/// submits fail with `SessionClosed`; a cancel handle can also cancel one job.
+#[test]
+fn shutdown_drains_submitted_jobs_and_refuses_later_submits() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/a", b"a".to_vec());
+    server.file("/b", b"b".to_vec());
+    let pool = Pool::builder()
+        .workers(1)
+        .output_dir(tmp.path())
+        .build()
+        .unwrap();
+    let session = pool.start();
+    let live = session.submitter();
+    let handle = session.cancel_handle();
+    let a = session.submit(Job::new(server.url("/a"))).unwrap();
+    let b = session
+        .submit(Job::new(server.url("/b")).after("nothing"))
+        .unwrap();
+    handle.cancel_job(b);
+    assert_ne!(a, b);
+    let summary = session.shutdown();
+    assert_eq!((summary.ok, summary.cancelled), (1, 1));
+    assert!(!summary.interrupted);
+    let e = live.submit(Job::new(server.url("/a"))).unwrap_err();
+    assert!(matches!(e, fetchpool::Error::SessionClosed), "{e:?}");
+    assert_eq!(std::fs::read(tmp.join("a")).unwrap(), b"a");
+}

@@ -150,6 +150,11 @@ fn receive_in<'s>(
                     reason: "interrupted".into(),
                 });
             }
+            if ctx.job_cancels.contains(task.id) {
+                return Err(Error::Cancelled {
+                    reason: super::CANCELLED_BY_ID.into(),
+                });
+            }
             let chunk_buf = hasher.buffer(local);
             let want = ctx.read_size(chunk_buf.len());
             let n = match reader.read(&mut chunk_buf[..want]) {

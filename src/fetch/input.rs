@@ -3,7 +3,9 @@
 //! emit callback for its events, and [`Shared`], the pool's state of the attempt path),
 //! the worker's [`Scratch`], and the attempt's [`Success`] or [`Failure`].
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::config::Config;
@@ -34,6 +36,8 @@ pub(crate) struct Env<'a> {
     pub(crate) opened: &'a Opened,
     /// Set when the session is cancelled: a body stops at its next read.
     pub(crate) cancelled: &'a AtomicBool,
+    /// Jobs cancelled one by one: such a job's body stops at its next read.
+    pub(crate) job_cancels: &'a JobCancels,
     /// Verdicts of the up-to-date pre-check.
     pub(crate) precheck: &'a Precheck,
     /// The output directory's lock, taken by the first file job.
@@ -63,6 +67,50 @@ impl Env<'_> {
         }
     }
 }
+
+/// The jobs of a session cancelled by id and not yet ended, shared by whoever may cancel
+/// (the session, its submitters and cancel handles), the scheduler that ends them, and
+/// the attempts that must stop. While none is pending an attempt's check is one atomic
+/// load per read.
+#[derive(Debug, Default)]
+pub(crate) struct JobCancels {
+    any: AtomicBool,
+    ids: Mutex<HashSet<JobId>>,
+}
+
+impl JobCancels {
+    fn ids(&self) -> MutexGuard<'_, HashSet<JobId>> {
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks for `id` to end cancelled.
+    pub(crate) fn request(&self, id: JobId) {
+        let mut ids = self.ids();
+        ids.insert(id);
+        self.any.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `id` was asked to end.
+    pub(crate) fn contains(&self, id: JobId) -> bool {
+        self.any.load(Ordering::Relaxed) && self.ids().contains(&id)
+    }
+
+    /// Whether `id` was asked to end, forgetting the request.
+    pub(crate) fn take(&self, id: JobId) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut ids = self.ids();
+        let had = ids.remove(&id);
+        if ids.is_empty() {
+            self.any.store(false, Ordering::SeqCst);
+        }
+        had
+    }
+}
+
+/// The reason of a job cancelled by id.
+pub(crate) const CANCELLED_BY_ID: &str = "the job was cancelled";
 
 /// The attempt path's state for one pool, created by the pool and shared by its workers:
 /// the hashing-thread budget and what the output directory supports. Two pools share

@@ -35,7 +35,9 @@ use crate::output::{nofollow, validators};
 use body::{Arrived, receive};
 use classify::{Limits, deadline_error, from_ureq, header, proxy_error, proxy_refusal};
 use input::emit;
-pub(crate) use input::{Env, Failure, Input, Scratch, Shared, Success};
+pub(crate) use input::{
+    CANCELLED_BY_ID, Env, Failure, Input, JobCancels, Scratch, Shared, Success,
+};
 use redirect::{follow, host_of, is_credential};
 
 /// Makes one attempt at `task`'s job: sends the request (ranged or conditional where the
@@ -110,6 +112,10 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             && Instant::now() >= d
         {
             return Err(fail(deadline_error(&limits), &redirects));
+        }
+        if ctx.job_cancels.contains(task.id) {
+            let reason = CANCELLED_BY_ID.into();
+            return Err(fail(Error::Cancelled { reason }, &redirects));
         }
         // A part that already holds the recorded total needs no request (many servers
         // answer its range with a 416 that does not say the length): hash, verify, finish.

@@ -15,6 +15,8 @@ pub(crate) type Batch = Vec<(JobId, Job)>;
 /// Control messages from the session.
 pub(crate) enum Ctl {
     Cancel,
+    /// End this job cancelled (see [`crate::fetch::JobCancels`]).
+    CancelJob(JobId),
 }
 
 /// What travels on the event channel: events for observers, and internal notes.

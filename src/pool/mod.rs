@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use crate::config::{Config, PoolBuilder};
 use crate::error::Error;
 use crate::event::Event;
-use crate::fetch;
+use crate::fetch::{self, JobCancels};
 use crate::job::{Job, JobId};
 use crate::lock::{self, OutputLock};
 use crate::net::ratelimit::RateLimiter;
@@ -292,6 +292,7 @@ impl Pool {
         let (event_tx, event_rx) = unbounded::<Note>();
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));
+        let job_cancels = Arc::new(JobCancels::default());
         let counters = Arc::new(Counters::default());
         let precheck = Arc::new(Precheck::for_output(&cfg.output_dir));
         let output_lock = Arc::new(lock::Lazy::new(
@@ -309,6 +310,7 @@ impl Pool {
                 opened: Arc::clone(&self.opened),
                 events: event_tx.clone(),
                 cancelled: Arc::clone(&cancelled),
+                job_cancels: Arc::clone(&job_cancels),
                 precheck: Arc::clone(&precheck),
                 output_lock: Arc::clone(&output_lock),
                 limiter: limiter.clone(),
@@ -329,6 +331,7 @@ impl Pool {
             work: work_tx,
             done: done_rx,
             events: event_tx.clone(),
+            job_cancels: Arc::clone(&job_cancels),
         };
         let sched = scheduler::Scheduler::new(
             Arc::clone(&cfg),
@@ -343,27 +346,32 @@ impl Pool {
                 .expect("spawning the scheduler thread"),
         );
         let gate = Arc::new(Gate(Mutex::new(Some(input_tx))));
+        let handle = CancelHandle {
+            cancelled: Arc::clone(&cancelled),
+            ctl: ctl_tx,
+            agent: own_agent.then_some(agent),
+            gate: Arc::downgrade(&gate),
+            jobs: job_cancels,
+        };
         let own = Submitter {
             gate: Some(Arc::clone(&gate)),
-            cancelled: Arc::clone(&cancelled),
+            cancel: handle.clone(),
             counters: Arc::clone(&counters),
         };
         let session = Session {
             own: Some(own),
             detached: Submitter {
                 gate: None,
-                cancelled: Arc::clone(&cancelled),
+                cancel: handle.clone(),
                 counters: Arc::clone(&counters),
             },
-            gate: Arc::downgrade(&gate),
+            handle,
             events: event_rx,
-            ctl: ctl_tx,
             threads,
             counters,
             cancelled,
             precheck,
             _output_lock: output_lock,
-            agent: own_agent.then_some(agent),
             summary: Summary::default(),
             started: Instant::now(),
         };
@@ -404,7 +412,8 @@ struct Counters {
 pub struct Submitter {
     /// `None` for the stand-in a closed session hands its observer.
     gate: Option<Arc<Gate>>,
-    cancelled: Arc<AtomicBool>,
+    /// The session's cancel handle: whether it was cancelled, and per-job cancels.
+    cancel: CancelHandle,
     counters: Arc<Counters>,
 }
 
@@ -436,7 +445,7 @@ impl Submitter {
     /// per job; returns the id of the first (the others follow in order).
     pub fn submit_all(&self, jobs: Vec<Job>) -> Result<JobId, Error> {
         let refused = || {
-            if self.cancelled.load(Ordering::SeqCst) {
+            if self.cancel.cancelled.load(Ordering::SeqCst) {
                 Error::Cancelled {
                     reason: "the session was cancelled".into(),
                 }
@@ -459,6 +468,11 @@ impl Submitter {
             refused()
         })?;
         Ok(JobId(first))
+    }
+
+    /// Ends job `id` `cancelled`; see [`Session::cancel_job`].
+    pub fn cancel_job(&self, id: JobId) {
+        self.cancel.cancel_job(id);
     }
 }
 
@@ -486,18 +500,15 @@ fn closed() -> Error {
 pub struct Session {
     own: Option<Submitter>,
     detached: Submitter,
-    /// The input every submitter shares, for a cancel or a shutdown to end.
-    gate: Weak<Gate>,
+    /// Cancels the session or one job, and ends the input every submitter shares.
+    handle: CancelHandle,
     events: Receiver<Note>,
-    ctl: Sender<Ctl>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
     cancelled: Arc<AtomicBool>,
     precheck: Arc<Precheck>,
     /// Held to the session's end, once a file job took it.
     _output_lock: Arc<lock::Lazy>,
-    /// The session's own agent, shut down on cancel; `None` when it shares the pool's.
-    agent: Option<ureq::Agent>,
     summary: Summary,
     started: Instant,
 }
@@ -529,14 +540,51 @@ impl Session {
         self.cancel_handle().cancel();
     }
 
-    /// A handle that cancels this session from another thread (a signal handler).
+    /// A handle that cancels this session, or one of its jobs, from another thread (a
+    /// signal handler, a user interface).
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle {
-            cancelled: Arc::clone(&self.cancelled),
-            ctl: self.ctl.clone(),
-            agent: self.agent.clone(),
-            gate: self.gate.clone(),
+        self.handle.clone()
+    }
+
+    /// Ends job `id` `cancelled`, leaving the session and its other jobs alone. A job
+    /// that waits (queued, for its host, for a retry, for its dependencies) ends at once;
+    /// one in flight stops at its next read (a server that sends nothing is noticed at the
+    /// job's stall limit), keeps what it received in `PATH.part` for a later resume, and
+    /// reports those bytes in [`Outcome::bytes`](crate::Outcome::bytes). Its dependents
+    /// end `cancelled` with kind `dependency`. A job that already ended is not changed.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Event, Job, Pool};
+    /// let pool = Pool::builder().output_dir("out").build()?;
+    /// let mut session = pool.start();
+    /// let big = session.submit(Job::new("http://127.0.0.1:8080/big.iso"))?;
+    /// session.submit(Job::new("http://127.0.0.1:8080/small.txt"))?;
+    /// session.close();
+    /// while let Some(event) = session.next_event() {
+    ///     if let Event::Progress { id, bytes, .. } = event
+    ///         && id == big
+    ///         && bytes > 1 << 20
+    ///     {
+    ///         session.cancel_job(big); // enough of that one
+    ///     }
+    /// }
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn cancel_job(&self, id: JobId) {
+        self.handle.cancel_job(id);
+    }
+
+    /// Stops taking jobs, from this session and from every [`Submitter`] (their submits
+    /// fail with [`Error::SessionClosed`] from now on), lets every job already submitted
+    /// run to its end, and returns the summary: a draining [`Session::close`] that does
+    /// not wait for other submitters to be dropped.
+    pub fn shutdown(mut self) -> Summary {
+        if let Some(gate) = self.handle.gate.upgrade() {
+            gate.shut();
         }
+        self.close();
+        while self.next_event().is_some() {}
+        self.finish_summary()
     }
 
     /// Whether every submitted job has finished or waits for a dependency that nothing
@@ -618,9 +666,24 @@ pub struct CancelHandle {
     /// The session's own agent, shut down on cancel; `None` when it shares the pool's.
     agent: Option<ureq::Agent>,
     gate: Weak<Gate>,
+    jobs: Arc<JobCancels>,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("cancelled", &self.cancelled.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CancelHandle {
+    /// Ends job `id` `cancelled`; see [`Session::cancel_job`].
+    pub fn cancel_job(&self, id: JobId) {
+        self.jobs.request(id);
+        let _ = self.ctl.send(Ctl::CancelJob(id));
+    }
+
     /// Cancels the session. Idempotent.
     pub fn cancel(&self) {
         if !self.cancelled.swap(true, Ordering::SeqCst) {

@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender, never, select};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
+use crate::fetch::{CANCELLED_BY_ID, JobCancels};
 use crate::job::{Job, JobId};
 use crate::net::ratelimit::RequestBucket;
 use crate::plan::{Claims, PlanChecker};
@@ -39,6 +40,8 @@ pub(crate) struct Links {
     pub(crate) work: Sender<Task>,
     pub(crate) done: Receiver<Done>,
     pub(crate) events: Sender<Note>,
+    /// Jobs cancelled by id, shared with the session and the workers.
+    pub(crate) job_cancels: Arc<JobCancels>,
 }
 
 /// A queued job's place in line: higher priority first, then lower sequence number.
@@ -224,6 +227,7 @@ pub(crate) struct Scheduler {
     tick_at: Option<Instant>,
     /// The ids and paths the session's jobs have claimed.
     claims: Claims,
+    job_cancels: Arc<JobCancels>,
 }
 
 impl Scheduler {
@@ -239,6 +243,7 @@ impl Scheduler {
             work,
             done,
             events,
+            job_cancels,
         } = links;
         Scheduler {
             cfg,
@@ -268,6 +273,7 @@ impl Scheduler {
             budget: None,
             tick_at: None,
             claims: Claims::default(),
+            job_cancels,
         }
     }
 
@@ -314,6 +320,7 @@ impl Scheduler {
                 }
                 recv(ctl) -> msg => match msg {
                     Ok(Ctl::Cancel) => self.stop("interrupted"),
+                    Ok(Ctl::CancelJob(id)) => self.cancel_job(id),
                     Err(_) => ctl_open = false,
                 },
                 default(wait) => {}
@@ -359,6 +366,13 @@ impl Scheduler {
         if let Some(reason) = self.stopping {
             let e = Error::Cancelled {
                 reason: reason.into(),
+            };
+            self.finish(Outcome::not_started(id, &job, Status::Cancelled, e), job.id);
+            return;
+        }
+        if self.job_cancels.take(id) {
+            let e = Error::Cancelled {
+                reason: CANCELLED_BY_ID.into(),
             };
             self.finish(Outcome::not_started(id, &job, Status::Cancelled, e), job.id);
             return;
@@ -523,7 +537,18 @@ impl Scheduler {
         self.in_flight -= 1;
         self.hosts[pending.host].in_flight -= 1;
         self.unpark(pending.host, 1);
+        // Cancelled by id while in flight: unless it made it to the end, it ends here.
+        let cancelled_by_id = self.job_cancels.take(pending.id);
         match result {
+            Err(failure) if cancelled_by_id => {
+                pending.absorb(&failure);
+                let e = Error::Cancelled {
+                    reason: CANCELLED_BY_ID.into(),
+                };
+                let outcome = pending.take_failure(Status::Cancelled, e);
+                let name = pending.job.id.take();
+                self.finish(outcome, name);
+            }
             Ok(success) => {
                 let outcome = pending.take_success(success);
                 let name = pending.job.id.take();
@@ -691,6 +716,52 @@ impl Scheduler {
         cascade
     }
 
+    /// Ends job `id` cancelled at once if it is queued, parked, waiting to retry or held
+    /// for its dependencies. One in flight stops at its next read and ends in `on_done`;
+    /// one not yet arrived ends in `accept`: either way the request stays in
+    /// `job_cancels` until then. A job that already ended is not found, and its request
+    /// stays, which costs a few bytes and nothing else.
+    fn cancel_job(&mut self, id: JobId) {
+        let found = self.jobs.iter().find(|(_, p)| p.id == id).map(|(s, _)| *s);
+        let pending = if let Some(seq) = found {
+            let before = self.timers.len();
+            self.timers
+                .retain(|Reverse((_, t))| !matches!(t, Timer::Retry(s) if *s == seq));
+            if self.timers.len() < before {
+                self.retry_waiting -= 1;
+            } else {
+                self.queued -= 1;
+                self.ready.retain(|r| r.seq != seq);
+                for h in &mut self.hosts {
+                    h.parked.retain(|r| r.seq != seq);
+                }
+            }
+            *self.jobs.remove(&seq).expect("found")
+        } else {
+            let found = self
+                .blocked
+                .iter()
+                .find(|(_, b)| b.pending.id == id)
+                .map(|(s, _)| *s);
+            match found.and_then(|seq| self.release(seq)) {
+                Some(b) => b.pending,
+                None => return,
+            }
+        };
+        self.job_cancels.take(id);
+        let mut p = pending;
+        let e = Error::Cancelled {
+            reason: CANCELLED_BY_ID.into(),
+        };
+        let outcome = if p.attempts > 0 {
+            p.take_failure(Status::Cancelled, e)
+        } else {
+            Outcome::not_started(p.id, &p.job, Status::Cancelled, e)
+        };
+        let name = p.job.id.take();
+        self.finish(outcome, name);
+    }
+
     /// Starts no new job; ends every job not in flight as cancelled.
     fn stop(&mut self, reason: &'static str) {
         if self.stopping.is_some() {
@@ -781,6 +852,7 @@ mod tests {
             work: work_tx,
             done: done_rx,
             events: event_tx,
+            job_cancels: Arc::default(),
         };
         let s = Scheduler::new(
             Arc::new(cfg),
@@ -915,6 +987,46 @@ mod tests {
         assert!((rate - 5.0).abs() < 1e-9, "{rate}");
         assert!(host.rate(None, now + Duration::from_secs(30)).is_some());
         assert_eq!(host.rate(None, now + Duration::from_secs(35)), None);
+    }
+
+    #[test]
+    fn a_job_cancelled_by_id_while_waiting_ends_at_once_and_the_counts_stay_right() {
+        let mut h = harness(Config {
+            workers: 2,
+            per_host: 1,
+            retry_base_delay: Duration::from_secs(60),
+            retry_max_delay: Duration::from_secs(60),
+            ..Config::default()
+        });
+        h.submit(job("a/1"));
+        h.submit(job("a/2"));
+        h.submit(job("b/1").id("b"));
+        h.submit(job("c/1").after("b"));
+        assert_eq!(h.dispatch(), ["a/1", "b/1"]);
+        h.fail("b/1", 503, None);
+        // a/2 is parked behind a/1, b/1 waits to retry, c/1 is held for b.
+        for id in [1, 2] {
+            h.s.cancel_job(JobId(id));
+        }
+        let cancelled = Some(ErrorKind::Cancelled);
+        assert_eq!(
+            h.finished(),
+            [
+                ("a/2".into(), Status::Cancelled, cancelled, 0),
+                ("b/1".into(), Status::Cancelled, cancelled, 1),
+                (
+                    "c/1".into(),
+                    Status::Cancelled,
+                    Some(ErrorKind::Dependency),
+                    0
+                ),
+            ]
+        );
+        assert_eq!(h.held.load(Ordering::SeqCst), 0);
+        h.succeed("a/1");
+        assert_eq!(h.dispatch(), Vec::<String>::new());
+        assert!(h.s.is_idle());
+        assert!(!h.s.job_cancels.contains(JobId(1)));
     }
 
     #[test]

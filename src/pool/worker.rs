@@ -21,6 +21,8 @@ pub(crate) struct Context {
     pub(crate) opened: Arc<crate::net::reuse::Opened>,
     pub(crate) events: Sender<Note>,
     pub(crate) cancelled: Arc<AtomicBool>,
+    /// Jobs cancelled by id.
+    pub(crate) job_cancels: Arc<fetch::JobCancels>,
     /// Verdicts of the up-to-date pre-check, shared with the session's feeder.
     pub(crate) precheck: Arc<crate::output::check::Precheck>,
     /// The output directory's lock, taken by the first file job.
@@ -40,6 +42,7 @@ pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
         agent: &ctx.agent,
         opened: &ctx.opened,
         cancelled: &ctx.cancelled,
+        job_cancels: &ctx.job_cancels,
         precheck: &ctx.precheck,
         output_lock: &ctx.output_lock,
         limiter: ctx.limiter.as_deref(),

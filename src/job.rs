@@ -4,14 +4,20 @@
 //! checks it ([`Job::check`]) before any request: the URL must be http(s), a file
 //! destination must stay inside the output directory.
 
+use std::any::Any;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checksum::{Algorithm, Checksum};
 use crate::error::Error;
 
-/// A job's number within one run, in submission order starting at 0.
+/// The handle of a job within one session or run: its number in submission order,
+/// starting at 0. [`Submitter::submit`](crate::Submitter::submit) returns it; every
+/// [`Event`](crate::Event) and the [`Outcome`](crate::Outcome) carry it as `id`, and
+/// [`Session::cancel_job`](crate::Session::cancel_job) takes it. Not to be confused with
+/// the id a job is given for dependencies ([`Job::id`], [`Outcome::job_id`](crate::Outcome::job_id)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
 
@@ -57,7 +63,9 @@ pub struct Job {
     pub checksum: Option<Checksum>,
     /// The expected size of the body in bytes.
     pub size: Option<u64>,
-    /// A name other jobs can depend on.
+    /// The id other jobs name in [`Job::after`] to depend on this one (`"id"` in job
+    /// lists and report lines); [`Outcome::job_id`](crate::Outcome::job_id) on its
+    /// outcome. Unique within a run. Defaults to none.
     pub id: Option<String>,
     /// Ids of jobs that must succeed before this one starts.
     pub after: Vec<String>,
@@ -88,7 +96,28 @@ pub struct Job {
     /// is renamed when another job of the list would write the same file (see
     /// [`Plan::renamed`](crate::Plan::renamed)), where a given path is an error.
     pub(crate) named_from_url: bool,
+    /// The caller's value carried to the outcome ([`Job::context`]).
+    pub(crate) context: Option<Context>,
 }
+
+/// A caller's value carried from a [`Job`] to its [`Outcome`](crate::Outcome), shared, never
+/// copied: two jobs are equal in it only when they carry the same value (one `Arc`).
+#[derive(Clone)]
+pub(crate) struct Context(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Context(..)")
+    }
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Context {}
 
 impl Job {
     /// A `GET` of `url` into a file named after the URL's last path segment.
@@ -124,6 +153,7 @@ impl Job {
             retries: None,
             keep_headers: Vec::new(),
             named_from_url: false,
+            context: None,
         }
     }
 
@@ -165,7 +195,7 @@ impl Job {
         self
     }
 
-    /// Name this job so that others can depend on it.
+    /// Give this job the id that others name in [`Job::after`] to depend on it.
     pub fn id(mut self, id: impl Into<String>) -> Job {
         self.id = Some(id.into());
         self
@@ -247,6 +277,31 @@ impl Job {
     pub fn keep_headers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Job {
         self.keep_headers.extend(names.into_iter().map(Into::into));
         self
+    }
+
+    /// Carries `value` to this job's outcome, where [`Outcome::context`](crate::Outcome::context)
+    /// gives it back by type: what the caller needs to act on the result (a row to update,
+    /// the page a listing came from), without encoding it in the id or the URL. A clone of
+    /// the job shares the value.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Job, Pool};
+    /// struct User { login: String }
+    /// let pool = Pool::builder().build()?;
+    /// let report = pool.run([Job::new("http://127.0.0.1:8080/avatars/1.png")
+    ///     .context(User { login: "ada".into() })])?;
+    /// let user = report.outcomes[0].context::<User>().unwrap();
+    /// assert_eq!(user.login, "ada");
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn context<T: Any + Send + Sync>(mut self, value: T) -> Job {
+        self.context = Some(Context(Arc::new(value)));
+        self
+    }
+
+    /// The value given with [`Job::context`], if it is a `T`.
+    pub fn context_ref<T: Any>(&self) -> Option<&T> {
+        self.context.as_ref()?.0.downcast_ref()
     }
 
     /// The destination path, for file jobs.

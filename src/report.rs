@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::checksum::Verified;
 use crate::error::{Error, ErrorKind};
-use crate::job::{Destination, Job, JobId};
+use crate::job::{Context, Destination, Job, JobId};
 use crate::redact;
 
 /// How a job ended.
@@ -71,10 +71,11 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Outcome {
-    /// The job's number in this run.
+    /// The job's handle in this run: what submitting it returned, and the `id` of its
+    /// events.
     pub id: JobId,
-    /// The job's name, when it has one.
-    pub name: Option<String>,
+    /// The id the job was given for dependencies ([`Job::id`]), when it has one.
+    pub job_id: Option<String>,
     /// The URL the job asked for (before redirects).
     pub url: String,
     /// The destination, relative to the output directory; `None` for memory jobs.
@@ -108,6 +109,8 @@ pub struct Outcome {
     /// [`crate::Job::keep_headers`]), in the order received, one entry per value; names
     /// lowercase. Empty when none were asked for or no response came.
     pub headers: Vec<(String, String)>,
+    /// The caller's value from [`Job::context`].
+    pub(crate) context: Option<Context>,
 }
 
 /// What a job's attempts measured, for [`Outcome::new`]; all empty (the default) for a job
@@ -126,11 +129,13 @@ pub(crate) struct Measured {
     pub(crate) headers: Vec<(String, String)>,
 }
 
-/// Which job an outcome is about: its name, the URL it asked for and its path.
+/// Which job an outcome is about: its id, the URL it asked for, its path and the
+/// caller's context.
 pub(crate) struct Names {
-    name: Option<String>,
+    job_id: Option<String>,
     url: String,
     path: Option<PathBuf>,
+    context: Option<Context>,
 }
 
 impl Names {
@@ -142,18 +147,20 @@ impl Names {
             Destination::Memory => None,
         };
         Names {
-            name: job.id.clone(),
+            job_id: job.id.clone(),
             url: std::mem::take(&mut job.url),
             path,
+            context: job.context.take(),
         }
     }
 
     /// Copies them, leaving `job` as it was.
     pub(crate) fn of(job: &Job) -> Names {
         Names {
-            name: job.id.clone(),
+            job_id: job.id.clone(),
             url: job.url.clone(),
             path: job.path().map(PathBuf::from),
+            context: job.context.clone(),
         }
     }
 }
@@ -182,7 +189,7 @@ impl Outcome {
         } = measured;
         Outcome {
             id,
-            name: names.name,
+            job_id: names.job_id,
             url: names.url,
             path: names.path,
             status,
@@ -197,7 +204,27 @@ impl Outcome {
             error,
             body,
             headers,
+            context: names.context,
         }
+    }
+
+    /// The value the job carried ([`Job::context`]), if it is a `T`.
+    ///
+    /// ```
+    /// # use fetchpool::Job;
+    /// // A job that cannot start (its URL is not http) still ends with its context.
+    /// let pool = fetchpool::Pool::builder().output_dir(std::env::temp_dir()).build()?;
+    /// let summary = pool.run_with([Job::new("ftp://h/x").to_memory().context(7u32)], |event, _| {
+    ///     if let fetchpool::Event::Finished(o) = event {
+    ///         assert_eq!(o.context::<u32>(), Some(&7));
+    ///         assert_eq!(o.context::<String>(), None);
+    ///     }
+    /// });
+    /// assert_eq!(summary.failed, 1);
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn context<T: std::any::Any>(&self) -> Option<&T> {
+        self.context.as_ref()?.0.downcast_ref()
     }
 
     /// The value of the kept response header `name` (any case), the first if it came
@@ -256,8 +283,8 @@ impl Outcome {
                 "message": e.to_string(),
             })),
         });
-        if let Some(name) = &self.name {
-            v["id"] = json!(name);
+        if let Some(id) = &self.job_id {
+            v["id"] = json!(id);
         }
         if !self.headers.is_empty() {
             v["headers"] = Value::Object(kept_headers_json(&self.headers));
@@ -406,7 +433,7 @@ mod tests {
     fn report_line_has_every_contract_field() {
         let o = Outcome {
             id: JobId(0),
-            name: None,
+            job_id: None,
             url: "http://h/a".into(),
             path: Some("a".into()),
             status: Status::Failed,
@@ -424,6 +451,7 @@ mod tests {
             }),
             body: None,
             headers: Vec::new(),
+            context: None,
         };
         let v = o.to_json();
         for key in [

@@ -513,7 +513,7 @@ fn a_jobs_own_retries_override_the_pools() {
         let o = report
             .outcomes
             .iter()
-            .find(|o| o.name.as_deref() == Some(name))
+            .find(|o| o.job_id.as_deref() == Some(name))
             .unwrap();
         assert_eq!(o.status, Status::Failed);
         o.attempts
@@ -826,4 +826,81 @@ fn shutdown_drains_submitted_jobs_and_refuses_later_submits() {
     let e = live.submit(Job::new(server.url("/a"))).unwrap_err();
     assert!(matches!(e, fetchpool::Error::SessionClosed), "{e:?}");
     assert_eq!(std::fs::read(tmp.join("a")).unwrap(), b"a");
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-job context and ids
+
+/// A caller's value rides from the job to its outcome, typed, through retries, follow-up
+/// jobs and jobs that never start; `Outcome::job_id` is the job's `Job::id`, and
+/// `Outcome::id` the handle `submit` returned.
+#[test]
+fn a_jobs_context_comes_back_on_its_outcome_by_type() {
+    #[derive(Debug, PartialEq)]
+    struct Page(u32);
+    #[derive(Debug, PartialEq)]
+    struct User {
+        login: String,
+        page: u32,
+    }
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/users", |req| {
+        if req.hit == 1 {
+            support::Reply::status(503)
+        } else {
+            support::Reply::ok(b"[\"ada\",\"bob\"]")
+        }
+    });
+    server.route("/user", |_| support::Reply::ok(b"{}"));
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .retry_base_delay(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let mut users = Vec::new();
+    let mut others = Vec::new();
+    let summary = pool.run_with(
+        [
+            Job::new(server.url("/users"))
+                .to_memory()
+                .id("page-1")
+                .context(Page(1)),
+            Job::new("ftp://nowhere/x").to_memory().context(Page(9)),
+        ],
+        |event, submit| {
+            let Event::Finished(o) = event else { return };
+            if let Some(page) = o.context::<Page>() {
+                others.push((o.job_id.clone(), o.status, page.0, o.attempts));
+                if o.status == Status::Ok {
+                    for login in ["ada", "bob"] {
+                        let job = Job::new(server.url(&format!("/user?login={login}")))
+                            .to_memory()
+                            .context(User {
+                                login: login.into(),
+                                page: page.0,
+                            });
+                        submit.submit(job).unwrap();
+                    }
+                }
+            } else if let Some(user) = o.context::<User>() {
+                assert_eq!(o.status, Status::Ok);
+                users.push((user.login.clone(), user.page));
+            }
+        },
+    );
+    assert_eq!(summary.ok, 3);
+    others.sort_by_key(|o| o.2);
+    assert_eq!(
+        others,
+        [
+            (Some("page-1".into()), Status::Ok, 1, 2),
+            (None, Status::Failed, 9, 0),
+        ]
+    );
+    users.sort();
+    assert_eq!(users, [("ada".into(), 1), ("bob".into(), 1)]);
+    let job = Job::new("http://h/x").context(5u8);
+    assert_eq!(job.context_ref::<u8>(), Some(&5));
+    assert_eq!(job.clone(), job, "a clone shares the value");
 }

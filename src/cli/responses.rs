@@ -76,7 +76,7 @@ pub fn line(outcome: &Outcome) -> Value {
     let report = outcome.to_json();
     let mut v = json!({
         "url": report["url"],
-        "id": outcome.name,
+        "id": outcome.job_id,
         "status": report["status"],
         "http_status": outcome.http_status,
         "headers": report.get("headers").cloned().unwrap_or_else(|| json!({})),

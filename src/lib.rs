@@ -46,6 +46,10 @@ mod shard;
 mod sums;
 mod url;
 
+/// The channel crate whose [`Receiver`](crossbeam_channel::Receiver) [`Session::events`]
+/// returns, re-exported so that a caller's `select!` uses the same version.
+pub use crossbeam_channel;
+
 pub use checksum::{Algorithm, Checksum, DigestSource, ParseChecksumError, Verified};
 pub use config::{Config, PoolBuilder};
 pub use error::{Error, ErrorKind, RedirectReason, Setting, TimeoutPhase, TlsReason};

@@ -904,3 +904,87 @@ fn a_jobs_context_comes_back_on_its_outcome_by_type() {
     assert_eq!(job.context_ref::<u8>(), Some(&5));
     assert_eq!(job.clone(), job, "a clone shares the value");
 }
+
+// ---------------------------------------------------------------------------------------
+// Events without blocking
+
+/// A status line redrawn between events needs no thread of its own: `try_next_event`
+/// and `next_event_timeout` return at once or after the timeout while a slow job runs,
+/// `is_over` tells a quiet moment from the end, and the events channel works in a
+/// `select!` beside the caller's own channels, the summary still counting every job.
+#[test]
+fn events_can_be_polled_with_a_timeout_or_selected_beside_other_channels() {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/slow", |_| {
+        support::Reply::ok(random_bytes(2, 2_000)).drip(250, Duration::from_millis(100))
+    });
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .progress_events(false)
+        .build()
+        .unwrap();
+
+    let mut session = pool.start();
+    let started = Instant::now();
+    assert!(session.try_next_event().is_none());
+    assert!(!session.is_over());
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "try_next_event waits"
+    );
+    session
+        .submit(Job::new(server.url("/slow")).to_memory())
+        .unwrap();
+    session.close();
+    let (mut quiet, mut finished) = (0, 0);
+    loop {
+        match session.next_event_timeout(Duration::from_millis(100)) {
+            Some(Event::Finished(o)) => {
+                assert_eq!(o.status, Status::Ok);
+                finished += 1;
+            }
+            Some(_) => {}
+            None if session.is_over() => break,
+            None => quiet += 1,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    assert_eq!(finished, 1);
+    assert!(
+        quiet >= 3,
+        "{quiet} quiet moments while the body dripped for 0.8 s"
+    );
+    assert!(session.try_next_event().is_none() && session.is_over());
+    assert_eq!(session.wait().ok, 1);
+
+    let mut session = pool.start();
+    session
+        .submit(Job::new(server.url("/slow")).to_memory())
+        .unwrap();
+    session
+        .submit(Job::new(server.url("/slow")).to_memory())
+        .unwrap();
+    session.close();
+    let events = session.events().clone();
+    let (mine_tx, mine) = crossbeam_channel::unbounded::<&str>();
+    mine_tx.send("hello").unwrap();
+    let (mut got_mine, mut finished, mut ticks) = (false, 0, 0);
+    let ticker = crossbeam_channel::tick(Duration::from_millis(100));
+    loop {
+        crossbeam_channel::select! {
+            recv(events) -> event => match event {
+                Ok(Event::Finished(_)) => finished += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            },
+            recv(mine) -> msg => got_mine = msg == Ok("hello"),
+            recv(ticker) -> _ => ticks += 1,
+        }
+    }
+    assert!(got_mine && ticks >= 3, "{got_mine} {ticks}");
+    assert_eq!(finished, 2);
+    let summary = session.wait();
+    assert_eq!((summary.ok, summary.total()), (2, 2));
+}

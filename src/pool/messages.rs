@@ -1,10 +1,9 @@
 //! What crosses the pool's channels: jobs in batches, control messages, attempts to make
-//! and their results, and the notes on the event channel.
+//! and their results. The event channel carries [`crate::Event`]s as they are.
 
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::event::Event;
 use crate::fetch::{Failure, Success};
 use crate::job::{Job, JobId};
 use crate::report::{Measured, Names, Outcome, Status};
@@ -17,13 +16,6 @@ pub(crate) enum Ctl {
     Cancel,
     /// End this job cancelled (see [`crate::fetch::JobCancels`]).
     CancelJob(JobId),
-}
-
-/// What travels on the event channel: events for observers, and internal notes.
-pub(crate) enum Note {
-    Event(Event),
-    /// The feeder of [`crate::Pool::run_with`] has submitted its last job.
-    FeederDone,
 }
 
 /// A job between its arrival and its outcome, with what its attempts so far learned.

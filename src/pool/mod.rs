@@ -15,9 +15,11 @@ pub(crate) mod worker;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, Sender, TryRecvError, bounded, never, select, unbounded,
+};
 
 use crate::config::{Config, PoolBuilder};
 use crate::error::Error;
@@ -29,7 +31,7 @@ use crate::net::ratelimit::RateLimiter;
 use crate::net::{agent, reuse};
 use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
-use crate::pool::messages::{Batch, Ctl, Done, Note, Task};
+use crate::pool::messages::{Batch, Ctl, Done, Task};
 use crate::report::{Report, Summary};
 use crate::shard::Shard;
 
@@ -222,13 +224,15 @@ impl Pool {
         S: FnOnce(CancelHandle),
         F: FnMut(&Event, &Submitter),
     {
-        let (mut session, notes) = self.start_with_notes();
+        let mut session = self.start();
         on_start(session.cancel_handle());
         let feeder = session.submitter();
         let precheck = Arc::clone(&session.precheck);
         let cancelled = Arc::clone(&session.cancelled);
         let output_dir = self.config.output_dir.clone();
         let jobs = jobs.into_iter();
+        let (fed_tx, fed_rx) = bounded::<()>(1);
+        let events = session.events.clone();
         thread::scope(|scope| {
             scope.spawn(move || {
                 // Files already right are found a batch at a time, hashed in parallel.
@@ -240,23 +244,30 @@ impl Pool {
                     }
                 }
                 drop(feeder);
-                let _ = notes.send(Note::FeederDone);
+                drop(fed_tx);
             });
-            let mut feeding = true;
+            // Outcomes the observer has seen: the run may end only once it saw them all,
+            // since a follow-up it submits for the last one must still be taken.
+            let mut finished: u64 = 0;
+            let never_fed = never::<()>();
+            let mut fed = &fed_rx;
             loop {
-                if !feeding && session.is_settled() {
+                if fed.same_channel(&never_fed) && session.is_settled(finished) {
                     session.close();
                 }
-                match session.next_note() {
-                    Some(Note::Event(event)) => {
+                select! {
+                    recv(events) -> event => {
+                        let Ok(event) = event else { break };
+                        if let Event::Finished(_) = event {
+                            finished += 1;
+                        }
                         if let Some(own) = session.own.as_ref() {
                             observer(&event, own);
                         } else {
                             observer(&event, &session.detached);
                         }
                     }
-                    Some(Note::FeederDone) => feeding = false,
-                    None => break,
+                    recv(fed) -> _ => fed = &never_fed,
                 }
             }
         });
@@ -267,11 +278,6 @@ impl Pool {
     /// from. Call [`Session::close`] when you will submit no more. Each submitted job is
     /// checked as [`Pool::run_with`] checks them, against the session's earlier jobs.
     pub fn start(&self) -> Session {
-        self.start_with_notes().0
-    }
-
-    /// Starts a session and returns a sender that can put notes among its events.
-    fn start_with_notes(&self) -> (Session, Sender<Note>) {
         let cfg = Arc::clone(&self.config);
         // Each session has an agent (a connection pool) of its own: cancelling shuts it
         // down to interrupt blocked reads, which must not reach another session or a
@@ -289,7 +295,7 @@ impl Pool {
         let (input_tx, input_rx) = bounded::<Batch>(16);
         let (work_tx, work_rx) = bounded::<Task>(cfg.workers);
         let (done_tx, done_rx) = bounded::<Done>(cfg.workers);
-        let (event_tx, event_rx) = unbounded::<Note>();
+        let (event_tx, event_rx) = unbounded::<Event>();
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let job_cancels = Arc::new(JobCancels::default());
@@ -302,7 +308,7 @@ impl Pool {
         // One bucket per run, shared by every worker: the limit is overall, not per worker.
         let limiter = cfg.limit_rate.map(|r| Arc::new(RateLimiter::new(r)));
 
-        let mut threads = Vec::with_capacity(cfg.workers + 1);
+        let mut threads = Vec::with_capacity(cfg.workers);
         for n in 0..cfg.workers {
             let ctx = worker::Context {
                 config: Arc::clone(&cfg),
@@ -330,7 +336,7 @@ impl Pool {
             ctl: ctl_rx,
             work: work_tx,
             done: done_rx,
-            events: event_tx.clone(),
+            events: event_tx,
             job_cancels: Arc::clone(&job_cancels),
         };
         let sched = scheduler::Scheduler::new(
@@ -339,12 +345,10 @@ impl Pool {
             Arc::clone(&cancelled),
             Arc::clone(&counters.held),
         );
-        threads.push(
-            thread::Builder::new()
-                .name("fetchpool-scheduler".into())
-                .spawn(move || sched.run())
-                .expect("spawning the scheduler thread"),
-        );
+        let scheduler = thread::Builder::new()
+            .name("fetchpool-scheduler".into())
+            .spawn(move || sched.run())
+            .expect("spawning the scheduler thread");
         let gate = Arc::new(Gate(Mutex::new(Some(input_tx))));
         let handle = CancelHandle {
             cancelled: Arc::clone(&cancelled),
@@ -358,7 +362,7 @@ impl Pool {
             cancel: handle.clone(),
             counters: Arc::clone(&counters),
         };
-        let session = Session {
+        Session {
             own: Some(own),
             detached: Submitter {
                 gate: None,
@@ -367,15 +371,15 @@ impl Pool {
             },
             handle,
             events: event_rx,
+            scheduler: Some(scheduler),
             threads,
             counters,
             cancelled,
             precheck,
             _output_lock: output_lock,
-            summary: Summary::default(),
+            over: false,
             started: Instant::now(),
-        };
-        (session, event_tx)
+        }
     }
 }
 
@@ -401,7 +405,6 @@ const FEED_BATCH: usize = 64;
 #[derive(Debug, Default)]
 struct Counters {
     submitted: AtomicU64,
-    finished: AtomicU64,
     /// Jobs the scheduler holds for their dependencies.
     held: Arc<AtomicU64>,
 }
@@ -502,14 +505,18 @@ pub struct Session {
     detached: Submitter,
     /// Cancels the session or one job, and ends the input every submitter shares.
     handle: CancelHandle,
-    events: Receiver<Note>,
+    events: Receiver<Event>,
+    /// The scheduler thread, which hands back the run's summary.
+    scheduler: Option<JoinHandle<Summary>>,
+    /// The worker threads.
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
     cancelled: Arc<AtomicBool>,
     precheck: Arc<Precheck>,
     /// Held to the session's end, once a file job took it.
     _output_lock: Arc<lock::Lazy>,
-    summary: Summary,
+    /// Whether the events were seen to end.
+    over: bool,
     started: Instant,
 }
 
@@ -587,34 +594,118 @@ impl Session {
         self.finish_summary()
     }
 
-    /// Whether every submitted job has finished or waits for a dependency that nothing
-    /// running can satisfy any more (an id never submitted, or a cycle): either way no
-    /// event will come unless new jobs are submitted. `finished` only changes on this
-    /// thread and `held` is read first, so a job moving from held to finished is never
+    /// Whether every submitted job has finished (`finished` of them, as the caller saw)
+    /// or waits for a dependency that nothing running can satisfy any more (an id never
+    /// submitted, or a cycle): either way no event will come unless new jobs are
+    /// submitted. `held` is read first, so a job moving from held to finished is never
     /// missed; a job in transit counts in `submitted` and neither other count.
-    fn is_settled(&self) -> bool {
+    fn is_settled(&self, finished: u64) -> bool {
         let held = self.counters.held.load(Ordering::SeqCst);
-        self.counters.finished.load(Ordering::SeqCst) + held
-            == self.counters.submitted.load(Ordering::SeqCst)
-    }
-
-    fn next_note(&mut self) -> Option<Note> {
-        let note = self.events.recv().ok()?;
-        if let Note::Event(Event::Finished(outcome)) = &note {
-            self.summary.record(outcome);
-            self.counters.finished.fetch_add(1, Ordering::SeqCst);
-        }
-        Some(note)
+        finished + held == self.counters.submitted.load(Ordering::SeqCst)
     }
 
     /// The next event; `None` once the run is over. Blocks.
     pub fn next_event(&mut self) -> Option<Event> {
-        loop {
-            match self.next_note()? {
-                Note::Event(e) => return Some(e),
-                Note::FeederDone => continue,
+        let event = self.events.recv().ok();
+        self.over |= event.is_none();
+        event
+    }
+
+    /// The next event if one is ready, without waiting; `None` when none is, or when
+    /// the run is over ([`Session::is_over`] tells which).
+    ///
+    /// ```no_run
+    /// # let pool = fetchpool::Pool::builder().build()?;
+    /// let mut session = pool.start();
+    /// session.submit(fetchpool::Job::new("http://127.0.0.1:8080/a.bin"))?;
+    /// session.close();
+    /// while !session.is_over() {
+    ///     while let Some(event) = session.try_next_event() {
+    ///         println!("{event:?}");
+    ///     }
+    ///     // ... the caller's own work between looks ...
+    /// #   std::thread::yield_now();
+    /// }
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        match self.events.try_recv() {
+            Ok(event) => Some(event),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.over = true;
+                None
             }
         }
+    }
+
+    /// The next event, waiting at most `timeout`; `None` when none came in that time, or
+    /// when the run is over ([`Session::is_over`] tells which). What a status line that
+    /// is redrawn once a second needs, on the caller's thread.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use fetchpool::{Event, Job, Pool};
+    /// let pool = Pool::builder().build()?;
+    /// let mut session = pool.start();
+    /// session.submit(Job::new("http://127.0.0.1:8080/a.bin"))?;
+    /// session.close();
+    /// let mut done = 0;
+    /// loop {
+    ///     match session.next_event_timeout(Duration::from_secs(1)) {
+    ///         Some(Event::Finished(_)) => done += 1,
+    ///         Some(_) => {}
+    ///         None if session.is_over() => break,
+    ///         None => eprintln!("{done} done"),
+    ///     }
+    /// }
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn next_event_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.over = true;
+                None
+            }
+        }
+    }
+
+    /// Whether the run is over: every event was read and no more will come. Known once a
+    /// read found the events ended.
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// The channel the events arrive on, for `crossbeam_channel::select!` beside the
+    /// caller's own channels. Receiving from it is reading the session's events (as
+    /// [`Session::next_event`] does, and nothing is counted twice or lost); it reports
+    /// disconnected once the run is over.
+    ///
+    /// ```no_run
+    /// use crossbeam_channel::{select, tick};
+    /// use std::time::Duration;
+    /// # let pool = fetchpool::Pool::builder().build()?;
+    /// let mut session = pool.start();
+    /// session.submit(fetchpool::Job::new("http://127.0.0.1:8080/a.bin"))?;
+    /// session.close();
+    /// let events = session.events().clone();
+    /// let ticks = tick(Duration::from_secs(1));
+    /// loop {
+    ///     select! {
+    ///         recv(events) -> event => match event {
+    ///             Ok(event) => println!("{event:?}"),
+    ///             Err(_) => break, // the run is over
+    ///         },
+    ///         recv(ticks) -> _ => eprintln!("still running"),
+    ///     }
+    /// }
+    /// let summary = session.wait();
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
     }
 
     /// Reads the remaining events, joins the threads and returns the summary.
@@ -625,18 +716,24 @@ impl Session {
     }
 
     fn finish_summary(&mut self) -> Summary {
-        self.join();
-        let mut summary = std::mem::take(&mut self.summary);
+        let mut summary = self.join();
         summary.elapsed = self.started.elapsed();
         summary.interrupted = self.cancelled.load(Ordering::SeqCst);
         summary
     }
 
-    fn join(&mut self) {
+    /// Joins the threads; the scheduler's summary, or an empty one if it stopped early.
+    fn join(&mut self) -> Summary {
         self.own = None;
+        let summary = self
+            .scheduler
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        summary
     }
 }
 
@@ -649,10 +746,10 @@ impl Iterator for Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if self.scheduler.is_some() {
             self.cancel();
             self.own = None;
-            while self.next_note().is_some() {}
+            while self.next_event().is_some() {}
             self.join();
         }
     }

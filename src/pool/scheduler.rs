@@ -26,9 +26,9 @@ use crate::fetch::{CANCELLED_BY_ID, JobCancels};
 use crate::job::{Job, JobId};
 use crate::net::ratelimit::RequestBucket;
 use crate::plan::{Claims, PlanChecker};
-use crate::pool::messages::{Batch, Ctl, Done, Note, Pending, Task};
+use crate::pool::messages::{Batch, Ctl, Done, Pending, Task};
 use crate::pool::retry;
-use crate::report::{Outcome, Status};
+use crate::report::{Outcome, Status, Summary};
 use crate::url::write_host_key;
 
 /// The scheduler's ends of the session's channels.
@@ -39,7 +39,7 @@ pub(crate) struct Links {
     pub(crate) ctl: Receiver<Ctl>,
     pub(crate) work: Sender<Task>,
     pub(crate) done: Receiver<Done>,
-    pub(crate) events: Sender<Note>,
+    pub(crate) events: Sender<Event>,
     /// Jobs cancelled by id, shared with the session and the workers.
     pub(crate) job_cancels: Arc<JobCancels>,
 }
@@ -197,7 +197,7 @@ pub(crate) struct Scheduler {
     ctl: Receiver<Ctl>,
     work: Sender<Task>,
     done: Receiver<Done>,
-    events: Sender<Note>,
+    events: Sender<Event>,
     cancelled: Arc<AtomicBool>,
     seq: u64,
     host_ids: HashMap<String, usize>,
@@ -228,6 +228,9 @@ pub(crate) struct Scheduler {
     /// The ids and paths the session's jobs have claimed.
     claims: Claims,
     job_cancels: Arc<JobCancels>,
+    /// Every outcome counted as it is sent, handed back when the run ends: the observer
+    /// may read events from the channel in any way, or not at all.
+    summary: Summary,
 }
 
 impl Scheduler {
@@ -274,10 +277,12 @@ impl Scheduler {
             tick_at: None,
             claims: Claims::default(),
             job_cancels,
+            summary: Summary::default(),
         }
     }
 
-    pub(crate) fn run(mut self) {
+    /// Runs until the input ends and nothing is left; returns the counts of the outcomes.
+    pub(crate) fn run(mut self) -> Summary {
         let never_input = never::<Batch>();
         let never_ctl = never::<Ctl>();
         let mut ctl_open = true;
@@ -326,6 +331,7 @@ impl Scheduler {
                 default(wait) => {}
             }
         }
+        self.summary
     }
 
     fn is_idle(&self) -> bool {
@@ -340,7 +346,7 @@ impl Scheduler {
         {
             return;
         }
-        let _ = self.events.send(Note::Event(event));
+        let _ = self.events.send(event);
     }
 
     fn host_index(&mut self, url: &str) -> usize {
@@ -671,8 +677,10 @@ impl Scheduler {
         // Settled before anything is told, so that the session never sees a job finish
         // while the dependents it releases still count as held.
         let cascade = self.settle(name, ok);
+        self.summary.record(&outcome);
         self.emit(Event::Finished(Box::new(outcome)));
         for outcome in cascade {
+            self.summary.record(&outcome);
             self.emit(Event::Finished(Box::new(outcome)));
         }
         // After the dependents: theirs is a dependency failure, not a fail-fast stop.
@@ -832,7 +840,7 @@ mod tests {
     struct Harness {
         s: Scheduler,
         work: Receiver<Task>,
-        events: Receiver<Note>,
+        events: Receiver<Event>,
         running: HashMap<String, Box<Pending>>,
         next_id: u64,
         held: Arc<AtomicU64>,
@@ -950,7 +958,7 @@ mod tests {
             self.events
                 .try_iter()
                 .filter_map(|note| match note {
-                    Note::Event(Event::Finished(o)) => Some((
+                    Event::Finished(o) => Some((
                         o.url.trim_start_matches("http://").to_string(),
                         o.status,
                         o.error.as_ref().map(Error::kind),
@@ -1112,7 +1120,7 @@ mod tests {
         let outcome = done
             .iter()
             .find_map(|n| match n {
-                Note::Event(Event::Finished(o)) => Some(o),
+                Event::Finished(o) => Some(o),
                 _ => None,
             })
             .expect("the job ended");

@@ -9,9 +9,10 @@ use std::sync::atomic::AtomicBool;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
+use crate::event::Event;
 use crate::fetch;
 use crate::net::ratelimit::RateLimiter;
-use crate::pool::messages::{Done, Note, Task};
+use crate::pool::messages::{Done, Task};
 
 /// What a worker needs, shared by all of them.
 pub(crate) struct Context {
@@ -19,7 +20,7 @@ pub(crate) struct Context {
     pub(crate) agent: ureq::Agent,
     /// Tells a stale pooled connection from a fresh one ([`reuse`](crate::net::reuse)).
     pub(crate) opened: Arc<crate::net::reuse::Opened>,
-    pub(crate) events: Sender<Note>,
+    pub(crate) events: Sender<Event>,
     pub(crate) cancelled: Arc<AtomicBool>,
     /// Jobs cancelled by id.
     pub(crate) job_cancels: Arc<fetch::JobCancels>,
@@ -34,8 +35,8 @@ pub(crate) struct Context {
 }
 
 pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
-    let emit = |event| {
-        let _ = ctx.events.send(Note::Event(event));
+    let emit = |event: Event| {
+        let _ = ctx.events.send(event);
     };
     let env = fetch::Env {
         config: &ctx.config,

@@ -125,6 +125,13 @@ pub struct Config {
     /// Response headers kept in every outcome ([`crate::Outcome::header`]), lowercase;
     /// a job may name more ([`crate::Job::keep_headers`]). Defaults to none.
     pub keep_headers: Vec<String>,
+    /// Where the validator store lives (the `ETag` and `Last-Modified` of each file
+    /// downloaded without a sha256, for a conditional request on the next run, one small
+    /// file per download under `validators/`); `None` keeps no store, so re-runs of jobs
+    /// without a sha256 download again instead of asking "changed since?". Defaults to
+    /// `OUTPUT_DIR/.fetchpool`. The output directory's run lock stays at
+    /// `OUTPUT_DIR/.fetchpool/lock` either way: it guards the output directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -162,6 +169,7 @@ impl Default for Config {
             min_rate: None,
             min_rate_window: Duration::from_secs(30),
             keep_headers: Vec::new(),
+            state_dir: Some(PathBuf::from(".").join(crate::job::STATE_DIR)),
         }
     }
 }
@@ -181,6 +189,8 @@ impl Default for Config {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     config: Config,
+    /// Set by [`PoolBuilder::state_dir`]; unset, the store follows the output directory.
+    state_dir: Option<Option<PathBuf>>,
     proxy: Option<Secret>,
     no_proxy: Option<String>,
     proxy_from_env: bool,
@@ -363,6 +373,22 @@ impl PoolBuilder {
         self
     }
 
+    /// Where the validator store lives (see [`Config::state_dir`]); `None` keeps none, so
+    /// a library run writes nothing but its files, their working files and the run lock.
+    /// Defaults to `.fetchpool` in the output directory.
+    ///
+    /// ```no_run
+    /// let pool = fetchpool::Pool::builder()
+    ///     .output_dir("mirror")
+    ///     .state_dir(None) // jobs carry a sha256: nothing to remember
+    ///     .build()?;
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn state_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.state_dir = Some(dir);
+        self
+    }
+
     /// The configuration as it stands.
     pub fn config(&self) -> &Config {
         &self.config
@@ -373,6 +399,10 @@ impl PoolBuilder {
     /// pool's [`PoolBuilder::build`] makes the pool from the result.
     pub(crate) fn validate(self) -> Result<Config, Error> {
         let mut config = self.config;
+        config.state_dir = match self.state_dir {
+            Some(dir) => dir,
+            None => Some(config.output_dir.join(crate::job::STATE_DIR)),
+        };
         if config.workers == 0 {
             return Err(Error::setting(
                 Setting::Workers,

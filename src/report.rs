@@ -208,6 +208,33 @@ impl Outcome {
         }
     }
 
+    /// The body parsed as JSON into a `T`, without a copy: what a memory job for an API
+    /// call wants. An outcome without a body (a file job, a failure) is an error, as an
+    /// empty document is.
+    ///
+    /// ```no_run
+    /// #[derive(serde::Deserialize)]
+    /// struct Item { id: u64 }
+    /// let pool = fetchpool::Pool::builder().build()?;
+    /// let outcome = pool.fetch(fetchpool::Job::new("http://127.0.0.1:8080/api/items").to_memory());
+    /// let items: Vec<Item> = outcome.json().expect("a JSON list of items");
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(self.body.as_deref().unwrap_or_default())
+    }
+
+    /// The body as text, invalid UTF-8 replaced by `U+FFFD` (borrowed when it is valid);
+    /// `None` for an outcome without a body.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        self.body.as_deref().map(String::from_utf8_lossy)
+    }
+
+    /// Takes the body out of the outcome, leaving `None`: the bytes move, never copied.
+    pub fn take_body(&mut self) -> Option<Vec<u8>> {
+        self.body.take()
+    }
+
     /// The value the job carried ([`Job::context`]), if it is a `T`.
     ///
     /// ```

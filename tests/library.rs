@@ -988,3 +988,129 @@ fn events_can_be_polled_with_a_timeout_or_selected_beside_other_channels() {
     let summary = session.wait();
     assert_eq!((summary.ok, summary.total()), (2, 2));
 }
+
+// ---------------------------------------------------------------------------------------
+// Bodies, one-off requests, the state directory
+
+/// The observer of `run_with_owned` owns each event, so a body moves out without a copy;
+/// `json` and `text` read a body in place.
+#[test]
+fn bodies_move_to_an_owning_observer_and_read_as_json_or_text() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Item {
+        id: u64,
+    }
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/items", |_| support::Reply::ok(b"[{\"id\":1},{\"id\":2}]"));
+    server.route("/latin", |_| support::Reply::ok(b"caf\xe9"));
+    let pool = Pool::builder().output_dir(tmp.path()).build().unwrap();
+    let mut bodies = Vec::new();
+    let summary = pool.run_with_owned(
+        [
+            Job::new(server.url("/items")).to_memory(),
+            Job::new(server.url("/latin")).to_memory(),
+        ],
+        |event, _| {
+            if let Event::Finished(mut o) = event {
+                if o.url.ends_with("/items") {
+                    assert_eq!(
+                        o.json::<Vec<Item>>().unwrap(),
+                        [Item { id: 1 }, Item { id: 2 }]
+                    );
+                } else {
+                    assert_eq!(o.text().as_deref(), Some("caf\u{fffd}"));
+                    assert!(o.json::<serde_json::Value>().is_err());
+                }
+                bodies.push(o.take_body().unwrap());
+                assert!(o.body.is_none() && o.text().is_none());
+            }
+        },
+    );
+    assert_eq!(summary.ok, 2);
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [b"[{\"id\":1},{\"id\":2}]".to_vec(), b"caf\xe9".to_vec()]
+    );
+    let report = pool
+        .run([Job::new(server.url("/items")).to_memory()])
+        .unwrap();
+    assert_eq!(report.outcomes[0].json::<Vec<Item>>().unwrap().len(), 2);
+}
+
+/// `Pool::fetch` makes one request on the calling thread, retries included, checked as
+/// `run` checks a job; a file job's file is in place when it returns.
+#[test]
+fn fetch_runs_one_job_on_the_calling_thread_with_its_retries() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/index.json", |req| {
+        if req.hit == 1 {
+            support::Reply::status(503).header("Retry-After", "0")
+        } else {
+            support::Reply::ok(b"[\"a.bin\"]").header("X-Total-Count", "1")
+        }
+    });
+    server.file("/a.bin", random_bytes(11, 50_000));
+    let pool = Pool::builder()
+        .output_dir(tmp.path())
+        .keep_headers(["x-total-count"])
+        .retry_base_delay(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let index = pool.fetch(Job::new(server.url("/index.json")).to_memory());
+    assert_eq!((index.status, index.attempts), (Status::Ok, 2));
+    assert_eq!(index.json::<Vec<String>>().unwrap(), ["a.bin"]);
+    assert_eq!(index.header("x-total-count"), Some("1"));
+    let file =
+        pool.fetch(Job::new(server.url("/a.bin")).sha256(sha256_hex(&random_bytes(11, 50_000))));
+    assert_eq!(file.status, Status::Ok, "{:?}", file.error);
+    assert_eq!(
+        std::fs::read(tmp.join("a.bin")).unwrap(),
+        random_bytes(11, 50_000)
+    );
+    let bad = pool.fetch(Job::new(server.url("/x")).to_file("../escape"));
+    assert_eq!(bad.status, Status::Failed);
+    assert_eq!(bad.error.unwrap().kind(), fetchpool::ErrorKind::Config);
+    assert_eq!(server.hits("/x"), 0);
+}
+
+/// With `state_dir(None)` a run keeps no validator store, so nothing but the file is
+/// written and a re-run downloads again; with a directory of the caller's choice the
+/// store lives there and a re-run asks "changed since?" (a 304, skipped).
+#[test]
+fn state_dir_none_keeps_no_validator_store_and_a_chosen_one_is_used() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.file("/v.bin", random_bytes(13, 20_000));
+    let out = tmp.join("out");
+    let pool = Pool::builder()
+        .output_dir(&out)
+        .state_dir(None)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let report = pool.run([Job::new(server.url("/v.bin"))]).unwrap();
+        assert_eq!(report.outcomes[0].status, Status::Ok);
+    }
+    assert_eq!(server.hits("/v.bin"), 2);
+    assert!(!out.join(".fetchpool/validators").exists());
+
+    let state = tmp.join("state");
+    let pool = Pool::builder()
+        .output_dir(&out)
+        .state_dir(Some(state.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(pool.config().state_dir.as_deref(), Some(state.as_path()));
+    let first = pool.run([Job::new(server.url("/v.bin"))]).unwrap();
+    assert_eq!(first.outcomes[0].status, Status::Ok);
+    assert!(state.join("validators").is_dir());
+    let again = pool.run([Job::new(server.url("/v.bin"))]).unwrap();
+    assert_eq!(again.outcomes[0].status, Status::Skipped);
+    assert_eq!(again.outcomes[0].http_status, Some(304));
+    assert!(!out.join(".fetchpool/validators").exists());
+    let default = Pool::builder().output_dir(&out).build().unwrap();
+    assert_eq!(default.config().state_dir, Some(out.join(".fetchpool")));
+}

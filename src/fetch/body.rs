@@ -271,8 +271,9 @@ fn receive_in<'s>(
     if let Destination::File(rel) = &job.dest
         && job.checksum.is_none()
         && placed_at.is_none()
+        && let Some(store) = &cfg.state_dir
     {
-        validators::remember(&cfg.output_dir, rel, &job.url, head);
+        validators::remember(store, &cfg.output_dir, rel, &job.url, head);
     }
     Ok(Success {
         http_status: status,

@@ -92,7 +92,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
     let mut prep = if ctx.precheck.is_fresh() && task.attempt <= 1 {
         Prepared::default()
     } else {
-        Prepared::for_job(&cfg.output_dir, job)
+        Prepared::for_job(&cfg.output_dir, cfg.state_dir.as_deref(), job)
     };
     // A resumed body that fails its check is fetched once more from zero in this attempt:
     // the head on disk may be of another version (a server that ignored `If-Range`).

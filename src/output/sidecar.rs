@@ -93,7 +93,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// Looks at `PATH`, `PATH.part` and their metadata for a plain GET of a file.
-    pub(crate) fn for_job(output_dir: &Path, job: &Job) -> Prepared {
+    pub(crate) fn for_job(output_dir: &Path, store: Option<&Path>, job: &Job) -> Prepared {
         let Destination::File(rel) = &job.dest else {
             return Prepared::default();
         };
@@ -114,10 +114,9 @@ impl Prepared {
             }
             Ok(Some(sidecar)) => resume_point(&path, &job.url, sidecar),
         };
-        let stored = if job.checksum.is_none() {
-            load_stored(output_dir, rel, &job.url)
-        } else {
-            None
+        let stored = match store {
+            Some(store) if job.checksum.is_none() => load_stored(store, output_dir, rel, &job.url),
+            _ => None,
         };
         Prepared {
             resume,

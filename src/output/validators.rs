@@ -15,7 +15,6 @@ use ureq::http::HeaderMap;
 
 use super::names::hex;
 use super::nofollow;
-use crate::job::STATE_DIR;
 
 /// Validators remembered from the last download of a file, for a conditional request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,13 +29,11 @@ pub(crate) struct Stored {
     pub(crate) mtime_ns: u64,
 }
 
-fn store_path(output_dir: &Path, rel: &Path) -> PathBuf {
+/// Where the entry of the file at `rel` lives in the state directory `store` (by
+/// default the output directory's `.fetchpool`).
+fn store_path(store: &Path, rel: &Path) -> PathBuf {
     let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
-    output_dir
-        .join(STATE_DIR)
-        .join("validators")
-        .join(&key[..2])
-        .join(&key[2..])
+    store.join("validators").join(&key[..2]).join(&key[2..])
 }
 
 fn stamp(path: &Path) -> Option<(u64, u64)> {
@@ -45,8 +42,13 @@ fn stamp(path: &Path) -> Option<(u64, u64)> {
     Some((m.len(), mtime.as_nanos() as u64))
 }
 
-pub(crate) fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<Stored> {
-    let text = nofollow::read(&store_path(output_dir, rel)).ok()?;
+pub(crate) fn load_stored(
+    store: &Path,
+    output_dir: &Path,
+    rel: &Path,
+    url: &str,
+) -> Option<Stored> {
+    let text = nofollow::read(&store_path(store, rel)).ok()?;
     let stored: Stored = serde_json::from_slice(&text).ok()?;
     let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
     let same = crate::url::resource_key(&stored.url) == crate::url::resource_key(url);
@@ -63,7 +65,13 @@ pub(crate) fn load_stored(output_dir: &Path, rel: &Path, url: &str) -> Option<St
 /// runs only after the commit), so that a later 304 vouches only for a whole file of that
 /// version. Best effort: a store that cannot be written only costs a full download next
 /// time.
-pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &HeaderMap) {
+pub(crate) fn remember(
+    store: &Path,
+    output_dir: &Path,
+    rel: &Path,
+    url: &str,
+    headers: &HeaderMap,
+) {
     let get = |name: &str| {
         headers
             .get(name)
@@ -84,7 +92,7 @@ pub(crate) fn remember(output_dir: &Path, rel: &Path, url: &str, headers: &Heade
         len,
         mtime_ns,
     };
-    let file = store_path(output_dir, rel);
+    let file = store_path(store, rel);
     let dirs = file.parent().and_then(|d| d.strip_prefix(output_dir).ok());
     if let Some(link) = dirs.and_then(|d| nofollow::find_link(output_dir, d)) {
         log::warn!(

@@ -54,6 +54,29 @@ impl Pending {
         }
     }
 
+    /// Takes in a failed attempt: the wait before the next one, or `None` when the job
+    /// ends with this failure (not transient, out of retries, or the wait would pass
+    /// its deadline). The one retry decision, for the scheduler and [`crate::Pool::fetch`].
+    pub(crate) fn next_attempt(
+        &mut self,
+        cfg: &crate::config::Config,
+        failure: &Failure,
+        now: Instant,
+        rng: &mut crate::pool::retry::Jitter,
+    ) -> Option<std::time::Duration> {
+        let deadline = self.deadline(cfg);
+        self.absorb(failure);
+        let retries = self.retries(cfg);
+        let counted = self.counted_attempts(retries);
+        if !failure.error.is_transient() || counted > retries {
+            return None;
+        }
+        // After progress the backoff starts over from the base step.
+        let retry_after = failure.error.retry_after();
+        let delay = crate::pool::retry::delay(cfg, counted.max(1), retry_after, rng);
+        deadline.is_none_or(|d| now + delay < d).then_some(delay)
+    }
+
     /// Keeps what a failed attempt learned for the next attempt and the report.
     pub(crate) fn absorb(&mut self, failure: &Failure) {
         if failure.http_status.is_some() {

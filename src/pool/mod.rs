@@ -31,8 +31,8 @@ use crate::net::ratelimit::RateLimiter;
 use crate::net::{agent, reuse};
 use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
-use crate::pool::messages::{Batch, Ctl, Done, Task};
-use crate::report::{Report, Summary};
+use crate::pool::messages::{Batch, Ctl, Done, Pending, Task};
+use crate::report::{Outcome, Report, Status, Summary};
 use crate::shard::Shard;
 
 /// A configured pool of workers. Cheap to keep; threads exist only while a run does.
@@ -141,6 +141,68 @@ impl Pool {
         &self.config
     }
 
+    /// Runs one job on the calling thread, retries included, and returns its outcome: the
+    /// index file or API call before a run, without starting a scheduler or workers. The
+    /// job is checked as [`Pool::run`] checks each one; it has the pool's settings and
+    /// its own limits, a file job takes the output directory's lock for the call, and no
+    /// events are sent. A retry's wait blocks the caller.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Job, Pool};
+    /// let pool = Pool::builder().output_dir("mirror").build()?;
+    /// let index = pool.fetch(Job::new("http://127.0.0.1:8080/index.json").to_memory());
+    /// let names: Vec<String> = index.json().expect("the index lists file names");
+    /// let report = pool.run(names.iter().map(|n| Job::new(format!("http://127.0.0.1:8080/{n}"))))?;
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn fetch(&self, job: Job) -> Outcome {
+        let id = JobId(0);
+        let cfg = &self.config;
+        if let Err(e) = PlanChecker::check(&job, &cfg.output_dir) {
+            return Outcome::not_started(id, &job, Status::Failed, e);
+        }
+        let cancelled = AtomicBool::new(false);
+        let job_cancels = JobCancels::default();
+        let precheck = Precheck::for_output(&cfg.output_dir);
+        let output_lock = lock::Lazy::new(Arc::clone(&self.lock), cfg.output_dir.clone());
+        let limiter = cfg.limit_rate.map(RateLimiter::new);
+        let env = fetch::Env {
+            config: cfg,
+            agent: &self.agent,
+            opened: &self.opened,
+            cancelled: &cancelled,
+            job_cancels: &job_cancels,
+            precheck: &precheck,
+            output_lock: &output_lock,
+            limiter: limiter.as_ref(),
+            shared: &self.attempts,
+            emit: &|_| {},
+        };
+        let mut scratch = fetch::Scratch::new();
+        let mut rng = retry::Jitter::seeded();
+        let mut pending = Pending::new(id, 0, 0, job);
+        loop {
+            pending.attempts += 1;
+            let now = Instant::now();
+            pending.first_start.get_or_insert(now);
+            let input = fetch::Input {
+                id,
+                job: &pending.job,
+                attempt: pending.attempts,
+                deadline: pending.deadline(cfg),
+            };
+            match fetch::attempt(&env, &input, &mut scratch) {
+                Ok(success) => return pending.take_success(success),
+                Err(failure) => {
+                    match pending.next_attempt(cfg, &failure, Instant::now(), &mut rng) {
+                        Some(delay) => thread::sleep(delay),
+                        None => return pending.take_failure(Status::Failed, failure.error),
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks `jobs` as [`Pool::run`] does before any request, without running them: each
     /// job on its own (URL, headers, path inside the output directory) and the list as a
     /// whole (two jobs writing one file, two jobs with one id, unknown dependency ids,
@@ -185,9 +247,9 @@ impl Pool {
             None
         };
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let summary = self.run_with(jobs, |event, _| {
+        let summary = self.run_with_owned(jobs, |event, _| {
             if let Event::Finished(outcome) = event {
-                outcomes.push((**outcome).clone());
+                outcomes.push(*outcome);
             }
         });
         Ok(Report { summary, outcomes })
@@ -223,6 +285,44 @@ impl Pool {
         I::IntoIter: Send,
         S: FnOnce(CancelHandle),
         F: FnMut(&Event, &Submitter),
+    {
+        self.run_owned(jobs, on_start, |event, submitter| {
+            observer(&event, submitter)
+        })
+    }
+
+    /// [`Pool::run_with`], handing the observer each event by value: an outcome's body
+    /// moves out of it ([`Outcome::take_body`](crate::Outcome::take_body), or the whole
+    /// outcome kept) without a copy.
+    ///
+    /// ```no_run
+    /// use fetchpool::{Event, Job, Pool};
+    /// let pool = Pool::builder().build()?;
+    /// let mut bodies = Vec::new();
+    /// pool.run_with_owned([Job::new("http://127.0.0.1:8080/api/a").to_memory()], |event, _| {
+    ///     if let Event::Finished(mut outcome) = event {
+    ///         bodies.extend(outcome.take_body());
+    ///     }
+    /// });
+    /// # Ok::<(), fetchpool::Error>(())
+    /// ```
+    pub fn run_with_owned<I, F>(&self, jobs: I, observer: F) -> Summary
+    where
+        I: IntoIterator<Item = Job>,
+        I::IntoIter: Send,
+        F: FnMut(Event, &Submitter),
+    {
+        self.run_owned(jobs, |_| {}, observer)
+    }
+
+    /// The one streamed run behind `run`, `run_with`, `run_with_cancel` and
+    /// `run_with_owned`.
+    fn run_owned<I, S, F>(&self, jobs: I, on_start: S, mut observer: F) -> Summary
+    where
+        I: IntoIterator<Item = Job>,
+        I::IntoIter: Send,
+        S: FnOnce(CancelHandle),
+        F: FnMut(Event, &Submitter),
     {
         let mut session = self.start();
         on_start(session.cancel_handle());
@@ -262,9 +362,9 @@ impl Pool {
                             finished += 1;
                         }
                         if let Some(own) = session.own.as_ref() {
-                            observer(&event, own);
+                            observer(event, own);
                         } else {
-                            observer(&event, &session.detached);
+                            observer(event, &session.detached);
                         }
                     }
                     recv(fed) -> _ => fed = &never_fed,

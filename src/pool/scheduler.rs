@@ -572,20 +572,9 @@ impl Scheduler {
                     self.finish(outcome, name);
                     return;
                 }
-                let deadline = pending.deadline(&self.cfg);
-                pending.absorb(&failure);
-                let retries = pending.retries(&self.cfg);
-                let counted = pending.counted_attempts(retries);
-                let retryable =
-                    failure.error.is_transient() && counted <= retries && self.stopping.is_none();
-                // After progress the backoff starts over from the base step.
-                let delay = retry::delay(
-                    &self.cfg,
-                    counted.max(1),
-                    failure.error.retry_after(),
-                    &mut self.rng,
-                );
-                let fits = deadline.is_none_or(|d| now + delay < d);
+                let next = pending
+                    .next_attempt(&self.cfg, &failure, now, &mut self.rng)
+                    .filter(|_| self.stopping.is_none());
                 if failure.error.http_status() == Some(429) {
                     let configured = self.cfg.per_host_request_rate;
                     self.hosts[pending.host].slow_down(configured, now);
@@ -595,7 +584,7 @@ impl Scheduler {
                 {
                     self.pause_host(pending.host, now + ra.min(self.cfg.retry_max_delay));
                 }
-                if retryable && fits {
+                if let Some(delay) = next {
                     self.emit(Event::Retrying {
                         id: pending.id,
                         attempt: pending.attempts,

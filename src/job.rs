@@ -18,6 +18,11 @@ use crate::error::Error;
 /// [`Event`](crate::Event) and the [`Outcome`](crate::Outcome) carry it as `id`, and
 /// [`Session::cancel_job`](crate::Session::cancel_job) takes it. Not to be confused with
 /// the id a job is given for dependencies ([`Job::id`], [`Outcome::job_id`](crate::Outcome::job_id)).
+///
+/// ```
+/// let id = fetchpool::JobId(3);
+/// assert_eq!(id.to_string(), "#3");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
 
@@ -28,6 +33,13 @@ impl fmt::Display for JobId {
 }
 
 /// Where a job's response body goes.
+///
+/// ```
+/// use fetchpool::{Destination, Job};
+/// let job = Job::new("http://127.0.0.1:8080/a/b.txt");
+/// assert_eq!(job.dest, Destination::File("b.txt".into()));
+/// assert_eq!(job.to_memory().dest, Destination::Memory);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Destination {

@@ -28,6 +28,14 @@ use crate::shard::Shard;
 
 /// Holds the output directory for fetchpool's runs while it lives; see
 /// [`crate::Pool::lock_output`]. Dropping the last handle releases the lock.
+///
+/// ```no_run
+/// let pool = fetchpool::Pool::builder().output_dir("mirror").build()?;
+/// let _held = pool.lock_output()?; // fails at once if another run writes there
+/// pool.run([fetchpool::Job::new("http://127.0.0.1:8080/a.bin")])?;
+/// pool.run([fetchpool::Job::new("http://127.0.0.1:8080/b.bin")])?; // still ours
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct OutputLock {
     _held: Arc<Held>,

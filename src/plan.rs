@@ -32,7 +32,24 @@ pub struct Plan {
 }
 
 /// Collects the facts of a job list one job at a time; [`PlanChecker::finish`] reports
-/// every problem found.
+/// every problem found. For a list in memory, [`PlanChecker::check_all`] (or
+/// [`Pool::check`](crate::Pool::check)) does it all.
+///
+/// ```
+/// use fetchpool::{Job, PlanChecker};
+/// let jobs = [
+///     Job::new("http://127.0.0.1:8080/a").id("a"),
+///     Job::new("http://127.0.0.1:8080/b").after("a"),
+/// ];
+/// let mut checker = PlanChecker::new();
+/// for job in &jobs {
+///     PlanChecker::check(job, "out".as_ref()).unwrap();
+///     checker.add(job);
+/// }
+/// let plan = checker.finish("jobs", |visit| jobs.iter().for_each(visit)).unwrap();
+/// assert_eq!(plan.jobs, 2);
+/// assert!(plan.depended_on.contains("a"));
+/// ```
 #[derive(Default)]
 pub struct PlanChecker {
     seen: SeenPaths,

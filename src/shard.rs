@@ -17,7 +17,16 @@ use crate::error::Error;
 use crate::error::Setting;
 use crate::job::{Destination, Job, normalize};
 
-/// One shard of N: `index` is 0-based (`--shard 1/3` is index 0 of 3).
+/// One shard of N: `index` is 0-based (the text `1/3` is index 0 of 3). A job belongs
+/// to one shard by its output path, the same on every machine.
+///
+/// ```
+/// use fetchpool::{Job, Shard};
+/// let shards: Vec<Shard> = (1..=3).map(|k| Shard::parse(&format!("{k}/3")).unwrap()).collect();
+/// let job = Job::new("http://127.0.0.1:8080/a.bin");
+/// assert_eq!(shards.iter().filter(|s| s.contains(&job)).count(), 1);
+/// assert_eq!((shards[0].index(), shards[0].count()), (0, 3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     index: u64,

@@ -331,6 +331,12 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
 /// "no prefix", i.e. an exact match), and IPv6 prefixes that are not a multiple
 /// of 8 bits are compared bit by bit (curl's `Curl_cidr6_match` inverts the test
 /// on the partial byte).
+///
+/// ```
+/// let np = fetchpool::proxy::NoProxy::parse("example.com, 10.0.0.0/8");
+/// assert!(np.matches("www.example.com") && np.matches("10.1.2.3"));
+/// assert!(!np.matches("nonexample.com") && !np.matches("127.0.0.1"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoProxy {
     all: bool,

@@ -511,6 +511,23 @@ struct Counters {
 
 /// Submits jobs to a running [`Session`]. Cloneable; the session's input stays open while
 /// any clone is alive, until the session is cancelled or shut down.
+///
+/// ```no_run
+/// use fetchpool::{Job, Pool};
+/// let pool = Pool::builder().build()?;
+/// let mut session = pool.start();
+/// let submitter = session.submitter();
+/// session.close(); // the producer's submitter is the input now
+/// let producer = std::thread::spawn(move || {
+///     for n in 0..10 {
+///         submitter.submit(Job::new(format!("http://127.0.0.1:8080/f/{n}")))?;
+///     }
+///     Ok::<(), fetchpool::Error>(()) // dropping the submitter lets the run end
+/// });
+/// let summary = session.wait();
+/// producer.join().unwrap()?;
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Submitter {
     /// `None` for the stand-in a closed session hands its observer.
@@ -855,7 +872,22 @@ impl Drop for Session {
     }
 }
 
-/// Cancels a running session from any thread; see [`Session::cancel`].
+/// Cancels a running session, or one of its jobs, from any thread; see
+/// [`Session::cancel`] and [`Session::cancel_job`].
+///
+/// ```no_run
+/// use fetchpool::{Job, Pool};
+/// let pool = Pool::builder().build()?;
+/// let session = pool.start();
+/// let handle = session.cancel_handle();
+/// let id = session.submit(Job::new("http://127.0.0.1:8080/big.iso"))?;
+/// std::thread::spawn(move || {
+///     // ... when the user asks for it:
+///     handle.cancel_job(id); // or handle.cancel() to stop everything
+/// });
+/// let summary = session.wait();
+/// # Ok::<(), fetchpool::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct CancelHandle {
     cancelled: Arc<AtomicBool>,

@@ -26,8 +26,7 @@ fn main() -> Result<(), fetchpool::Error> {
         if outcome.url != index {
             return;
         }
-        let Some(body) = &outcome.body else { return };
-        let doc: serde_json::Value = match serde_json::from_slice(body) {
+        let doc: serde_json::Value = match outcome.json() {
             Ok(doc) => doc,
             Err(e) => {
                 eprintln!("{index} is not JSON: {e}");

@@ -34,15 +34,19 @@ impl fmt::Display for Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutPhase {
-    /// Establishing the connection: DNS, TCP, TLS and proxy handshakes (`--connect-timeout`).
+    /// Establishing the connection: DNS, TCP, TLS and proxy handshakes
+    /// ([`Config::connect_timeout`](crate::Config::connect_timeout)).
     Connect,
-    /// No byte arrived for the idle limit (`--idle-timeout`), while waiting for the response
+    /// No byte arrived for the stall limit ([`Config::idle_timeout`](crate::Config::idle_timeout)
+    /// or [`Job::idle_timeout`](crate::Job::idle_timeout)), while waiting for the response
     /// head or in the middle of the body.
     Stall,
-    /// The job's whole time budget, retries included, ran out (`--max-time`).
+    /// The job's whole time budget, retries included, ran out
+    /// ([`Config::max_time`](crate::Config::max_time) or [`Job::max_time`](crate::Job::max_time)).
     Deadline,
-    /// The body arrived slower than the minimum rate over a whole window (`--min-rate`,
-    /// `--min-rate-window`): a server that drips, too slow to wait for.
+    /// The body arrived slower than the minimum rate over a whole window
+    /// ([`Config::min_rate`](crate::Config::min_rate)): a server that drips, too slow to
+    /// wait for.
     MinRate,
 }
 
@@ -181,7 +185,8 @@ pub enum ErrorKind {
     Redirect,
     /// A job this one depends on did not succeed.
     Dependency,
-    /// The job was cancelled (Ctrl-C, `--fail-fast`) before it could finish.
+    /// The job was cancelled (its session or the job itself, or a fail-fast stop) before it
+    /// could finish.
     Cancelled,
     /// The job or the configuration is invalid.
     Config,

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::job::{Destination, Job, has_dot_dot, normalize};
 use crate::url::write_host_key;
 
-/// What a checked list holds, for `--dry-run` and for the scheduler.
+/// What a checked list holds: what a dry run shows.
 #[derive(Debug, Default, Clone)]
 #[non_exhaustive]
 pub struct Plan {

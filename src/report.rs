@@ -1,6 +1,6 @@
 //! Outcomes and summaries: how every job ended, as values and as JSON.
 //!
-//! An [`Outcome`] is one job's end; [`Outcome::to_json`] is one line of `--report`.
+//! An [`Outcome`] is one job's end; [`Outcome::to_json`] is one line of a report.
 //! A [`Summary`] counts outcomes without keeping them, so a run of a million jobs costs
 //! the same memory as a run of ten.
 
@@ -27,7 +27,8 @@ pub enum Status {
     Skipped,
     /// Failed; the outcome's error says why.
     Failed,
-    /// Never finished: interrupted, stopped by `--fail-fast`, or a dependency failed.
+    /// Never finished: its session or the job was cancelled, a fail-fast stop, or a
+    /// dependency failed.
     Cancelled,
 }
 
@@ -285,7 +286,7 @@ impl Outcome {
         Outcome::new(id, Names::of(job), status, nothing, Some(error))
     }
 
-    /// The outcome as one JSON object (one line of `--report`), its URLs with their
+    /// The outcome as one JSON object (one line of a report file), its URLs with their
     /// secrets hidden ([`crate::redact::url`]).
     pub fn to_json(&self) -> Value {
         // URLs with their secrets hidden: a report outlives the credentials' purpose. The
@@ -413,7 +414,7 @@ impl Summary {
         self.failed == 0 && self.cancelled == 0
     }
 
-    /// The summary as one JSON object (`--json`).
+    /// The summary as one JSON object.
     pub fn to_json(&self) -> Value {
         let secs = self.elapsed.as_secs_f64();
         let failures: serde_json::Map<String, Value> = self

@@ -22,6 +22,35 @@
 //! }
 //! # Ok::<(), fetchpool::Error>(())
 //! ```
+//!
+//! # The ways in
+//!
+//! - [`Pool::run`]: a list in, a [`Report`] out; the list is checked first
+//!   ([`Pool::check`]) and refused whole before any request.
+//! - [`Pool::run_with`] / [`Pool::run_with_owned`]: a streamed list, an observer called
+//!   with every [`Event`] on your thread, follow-up jobs through its [`Submitter`].
+//! - [`Pool::start`]: a [`Session`] to submit to from any thread and read events from:
+//!   blocking, [`Session::try_next_event`], [`Session::next_event_timeout`], or
+//!   [`Session::events`] in a `select!`. [`Session::cancel`] stops it whatever submitters
+//!   live; [`Session::shutdown`] drains it; [`Session::cancel_job`] ends one job.
+//! - [`Pool::fetch`]: one request on the calling thread, retries included.
+//!
+//! # Per job
+//!
+//! A [`Job`] may carry its own limits ([`Job::max_time`], [`Job::idle_timeout`],
+//! [`Job::retries`]), ask for response headers ([`Job::keep_headers`], or
+//! [`PoolBuilder::keep_headers`] for all), and carry any value to its outcome
+//! ([`Job::context`]). Its [`Outcome`] has the headers ([`Outcome::header`]), the
+//! [`final URL`](Outcome::final_url), the bytes received (kept in `PATH.part` when it did
+//! not finish), the body ([`Outcome::json`], [`Outcome::text`],
+//! [`Outcome::take_body`]) and the context ([`Outcome::context`]).
+//!
+//! # What is written
+//!
+//! File jobs write under [`PoolBuilder::output_dir`]: `PATH.part` (and, for a large body,
+//! a resume sidecar) while a body arrives, `PATH` once verified, and `.fetchpool/lock`
+//! while a run holds the directory. The validator store (for conditional requests on the next run) lives in
+//! `.fetchpool/validators` unless [`PoolBuilder::state_dir`] moves it or turns it off.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

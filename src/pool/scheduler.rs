@@ -231,6 +231,10 @@ pub(crate) struct Scheduler {
     /// Every outcome counted as it is sent, handed back when the run ends: the observer
     /// may read events from the channel in any way, or not at all.
     summary: Summary,
+    /// The jobs in flight (at most one per worker), and one past the highest id arrived:
+    /// what tells a running or coming job from one that ended, for `cancel_job`.
+    running: Vec<JobId>,
+    next_arrival: u64,
 }
 
 impl Scheduler {
@@ -278,6 +282,8 @@ impl Scheduler {
             claims: Claims::default(),
             job_cancels,
             summary: Summary::default(),
+            running: Vec::new(),
+            next_arrival: 0,
         }
     }
 
@@ -360,6 +366,9 @@ impl Scheduler {
     }
 
     fn accept(&mut self, id: JobId, job: Job) {
+        self.next_arrival = self.next_arrival.max(id.0 + 1);
+        // Taken whatever becomes of the job, so that no request outlives it.
+        let cancelled_by_id = self.job_cancels.take(id);
         self.emit(Event::Queued {
             id,
             url: job.url.clone(),
@@ -376,7 +385,7 @@ impl Scheduler {
             self.finish(Outcome::not_started(id, &job, Status::Cancelled, e), job.id);
             return;
         }
-        if self.job_cancels.take(id) {
+        if cancelled_by_id {
             let e = Error::Cancelled {
                 reason: CANCELLED_BY_ID.into(),
             };
@@ -512,16 +521,24 @@ impl Scheduler {
                 attempt: pending.attempts,
             });
             self.in_flight += 1;
+            self.running.push(pending.id);
             if let Err(err) = self.work.send(Task { pending, deadline }) {
                 // Workers are gone only if they panicked; end the job rather than lose it.
                 let pending = *err.into_inner().pending;
                 self.in_flight -= 1;
+                self.stopped_running(pending.id);
                 self.hosts[host_idx].in_flight -= 1;
                 let e = Error::Cancelled {
                     reason: "worker threads stopped".into(),
                 };
                 self.finish_unstarted(pending, Status::Failed, e);
             }
+        }
+    }
+
+    fn stopped_running(&mut self, id: JobId) {
+        if let Some(i) = self.running.iter().position(|r| *r == id) {
+            self.running.swap_remove(i);
         }
     }
 
@@ -541,6 +558,7 @@ impl Scheduler {
             result,
         } = done;
         self.in_flight -= 1;
+        self.stopped_running(pending.id);
         self.hosts[pending.host].in_flight -= 1;
         self.unpark(pending.host, 1);
         // Cancelled by id while in flight: unless it made it to the end, it ends here.
@@ -716,8 +734,9 @@ impl Scheduler {
     /// Ends job `id` cancelled at once if it is queued, parked, waiting to retry or held
     /// for its dependencies. One in flight stops at its next read and ends in `on_done`;
     /// one not yet arrived ends in `accept`: either way the request stays in
-    /// `job_cancels` until then. A job that already ended is not found, and its request
-    /// stays, which costs a few bytes and nothing else.
+    /// `job_cancels` until then. The request for a job that already ended is dropped:
+    /// ids arrive in order (a submit assigns them and sends under one lock), so an id
+    /// below the next to arrive that is neither waiting nor running has ended.
     fn cancel_job(&mut self, id: JobId) {
         let found = self.jobs.iter().find(|(_, p)| p.id == id).map(|(s, _)| *s);
         let pending = if let Some(seq) = found {
@@ -742,7 +761,12 @@ impl Scheduler {
                 .map(|(s, _)| *s);
             match found.and_then(|seq| self.release(seq)) {
                 Some(b) => b.pending,
-                None => return,
+                None => {
+                    if id.0 < self.next_arrival && !self.running.contains(&id) {
+                        self.job_cancels.take(id);
+                    }
+                    return;
+                }
             }
         };
         self.job_cancels.take(id);
@@ -1024,6 +1048,32 @@ mod tests {
         assert_eq!(h.dispatch(), Vec::<String>::new());
         assert!(h.s.is_idle());
         assert!(!h.s.job_cancels.contains(JobId(1)));
+    }
+
+    #[test]
+    fn a_cancel_request_outlives_no_job() {
+        let mut h = harness(Config::default());
+        // Asked before its job arrives: the job ends cancelled when it does.
+        h.s.job_cancels.request(JobId(0));
+        h.s.cancel_job(JobId(0));
+        h.submit(job("a"));
+        let cancelled = Some(ErrorKind::Cancelled);
+        assert_eq!(
+            h.finished(),
+            [("h/a".into(), Status::Cancelled, cancelled, 0)]
+        );
+        // Asked while running: it stays for the attempt to see.
+        h.submit(job("b"));
+        assert_eq!(h.dispatch(), ["h/b"]);
+        h.s.job_cancels.request(JobId(1));
+        h.s.cancel_job(JobId(1));
+        assert!(h.s.job_cancels.contains(JobId(1)));
+        h.succeed("h/b");
+        // Asked after it ended: dropped, so attempts stop checking for it.
+        h.s.job_cancels.request(JobId(1));
+        h.s.cancel_job(JobId(1));
+        assert!(!h.s.job_cancels.contains(JobId(1)));
+        assert_eq!(h.finished(), [("h/b".into(), Status::Ok, None, 1)]);
     }
 
     #[test]

@@ -441,7 +441,10 @@ fn a_jobs_own_idle_timeout_ends_its_stall_while_other_jobs_keep_the_pools() {
     assert_eq!(file.status, Status::Ok, "{:?}", file.error);
     assert_eq!(file.bytes, 4_000);
     assert!(api.elapsed < Duration::from_secs(2), "{:?}", api.elapsed);
-    assert!(started.elapsed() >= Duration::from_millis(1_500));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_000),
+        "the slow file took its time"
+    );
 }
 
 /// A job's own whole budget ends it with a deadline timeout; a job on the same route

@@ -1117,3 +1117,59 @@ fn state_dir_none_keeps_no_validator_store_and_a_chosen_one_is_used() {
     let default = Pool::builder().output_dir(&out).build().unwrap();
     assert_eq!(default.config().state_dir, Some(out.join(".fetchpool")));
 }
+
+/// Defects 1 and 5 in the words of the issue: cancelling one session leaves another
+/// session, running at the same time on the same pool, untouched (its transfer finishes),
+/// and the cancelled job's outcome reports the bytes it received and kept in its part.
+#[test]
+fn cancelling_one_session_leaves_another_running_session_untouched() {
+    use std::time::Duration;
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    let body = random_bytes(21, 300_000);
+    let res = support::Resource::new(body.clone());
+    server.route("/drip", move |req| {
+        support::Reply::file(req, &res).drip(10_000, Duration::from_millis(20))
+    });
+    let pool = Pool::builder()
+        .retries(0)
+        .output_dir(tmp.path())
+        .build()
+        .unwrap();
+    let started = |s: &mut fetchpool::Session| {
+        s.by_ref()
+            .any(|e| matches!(e, Event::Progress { bytes, .. } if bytes >= 20_000))
+    };
+    let mut a = pool.start();
+    a.submit(Job::new(server.url("/drip")).to_file("a.bin"))
+        .unwrap();
+    let mut b = pool.clone().start();
+    b.submit(
+        Job::new(server.url("/drip"))
+            .to_file("b.bin")
+            .sha256(sha256_hex(&body)),
+    )
+    .unwrap();
+    b.close();
+    assert!(started(&mut a) && started(&mut b));
+    a.cancel();
+    let mut cancelled = None;
+    while let Some(event) = a.next_event() {
+        if let Event::Finished(o) = event {
+            cancelled = Some(*o);
+        }
+    }
+    let o = cancelled.unwrap();
+    assert_eq!(o.status, Status::Cancelled);
+    let part = std::fs::metadata(tmp.join("a.bin.part")).unwrap().len();
+    assert!(part >= 20_000, "{part}");
+    assert_eq!(o.bytes, part);
+    assert!(a.wait().interrupted);
+    let summary = b.wait();
+    assert_eq!(
+        (summary.ok, summary.failed),
+        (1, 0),
+        "the other session went on"
+    );
+    assert_eq!(std::fs::read(tmp.join("b.bin")).unwrap(), body);
+}

@@ -4,6 +4,7 @@
 //! directory must be creatable and writable, CA files readable, proxies valid. Each
 //! error says what to fix.
 
+use std::fmt;
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,12 +14,17 @@ use crate::error::Setting;
 use crate::net::proxy::ProxySettings;
 
 /// Everything that shapes a run. Build it with [`Pool::builder`](crate::Pool::builder).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output hides credentials: the values of credential headers
+/// ([`redact::is_secret_header`](crate::redact::is_secret_header)) and a proxy's password.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Worker threads, hence the most requests in flight. Defaults to 16.
     pub workers: usize,
-    /// Most requests in flight to one host (scheme, host and port). Defaults to 8.
+    /// Most requests in flight to one host (scheme, host and port). Defaults to the
+    /// worker count: no cap of its own, as curl, aria2c and wget2 have none unless asked;
+    /// a value above the worker count is taken as the worker count.
     pub per_host: usize,
     /// One job at a time, strictly in submission order, retries included. Defaults to false.
     pub serial: bool,
@@ -134,11 +140,51 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("workers", &self.workers)
+            .field("per_host", &self.per_host)
+            .field("serial", &self.serial)
+            .field("fail_fast", &self.fail_fast)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_time", &self.max_time)
+            .field("retries", &self.retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("output_dir", &self.output_dir)
+            .field("headers", &crate::redact::Headers(&self.headers))
+            .field("max_redirects", &self.max_redirects)
+            .field("allow_downgrade", &self.allow_downgrade)
+            .field("memory_limit", &self.memory_limit)
+            .field("user_agent", &self.user_agent)
+            .field("lookahead", &self.lookahead)
+            .field("progress_events", &self.progress_events)
+            .field("proxy", &self.proxy)
+            .field("ca_certs", &self.ca_certs)
+            .field("system_roots", &self.system_roots)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("limit_rate", &self.limit_rate)
+            .field("request_rate", &self.request_rate)
+            .field("per_host_request_rate", &self.per_host_request_rate)
+            .field("remote_time", &self.remote_time)
+            .field("content_disposition", &self.content_disposition)
+            .field("etag_md5", &self.etag_md5)
+            .field("min_rate", &self.min_rate)
+            .field("min_rate_window", &self.min_rate_window)
+            .field("keep_headers", &self.keep_headers)
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             workers: 16,
-            per_host: 8,
+            per_host: usize::MAX,
             serial: false,
             fail_fast: false,
             connect_timeout: Duration::from_secs(10),
@@ -224,7 +270,7 @@ impl PoolBuilder {
 
     setter!(/// Worker threads (at least 1). Defaults to 16.
         workers: usize);
-    setter!(/// Most requests in flight per host (at least 1). Defaults to 8.
+    setter!(/// Most requests in flight per host (at least 1). Defaults to the worker count.
         per_host: usize);
     setter!(/// One job at a time in submission order. Defaults to false.
         serial: bool);
@@ -412,6 +458,7 @@ impl PoolBuilder {
         if config.per_host == 0 {
             return Err(Error::config("per-host limit must be at least 1"));
         }
+        config.per_host = config.per_host.min(config.workers);
         for (name, value) in &config.headers {
             crate::job::check_header(name, value)?;
         }

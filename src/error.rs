@@ -252,7 +252,11 @@ type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Errors are cheap to clone (causes are shared) so that an outcome can be sent to
 /// several observers.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the kind and the message as `Display` writes it, so that a URL's password
+/// or signature in a message stays hidden ([`redact`](crate::redact)) even when a program
+/// ends with `Err(error)` from `main`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// The connection could not be established.
@@ -538,6 +542,15 @@ impl Error {
             path: path.into(),
             source: Arc::new(source),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind())
+            .field("message", &self.to_string())
+            .finish()
     }
 }
 

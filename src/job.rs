@@ -63,7 +63,12 @@ pub use crate::error::Origin;
 ///     .header("Accept", "application/octet-stream");
 /// assert_eq!(job.path().unwrap().to_str(), Some("a.bin"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output hides credentials: the URL's password and signatures
+/// ([`redact::url`](crate::redact::url)), the values of credential headers
+/// ([`redact::is_secret_header`](crate::redact::is_secret_header)), and the request body,
+/// shown by its length only.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Job {
     /// The URL to request (http or https).
@@ -110,6 +115,33 @@ pub struct Job {
     pub(crate) named_from_url: bool,
     /// The caller's value carried to the outcome ([`Job::context`]).
     pub(crate) context: Option<Context>,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("url", &crate::redact::url(&self.url))
+            .field("dest", &self.dest)
+            .field("checksum", &self.checksum)
+            .field("size", &self.size)
+            .field("id", &self.id)
+            .field("after", &self.after)
+            .field("method", &self.method)
+            .field("headers", &crate::redact::Headers(&self.headers))
+            .field(
+                "body",
+                &self.body.as_ref().map(|b| format!("{} bytes", b.len())),
+            )
+            .field("priority", &self.priority)
+            .field("origin", &self.origin)
+            .field("max_time", &self.max_time)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("retries", &self.retries)
+            .field("keep_headers", &self.keep_headers)
+            .field("named_from_url", &self.named_from_url)
+            .field("context", &self.context)
+            .finish()
+    }
 }
 
 /// A caller's value carried from a [`Job`] to its [`Outcome`](crate::Outcome), shared, never

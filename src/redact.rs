@@ -44,6 +44,47 @@ pub fn is_secret_param(name: &str) -> bool {
     SECRET_NAMES.contains(&name.as_str()) || SECRET_PARTS.iter().any(|p| name.contains(p))
 }
 
+/// Whether a request or response header called `name` carries a credential, so that its
+/// value is never shown: `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`,
+/// and names that read like one (`X-Api-Key`, `X-Auth-Token`, `X-Amz-Security-Token`, …,
+/// by the same rule as [`is_secret_param`]); case does not matter.
+///
+/// ```
+/// use fetchpool::redact;
+/// assert!(redact::is_secret_header("authorization"));
+/// assert!(redact::is_secret_header("X-Api-Key"));
+/// assert!(!redact::is_secret_header("Accept"));
+/// ```
+pub fn is_secret_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    matches!(
+        lower.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || {
+        let bare = lower.strip_prefix("x-").unwrap_or(&lower);
+        is_secret_param(bare) || bare.split('-').any(|part| SECRET_NAMES.contains(&part))
+    }
+}
+
+/// Headers as `Debug` shows them: names and values, with the value of every credential
+/// header ([`is_secret_header`]) shown as `***` and URLs' secrets hidden in the others.
+pub(crate) struct Headers<'a>(pub(crate) &'a [(String, String)]);
+
+impl std::fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, value)| {
+                let shown = if is_secret_header(name) {
+                    Cow::Borrowed(MASK)
+                } else {
+                    text(value)
+                };
+                (name, shown)
+            }))
+            .finish()
+    }
+}
+
 /// `u` with its secrets shown as `***`: the password of its userinfo (`user:***@host`) and
 /// the values of credential parameters ([`is_secret_param`]) in its query and fragment.
 /// Everything else is kept as it is, so the result is still the URL a reader knows; it is

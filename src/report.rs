@@ -69,7 +69,7 @@ impl fmt::Display for Status {
 }
 
 /// How one job ended, with everything a report line says.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Outcome {
     /// The job's handle in this run: what submitting it returned, and the `id` of its
@@ -112,6 +112,42 @@ pub struct Outcome {
     pub headers: Vec<(String, String)>,
     /// The caller's value from [`Job::context`].
     pub(crate) context: Option<Context>,
+}
+
+/// `Debug` hides what a report hides: URLs' secrets, credential headers' values; the body
+/// is shown by its length.
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("id", &self.id)
+            .field("job_id", &self.job_id)
+            .field("url", &redact::url(&self.url))
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("http_status", &self.http_status)
+            .field("bytes", &self.bytes)
+            .field("sha256", &self.sha256)
+            .field("verified", &self.verified)
+            .field("attempts", &self.attempts)
+            .field("elapsed", &self.elapsed)
+            .field("resumed_from", &self.resumed_from)
+            .field(
+                "redirects",
+                &self
+                    .redirects
+                    .iter()
+                    .map(|u| redact::url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("error", &self.error)
+            .field(
+                "body",
+                &self.body.as_ref().map(|b| format!("{} bytes", b.len())),
+            )
+            .field("headers", &redact::Headers(&self.headers))
+            .field("context", &self.context)
+            .finish()
+    }
 }
 
 /// What a job's attempts measured, for [`Outcome::new`]; all empty (the default) for a job
@@ -323,15 +359,12 @@ impl Outcome {
 
 /// Kept headers as a report shows them: one member per name, repeated values joined by
 /// `, `; URLs' secrets hidden ([`redact::text`]), and the values of credential headers
-/// (`Set-Cookie`, `Authorization`, …) masked whole.
+/// ([`redact::is_secret_header`]: `Set-Cookie`, `Authorization`, …) masked whole.
 fn kept_headers_json(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();
-        let shown = if matches!(
-            name.as_str(),
-            "set-cookie" | "cookie" | "authorization" | "proxy-authorization"
-        ) {
+        let shown = if redact::is_secret_header(&name) {
             Cow::Borrowed(redact::MASK)
         } else {
             redact::text(value)

@@ -1173,3 +1173,67 @@ fn cancelling_one_session_leaves_another_running_session_untouched() {
     );
     assert_eq!(std::fs::read(tmp.join("b.bin")).unwrap(), body);
 }
+
+#[test]
+fn debug_output_of_config_job_outcome_and_error_hides_credentials() {
+    let server = TestServer::start();
+    let tmp = TempDir::new();
+    server.route("/api", |_| {
+        support::Reply::ok(b"{}").header("Set-Cookie", "session=cookie-secret-7")
+    });
+    let pool = Pool::builder()
+        .workers(1)
+        .output_dir(tmp.join("out"))
+        .header("Authorization", "Bearer pool-secret-1")
+        .header("X-Api-Key", "pool-secret-2")
+        .proxy("http://proxyuser:proxy-secret-3@127.0.0.1:9")
+        .no_proxy("127.0.0.1")
+        .keep_headers(["set-cookie"])
+        .build()
+        .unwrap();
+    let config = format!("{:?}", pool.config());
+    let job = Job::new(
+        server
+            .url("/api")
+            .replace("http://", "http://ann:url-secret-4@"),
+    )
+    .to_memory()
+    .header("X-Auth-Token", "job-secret-5")
+    .body(b"body-secret-6".to_vec());
+    let job_debug = format!("{job:?}");
+    let report = pool.run(vec![job]).unwrap();
+    let outcome = format!("{:?}", report.outcomes[0]);
+    let error = fetchpool::Error::config("bad URL http://ann:error-secret-8@127.0.0.1/x");
+    let error = format!("{error:?}");
+    for (text, secret) in [
+        (&config, "pool-secret-1"),
+        (&config, "pool-secret-2"),
+        (&config, "proxy-secret-3"),
+        (&job_debug, "url-secret-4"),
+        (&job_debug, "job-secret-5"),
+        (&job_debug, "body-secret-6"),
+        (&outcome, "url-secret-4"),
+        (&outcome, "cookie-secret-7"),
+        (&error, "error-secret-8"),
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // What is not secret is still there to debug with.
+    assert!(config.contains("Authorization") && config.contains("workers: 1"));
+    assert!(job_debug.contains("ann:***@") && job_debug.contains("13 bytes"));
+    assert!(outcome.contains("status: Ok"), "{outcome}");
+    assert!(
+        error.contains("Config") || error.contains("config"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_per_host_cap_defaults_to_the_worker_count_as_on_the_command_line() {
+    let pool = Pool::builder().workers(12).build().unwrap();
+    assert_eq!(pool.config().per_host, 12);
+    let pool = Pool::builder().workers(3).per_host(10).build().unwrap();
+    assert_eq!(pool.config().per_host, 3);
+    let pool = Pool::builder().workers(12).per_host(2).build().unwrap();
+    assert_eq!(pool.config().per_host, 2);
+}

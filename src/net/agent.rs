@@ -49,8 +49,6 @@ pub(crate) const INPUT_BUFFER: usize = 80 * 1024;
 pub(crate) struct Settings<'a> {
     /// Worker threads: the idle pool keeps a connection for each.
     pub(crate) workers: usize,
-    /// Connections per host at most.
-    pub(crate) per_host: usize,
     /// Extra PEM files of trusted certificates.
     pub(crate) ca_certs: &'a [PathBuf],
     /// Trust the system's store instead of Mozilla's roots.
@@ -242,7 +240,9 @@ pub(crate) fn build(
     tls: &TlsConfig,
     opened: &Arc<reuse::Opened>,
 ) -> Result<ureq::Agent, Error> {
-    let idle = settings.workers.max(settings.per_host).max(4);
+    // A host has at most one connection per worker in use (the per-host cap is never above
+    // the worker count), so that many idle ones cover every host.
+    let idle = settings.workers.max(4);
     let agent_config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)

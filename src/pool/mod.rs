@@ -70,7 +70,6 @@ pub struct Pool {
 fn agent_settings(config: &Config) -> agent::Settings<'_> {
     agent::Settings {
         workers: config.workers,
-        per_host: config.per_host,
         ca_certs: &config.ca_certs,
         system_roots: config.system_roots,
         client_cert: config

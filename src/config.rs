@@ -138,6 +138,15 @@ pub struct Config {
     /// `OUTPUT_DIR/.fetchpool`. The output directory's run lock stays at
     /// `OUTPUT_DIR/.fetchpool/lock` either way: it guards the output directory.
     pub state_dir: Option<PathBuf>,
+    /// The most connections one file is fetched over at once; 1 turns splitting off. A
+    /// file is split only when its server has shown it serves ranges of it (a `200` with
+    /// `Accept-Ranges: bytes` and a length, or a `206` with a total) under a strong
+    /// validator, and when it is longer than two segments. Every connection counts against
+    /// [`Config::workers`] and [`Config::per_host`]. Defaults to 5 (aria2c's default).
+    pub split: usize,
+    /// The length of one segment of a split file, in bytes: the unit a connection asks
+    /// for, retries and records as done for a resume. Defaults to 8 MiB.
+    pub segment_size: u64,
 }
 
 impl fmt::Debug for Config {
@@ -216,6 +225,8 @@ impl Default for Config {
             min_rate_window: Duration::from_secs(30),
             keep_headers: Vec::new(),
             state_dir: Some(PathBuf::from(".").join(crate::job::STATE_DIR)),
+            split: 5,
+            segment_size: 8 << 20,
         }
     }
 }
@@ -251,6 +262,10 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+/// The shortest segment a split file may use, in bytes: shorter ones cost more in
+/// request heads than a second connection gains.
+const MIN_SEGMENT: u64 = 64 << 10;
 
 macro_rules! setter {
     ($(#[$doc:meta])* $name:ident: $ty:ty) => {
@@ -317,6 +332,11 @@ impl PoolBuilder {
         min_rate: Option<u64>);
     setter!(/// Window over which the minimum rate is averaged. Defaults to 30 s.
         min_rate_window: Duration);
+    setter!(/// Most connections one file is fetched over at once (1: never split).
+        /// Defaults to 5.
+        split: usize);
+    setter!(/// Length of one segment of a split file, in bytes. Defaults to 8 MiB.
+        segment_size: u64);
 
     /// Where file jobs write. Defaults to the current directory.
     pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -459,6 +479,17 @@ impl PoolBuilder {
             return Err(Error::config("per-host limit must be at least 1"));
         }
         config.per_host = config.per_host.min(config.workers);
+        if config.split == 0 {
+            return Err(Error::config(
+                "the connections per file must be at least 1; 1 never splits a file",
+            ));
+        }
+        if config.segment_size < MIN_SEGMENT {
+            return Err(Error::config(format!(
+                "the segment size must be at least {MIN_SEGMENT} bytes (64 KiB); the \
+                 default is 8 MiB"
+            )));
+        }
         for (name, value) in &config.headers {
             crate::job::check_header(name, value)?;
         }

@@ -112,6 +112,9 @@ pub struct Outcome {
     pub headers: Vec<(String, String)>,
     /// The caller's value from [`Job::context`].
     pub(crate) context: Option<Context>,
+    /// The most connections that carried the body at once: 1 for a single stream, more
+    /// for a file fetched in segments, 0 when no body was received.
+    pub connections: u32,
 }
 
 /// `Debug` hides what a report hides: URLs' secrets, credential headers' values; the body
@@ -164,6 +167,7 @@ pub(crate) struct Measured {
     pub(crate) redirects: Vec<String>,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) connections: u32,
 }
 
 /// Which job an outcome is about: its id, the URL it asked for, its path and the
@@ -223,6 +227,7 @@ impl Outcome {
             redirects,
             body,
             headers,
+            connections,
         } = measured;
         Outcome {
             id,
@@ -242,6 +247,7 @@ impl Outcome {
             body,
             headers,
             context: names.context,
+            connections,
         }
     }
 
@@ -340,6 +346,7 @@ impl Outcome {
             "attempts": self.attempts,
             "elapsed_ms": self.elapsed.as_millis() as u64,
             "resumed_from": self.resumed_from,
+            "connections": self.connections,
             "redirects": redirects,
             "error": self.error.as_ref().map(|e| json!({
                 "kind": e.kind().as_str(),
@@ -513,6 +520,7 @@ mod tests {
             body: None,
             headers: Vec::new(),
             context: None,
+            connections: 1,
         };
         let v = o.to_json();
         for key in [
@@ -526,6 +534,7 @@ mod tests {
             "attempts",
             "elapsed_ms",
             "resumed_from",
+            "connections",
             "redirects",
             "error",
         ] {

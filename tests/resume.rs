@@ -46,7 +46,9 @@ fn size(path: &Path) -> u64 {
 /// Starts a download of `/big`, waits until its `.part` holds a few MiB, then sends
 /// `signal` and returns the finished run and the bytes left in `.part`.
 fn interrupted_run(server: &TestServer, tmp: &TempDir, list: &str, signal: &str) -> (Run, u64) {
-    let child = spawn(tmp.path(), &["-i", list, "-o", "out"]);
+    // One stream: these tests are about the `.part` of a single transfer (a split file's
+    // resume is tests/segments.rs').
+    let child = spawn(tmp.path(), &["-i", list, "-o", "out", "--split", "1"]);
     let part = tmp.join("out/big.bin.part");
     assert!(
         wait_until(Duration::from_secs(20), || size(&part) >= 4 << 20),
@@ -65,7 +67,7 @@ fn interrupted_run(server: &TestServer, tmp: &TempDir, list: &str, signal: &str)
 /// The re-run after an interruption: one ranged request from exactly the bytes kept,
 /// answered 206, ending with the exact file and no leftovers.
 fn assert_resumes(server: &TestServer, tmp: &TempDir, list: &str, res: &Resource, kept: u64) {
-    let run = fetchpool(tmp.path(), &["-i", list, "-o", "out"], None);
+    let run = fetchpool(tmp.path(), &["-i", list, "-o", "out", "--split", "1"], None);
     assert_eq!(run.code, 0, "stderr: {}", run.stderr);
     let requests = server.requests();
     assert_eq!(requests.len(), 2);

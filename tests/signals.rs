@@ -109,7 +109,12 @@ fn stops_gracefully(signal: &str, code: i32) {
         tmp,
     } = scene();
     let out = tmp.join("out");
-    let child = spawn(tmp.path(), &["-i", &list, "-o", "out", "-j", "3"]);
+    // One stream for `big`: the bytes it keeps are its part's length (a split file's are
+    // its finished segments, tests/segments.rs).
+    let child = spawn(
+        tmp.path(),
+        &["-i", &list, "-o", "out", "-j", "3", "--split", "1"],
+    );
     let pid = child.id();
     let big_part = out.join("big.bin.part");
     let small_part = out.join("small.bin.part");

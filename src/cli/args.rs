@@ -196,6 +196,21 @@ pub struct RunArgs {
     /// [default: unlimited].
     #[arg(long, value_name = "N/s|N/m|N/h", value_parser = parse_request_rate, help_heading = "Concurrency")]
     pub per_host_rate: Option<f64>,
+    /// The most connections one file is fetched over at once: a large file whose server
+    /// serves ranges under a strong validator is split into segments, each connection
+    /// counted against -j and --per-host; 1 never splits.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Concurrency"
+    )]
+    pub split: usize,
+
+    /// The length of one segment of a split file, in bytes; K, M and G are 1024-based as
+    /// in curl. Files longer than two segments are split.
+    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size, help_heading = "Concurrency")]
+    pub segment_size: u64,
 
     /// Limit for DNS, TCP, TLS and proxy handshakes, in seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, help_heading = "Timeouts and retries")]
@@ -598,6 +613,12 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' must be a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// A size in bytes with curl's 1024-based suffixes (`8M`, `512K`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    fetchpool::parse_rate(s)
+        .map_err(|_| format!("'{s}' is not a size; write bytes like 512K, 8M or 1G"))
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ fn builder(args: &RunArgs) -> anyhow::Result<PoolBuilder> {
         .per_host_request_rate(args.per_host_rate)
         .min_rate(args.min_rate)
         .min_rate_window(args.min_rate_window)
+        .split(args.split)
+        .segment_size(args.segment_size)
         .output_dir(&args.output_dir)
         .memory_limit(args.memory_limit)
         .content_disposition(args.content_disposition)

@@ -286,6 +286,7 @@ fn receive_in<'s>(
         skipped: false,
         headers: Vec::new(),
         placed_at,
+        connections: 1,
     })
 }
 
@@ -294,7 +295,7 @@ fn receive_in<'s>(
 /// asked and the job's name came from its URL. The move never replaces a file: when the
 /// name is taken the file stays at `rel`. Returns the new path, if it moved. Best effort:
 /// the file is complete and verified either way.
-fn place(
+pub(super) fn place(
     cfg: &crate::config::Config,
     job: &crate::job::Job,
     rel: &std::path::Path,
@@ -341,7 +342,7 @@ fn place(
 
 /// Ends the minimum-rate `window` (start, bytes then) once it is `length` old: an error
 /// when fewer than `min` bytes per second arrived in it, else a new window from now.
-fn slow_check(
+pub(super) fn slow_check(
     window: &mut (Instant, u64),
     bytes: u64,
     min: u64,

@@ -4,6 +4,7 @@
 //! the worker's [`Scratch`], and the attempt's [`Success`] or [`Failure`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -18,12 +19,16 @@ use crate::net::reuse::Opened;
 use crate::output::check::Precheck;
 use crate::output::{Disk, RecentDirs};
 
+use super::segment::Split;
+
 /// What one attempt is about: the job, and where it stands among its attempts.
 pub(crate) struct Input<'a> {
     pub(crate) id: JobId,
     pub(crate) job: &'a Job,
     /// This attempt's number: 1 for the job's first.
     pub(crate) attempt: u32,
+    /// The pool's index of the job's host, handed back with a split file's offer.
+    pub(crate) host: usize,
     /// When the job's whole budget runs out, if it has one.
     pub(crate) deadline: Option<Instant>,
 }
@@ -48,6 +53,8 @@ pub(crate) struct Env<'a> {
     pub(crate) shared: &'a Shared,
     /// Where the attempt's events (redirects, progress) go.
     pub(crate) emit: &'a dyn Fn(Event),
+    /// Where a split file is offered for helpers (the scheduler, which sends them).
+    pub(crate) offer: &'a dyn Fn(Arc<Split>),
 }
 
 impl Env<'_> {
@@ -156,6 +163,9 @@ pub(crate) struct Success {
     /// Where the file went when not at the job's path (a `Content-Disposition` name),
     /// relative to the output directory.
     pub(crate) placed_at: Option<std::path::PathBuf>,
+    /// The most connections that carried the body at once: 1 for a single stream, 0
+    /// when no body was received.
+    pub(crate) connections: u32,
 }
 
 /// Why an attempt failed, and what it learned on the way.

@@ -15,6 +15,7 @@ mod classify;
 mod digest;
 mod input;
 pub(crate) mod redirect;
+pub(crate) mod segment;
 
 use std::fs;
 use std::io::{self, Read};
@@ -39,6 +40,7 @@ pub(crate) use input::{
     CANCELLED_BY_ID, Env, Failure, Input, JobCancels, Scratch, Shared, Success,
 };
 use redirect::{follow, host_of, is_credential};
+pub(crate) use segment::Split;
 
 /// Makes one attempt at `task`'s job: sends the request (ranged or conditional where the
 /// files on disk allow), follows redirects, and receives the body; a resumed body that
@@ -86,6 +88,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             skipped: true,
             headers: Vec::new(),
             placed_at: None,
+            connections: 0,
         });
     }
     // A retry may continue the part its earlier attempt left, even in a fresh directory.
@@ -151,7 +154,24 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 }
             }
         }
-        let response = send(
+        // A split file whose segments are all in its part needs no request either.
+        if let Some(seg) = prep.segments.take_if(|s| !s.done.contains('0')) {
+            match segment::run(
+                ctx,
+                task,
+                scratch,
+                &url,
+                &headers,
+                segment::Start::Whole(seg),
+            ) {
+                segment::Outcome::Restart => {
+                    prep.start_over(out_path.as_deref());
+                    continue;
+                }
+                ended => return split_ended(ended, redirects),
+            }
+        }
+        let mut response = send(
             ctx,
             &method,
             &url,
@@ -217,7 +237,61 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 skipped: true,
                 headers: kept_headers,
                 placed_at: None,
+                connections: 0,
             });
+        }
+        // A split file continued segment by segment, or a first answer worth splitting.
+        let start = match prep.segments.take() {
+            Some(seg) if segment::continues(&seg, status, response.headers()) => {
+                Some(segment::Start::Resumed(&mut response, seg))
+            }
+            Some(_) if status != 200 => {
+                log::info!(
+                    "{}: {status} does not continue the split partial file; starting over",
+                    crate::redact::url(&url)
+                );
+                drain(response);
+                prep.drop_resume(out_path.as_deref());
+                prep.meta_exists = false;
+                continue;
+            }
+            _ if segment::splittable(ctx, task, status, response.headers()) => {
+                Some(segment::Start::Fresh(&mut response))
+            }
+            _ => None,
+        };
+        if let Some(start) = start {
+            match segment::run(ctx, task, scratch, &url, &headers, start) {
+                segment::Outcome::Restart if !started_over => {
+                    started_over = true;
+                    prep.start_over(out_path.as_deref());
+                    continue;
+                }
+                segment::Outcome::Restart => {
+                    return Err(Failure {
+                        http_status: Some(status),
+                        ..fail(
+                            Error::Network {
+                                message: "the file changed twice while it was downloaded".into(),
+                                source: None,
+                            },
+                            &redirects,
+                        )
+                    });
+                }
+                ended => {
+                    return split_ended(ended, redirects)
+                        .map(|mut s| {
+                            s.headers = kept_headers.clone();
+                            s
+                        })
+                        .map_err(|mut f| {
+                            f.http_status = f.http_status.or(Some(status));
+                            f.headers = kept_headers.into();
+                            f
+                        });
+                }
+            }
         }
         // Where this body starts within the file, and whether it is already complete.
         let (from, complete) =
@@ -326,12 +400,33 @@ fn keep_headers(cfg: &Config, job: &Job, head: &http::HeaderMap) -> Vec<(String,
         .collect()
 }
 
+/// A split's end as the attempt's result, with the redirects that led to it.
+fn split_ended(ended: segment::Outcome, redirects: Vec<String>) -> Result<Success, Failure> {
+    match ended {
+        segment::Outcome::Done(mut s) => {
+            s.redirects = redirects;
+            Ok(s)
+        }
+        segment::Outcome::Failed(mut f) => {
+            f.redirects = redirects;
+            Err(f)
+        }
+        segment::Outcome::Restart => Err(Failure {
+            redirects,
+            ..Failure::new(Error::Network {
+                message: "the file changed while it was downloaded".into(),
+                source: None,
+            })
+        }),
+    }
+}
+
 /// A body that arrived but is not the file the job wants (size or digest).
 fn is_check_failure(e: &Error) -> bool {
     matches!(e, Error::Checksum { .. } | Error::Digest { .. })
 }
 
-fn send(
+pub(super) fn send(
     ctx: &Env,
     method: &str,
     url: &str,

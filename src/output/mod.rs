@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) mod check;
 pub(crate) mod extraneous;
+pub(crate) mod cursor;
 pub(crate) mod names;
 pub(crate) mod nofollow;
 pub(crate) mod part;

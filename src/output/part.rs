@@ -219,6 +219,129 @@ impl<'a> Sink<'a> {
     }
 }
 
+/// The `.part` of a split file: the whole length from the start, its segments written
+/// in place by several connections at once (positioned writes need no shared cursor),
+/// renamed to `PATH` once complete and verified.
+pub(crate) struct SplitPart {
+    file: File,
+    part: PathBuf,
+    path: PathBuf,
+}
+
+impl SplitPart {
+    /// Creates `PATH.part` anew with `total` bytes (a sparse file until the segments
+    /// arrive), or, with `keep`, opens the part an earlier attempt left, which must have
+    /// that length already. `dirs` are the directories this worker made lately.
+    pub(crate) fn open(
+        path: &Path,
+        total: u64,
+        keep: bool,
+        dirs: &mut RecentDirs,
+    ) -> Result<SplitPart, Error> {
+        if let Some(dir) = path.parent() {
+            ensure_dir(dir, dirs)?;
+        }
+        let part = part_path(path);
+        let io_err = |e| Error::io(&part, e);
+        let file = if keep {
+            let file = nofollow::options()
+                .read(true)
+                .write(true)
+                .open(&part)
+                .map_err(io_err)?;
+            let len = file.metadata().map_err(io_err)?.len();
+            if len != total {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("holds {len} bytes, {total} expected; it changed during the run"),
+                )));
+            }
+            file
+        } else {
+            let file = nofollow::create(&part, true).map_err(io_err)?;
+            file.set_len(total).map_err(io_err)?;
+            file
+        };
+        Ok(SplitPart {
+            file,
+            part,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes `chunk` at `offset`.
+    pub(crate) fn write_at(&self, mut chunk: &[u8], mut offset: u64) -> Result<(), Error> {
+        while !chunk.is_empty() {
+            match positioned::write(&self.file, chunk, offset) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
+                    return Err(Error::io(&self.part, e));
+                }
+                Ok(n) => {
+                    chunk = &chunk[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.part, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` (the bytes a segment wrote, read back
+    /// for the in-order hash).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Error> {
+        loop {
+            match positioned::read(&self.file, buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map_err(|e| Error::io(&self.part, e)),
+            }
+        }
+    }
+
+    /// `PATH`, where the file goes once verified.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the complete, verified file into place and removes its sidecar. The file
+    /// stays open (helpers may still hold the split) but nothing writes to it any more.
+    pub(crate) fn commit(&self) -> Result<(), Error> {
+        if let Err(e) = fs::rename(&self.part, &self.path) {
+            sidecar::discard(&self.path);
+            return Err(Error::io(&self.path, e));
+        }
+        let _ = fs::remove_file(meta_path(&self.path));
+        Ok(())
+    }
+}
+
+/// Reads and writes at an offset without moving a shared cursor.
+mod positioned {
+    use std::fs::File;
+    use std::io;
+
+    #[cfg(unix)]
+    pub(super) fn write(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::write_at(file, buf, offset)
+    }
+
+    #[cfg(unix)]
+    pub(super) fn read(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    pub(super) fn write(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_write(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    pub(super) fn read(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+}
+
 /// Copies an unnamed file's bytes to a new file at `part`.
 fn copy_out(file: &File, part: &Path) -> Result<(), Error> {
     let io_err = |e| Error::io(part, e);

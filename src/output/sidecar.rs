@@ -53,7 +53,8 @@ pub(crate) struct Sidecar {
 }
 
 impl Sidecar {
-    /// `Ok(None)`: a sidecar that is there but unreadable or not ours to trust.
+    /// `Ok(None)`: a sidecar that is there but unreadable or not ours to trust (a split
+    /// file's sidecar included: [`Segmented::read`] reads that one).
     /// `Err`: none at all (the common case costs one failed `open`).
     pub(crate) fn read(path: &Path) -> io::Result<Option<Sidecar>> {
         let text = nofollow::read(&meta_path(path))?;
@@ -64,6 +65,56 @@ impl Sidecar {
         let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
         line.push(b'\n');
         nofollow::write(&meta_path(path), &line)
+    }
+}
+
+/// The sidecar of a split file: its `.part` has the whole file's length from the start
+/// and `done` says which segments of it hold their bytes. It names the resource under
+/// `resource`, not `url`, so a reader that knows only [`Sidecar`] finds it unreadable and
+/// starts over rather than take the preallocated part for a complete one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Segmented {
+    /// The job's resource key, as [`Sidecar::url`].
+    pub(crate) resource: String,
+    /// The strong validator every segment was asked under (`If-Range`).
+    pub(crate) validator: String,
+    /// The whole file's length in bytes.
+    pub(crate) total: u64,
+    /// The length of each segment but the last, in bytes.
+    pub(crate) segment_size: u64,
+    /// One character per segment: `1` for a segment whose bytes are in the part, `0`
+    /// otherwise.
+    pub(crate) done: String,
+}
+
+impl Segmented {
+    /// The split file's sidecar at `path`, if there is one and it is well-formed: one
+    /// digit per segment of `total` in `segment_size` steps.
+    pub(crate) fn read(path: &Path) -> Option<Segmented> {
+        let text = nofollow::read(&meta_path(path)).ok()?;
+        let s: Segmented = serde_json::from_slice(&text).ok()?;
+        let count = s.total.div_ceil(s.segment_size.max(1));
+        (s.segment_size > 0
+            && s.done.len() as u64 == count
+            && s.done.bytes().all(|b| b == b'0' || b == b'1'))
+        .then_some(s)
+    }
+
+    /// Writes it, replacing any sidecar of the part.
+    pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
+        let mut line = serde_json::to_vec(self).map_err(io::Error::other)?;
+        line.push(b'\n');
+        nofollow::write(&meta_path(path), &line)
+    }
+
+    /// Which segments are done, in order.
+    pub(crate) fn done_flags(&self) -> Vec<bool> {
+        self.done.bytes().map(|b| b == b'1').collect()
+    }
+
+    /// The `done` text for these flags.
+    pub(crate) fn flags_text(flags: &[bool]) -> String {
+        flags.iter().map(|d| if *d { '1' } else { '0' }).collect()
     }
 }
 
@@ -86,6 +137,8 @@ impl ResumePoint {
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     pub(crate) resume: Option<ResumePoint>,
+    /// A split file's part and the segments it holds, continued segment by segment.
+    pub(crate) segments: Option<Segmented>,
     pub(crate) stored: Option<Stored>,
     /// A sidecar file exists (usable or not) and must not outlive a fresh download.
     pub(crate) meta_exists: bool,
@@ -103,8 +156,13 @@ impl Prepared {
         let path = output_dir.join(rel);
         let sidecar = Sidecar::read(&path);
         let meta_exists = sidecar.is_ok();
+        let segments = match &sidecar {
+            Ok(None) => Segmented::read(&path).and_then(|s| segmented_point(&path, &job.url, s)),
+            _ => None,
+        };
         let resume = match sidecar {
             Err(_) => None,
+            Ok(None) if segments.is_some() => None,
             Ok(None) => {
                 log::info!(
                     "{}: unreadable resume sidecar; starting over",
@@ -120,6 +178,7 @@ impl Prepared {
         };
         Prepared {
             resume,
+            segments,
             stored,
             meta_exists,
         }
@@ -140,6 +199,17 @@ impl Prepared {
             h.push(("Range".into(), format!("bytes={}-", r.offset)));
             h.push(("If-Range".into(), r.sidecar.validator.clone()));
         }
+        // A split file continues with its first missing segment.
+        if let Some(s) = &self.segments {
+            let first = s.done.bytes().position(|b| b == b'0').unwrap_or(0) as u64;
+            let start = first * s.segment_size;
+            let end = (start + s.segment_size).min(s.total);
+            h.push((
+                "Range".into(),
+                format!("bytes={start}-{}", end.saturating_sub(1)),
+            ));
+            h.push(("If-Range".into(), s.validator.clone()));
+        }
         if let Some(s) = &self.stored {
             if let Some(tag) = &s.etag {
                 h.push(("If-None-Match".into(), tag.clone()));
@@ -153,6 +223,7 @@ impl Prepared {
     /// Forgets the resume point (after the server refused it).
     pub(crate) fn drop_resume(&mut self, path: Option<&Path>) {
         self.resume = None;
+        self.segments = None;
         if let Some(path) = path {
             discard(path);
         }
@@ -183,6 +254,23 @@ fn resume_point(path: &Path, url: &str, sidecar: Sidecar) -> Option<ResumePoint>
         return drop("the partial file is longer than the recorded total");
     }
     Some(ResumePoint { offset, sidecar })
+}
+
+/// A split file's part is usable when it is of the same resource and a plain file of
+/// the whole length (it was preallocated); anything else starts over.
+fn segmented_point(path: &Path, url: &str, s: Segmented) -> Option<Segmented> {
+    let drop = |why: &str| {
+        log::info!("{}: {why}; starting over", part_path(path).display());
+        None
+    };
+    if crate::url::resource_key(&s.resource) != crate::url::resource_key(url) {
+        return drop("the partial file is of another URL (host or path changed)");
+    }
+    match fs::symlink_metadata(part_path(path)) {
+        Ok(meta) if meta.is_file() && meta.len() == s.total => Some(s),
+        Ok(_) => drop("the split partial file is not a plain file of the recorded length"),
+        Err(_) => drop("a resume sidecar without its partial file"),
+    }
 }
 
 /// Removes `PATH.part` and its sidecar.

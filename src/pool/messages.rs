@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::fetch::{Failure, Success};
+use std::sync::Arc;
+
+use crate::fetch::{Failure, Split, Success};
 use crate::job::{Job, JobId};
 use crate::report::{Measured, Names, Outcome, Status};
 
@@ -127,6 +129,7 @@ impl Pending {
         };
         let measured = Measured {
             http_status: s.http_status,
+            connections: s.connections,
             bytes: s.bytes,
             sha256: s.sha256,
             verified: s.verified,
@@ -171,4 +174,21 @@ pub(crate) struct Task {
 pub(crate) struct Done {
     pub(crate) pending: Box<Pending>,
     pub(crate) result: Result<Success, Failure>,
+}
+
+/// What a worker is handed: an attempt at a job, or a segment of a split file.
+pub(crate) enum Work {
+    Attempt(Task),
+    /// Fetch one segment of this split file, if one is left.
+    Segment(Arc<Split>),
+}
+
+/// What comes back from the workers.
+pub(crate) enum Back {
+    /// An attempt ended.
+    Done(Done),
+    /// An attempt split its file: it may use helpers.
+    Split(Arc<Split>),
+    /// A segment task ended.
+    Helped(Arc<Split>),
 }

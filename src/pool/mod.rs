@@ -31,7 +31,7 @@ use crate::net::ratelimit::RateLimiter;
 use crate::net::{agent, reuse};
 use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
-use crate::pool::messages::{Batch, Ctl, Done, Pending, Task};
+use crate::pool::messages::{Back, Batch, Ctl, Done, Pending, Task, Work};
 use crate::report::{Outcome, Report, Status, Summary};
 use crate::shard::Shard;
 
@@ -392,8 +392,9 @@ impl Pool {
         };
         // Capacity in batches: the feeder sends up to 64 jobs per message.
         let (input_tx, input_rx) = bounded::<Batch>(16);
-        let (work_tx, work_rx) = bounded::<Task>(cfg.workers);
-        let (done_tx, done_rx) = bounded::<Done>(cfg.workers);
+        let (work_tx, work_rx) = bounded::<Work>(cfg.workers);
+        // A worker may offer a split file before its attempt's result: two each at most.
+        let (done_tx, done_rx) = bounded::<Back>(2 * cfg.workers);
         let (event_tx, event_rx) = unbounded::<Event>();
         let (ctl_tx, ctl_rx) = unbounded::<Ctl>();
         let cancelled = Arc::new(AtomicBool::new(false));

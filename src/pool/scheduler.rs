@@ -6,6 +6,10 @@
 //! retries and per-host back-off, and turns attempt results into outcomes. Workers never
 //! wait for a slot and never decide anything.
 //!
+//! Split files ([`crate::fetch::segment`]): the attempt that splits a file offers it
+//! here, and workers that no queued job can use get a helper task for it, one segment
+//! each; helpers count against the workers and the per-host limit like attempts.
+//!
 //! Ordering: among ready jobs, higher priority first, then submission order. Serial mode
 //! is the same loop with one worker and stricter rules: submission order only (priority
 //! is ignored), nothing starts while a job is in flight or waiting to retry, and a job
@@ -22,11 +26,11 @@ use crossbeam_channel::{Receiver, Sender, never, select};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
-use crate::fetch::{CANCELLED_BY_ID, JobCancels};
+use crate::fetch::{CANCELLED_BY_ID, JobCancels, Split};
 use crate::job::{Job, JobId};
 use crate::net::ratelimit::RequestBucket;
 use crate::plan::{Claims, PlanChecker};
-use crate::pool::messages::{Batch, Ctl, Done, Pending, Task};
+use crate::pool::messages::{Back, Batch, Ctl, Done, Pending, Task, Work};
 use crate::pool::retry;
 use crate::report::{Outcome, Status, Summary};
 use crate::url::write_host_key;
@@ -37,8 +41,8 @@ pub(crate) struct Links {
     /// blocked submitter, per batch rather than per job.
     pub(crate) input: Receiver<Batch>,
     pub(crate) ctl: Receiver<Ctl>,
-    pub(crate) work: Sender<Task>,
-    pub(crate) done: Receiver<Done>,
+    pub(crate) work: Sender<Work>,
+    pub(crate) done: Receiver<Back>,
     pub(crate) events: Sender<Event>,
     /// Jobs cancelled by id, shared with the session and the workers.
     pub(crate) job_cancels: Arc<JobCancels>,
@@ -184,6 +188,15 @@ enum Timer {
     Tick,
 }
 
+/// A split file the scheduler sends helpers to.
+struct Helping {
+    split: Arc<Split>,
+    /// Helper tasks sent and not yet back.
+    dispatched: usize,
+    /// Whether the attempt that split it has ended: no helper is wanted any more.
+    ended: bool,
+}
+
 /// A job held until the jobs it names have finished.
 struct Blocked {
     pending: Pending,
@@ -195,10 +208,12 @@ pub(crate) struct Scheduler {
     input: Receiver<Batch>,
     input_open: bool,
     ctl: Receiver<Ctl>,
-    work: Sender<Task>,
-    done: Receiver<Done>,
+    work: Sender<Work>,
+    done: Receiver<Back>,
     events: Sender<Event>,
     cancelled: Arc<AtomicBool>,
+    /// Split files that may take helpers.
+    splits: Vec<Helping>,
     seq: u64,
     host_ids: HashMap<String, usize>,
     /// Scratch space for host keys, so a known host costs no allocation.
@@ -261,6 +276,7 @@ impl Scheduler {
             done,
             events,
             cancelled,
+            splits: Vec::new(),
             seq: 0,
             host_ids: HashMap::new(),
             key: String::new(),
@@ -324,11 +340,16 @@ impl Scheduler {
                     }
                     Err(_) => self.input_open = false,
                 },
-                recv(self.done) -> msg => {
-                    if let Ok(done) = msg {
-                        self.on_done(done);
-                    }
-                }
+                recv(self.done) -> msg => match msg {
+                    Ok(Back::Done(done)) => self.on_done(done),
+                    Ok(Back::Split(split)) => self.splits.push(Helping {
+                        split,
+                        dispatched: 0,
+                        ended: false,
+                    }),
+                    Ok(Back::Helped(split)) => self.on_helped(&split),
+                    Err(_) => {}
+                },
                 recv(ctl) -> msg => match msg {
                     Ok(Ctl::Cancel) => self.stop("interrupted"),
                     Ok(Ctl::CancelJob(id)) => self.cancel_job(id),
@@ -456,7 +477,66 @@ impl Scheduler {
         self.queued += 1;
     }
 
+    /// Hands out work: queued jobs first, then helpers of split files with the workers
+    /// no queued job can use (none is ready, or their hosts are full or paused). A helper
+    /// fetches one segment and comes back, so a split file gives its workers back to the
+    /// list at every segment: splitting never delays another job by more than a segment.
     fn dispatch(&mut self) {
+        self.dispatch_jobs();
+        self.dispatch_helpers();
+    }
+
+    /// Sends helper tasks to split files, in turn, while workers are free and each one's
+    /// host has room. Under a request budget none is sent (each segment would be a
+    /// request the budget did not grant): the file's own connection fetches it all.
+    fn dispatch_helpers(&mut self) {
+        let budgeted = self.cfg.request_rate.is_some() || self.cfg.per_host_request_rate.is_some();
+        if self.stopping.is_some() || self.cfg.serial || budgeted {
+            return;
+        }
+        let now = Instant::now();
+        let mut sent = true;
+        while sent {
+            sent = false;
+            for h in &mut self.splits {
+                if self.in_flight >= self.cfg.workers || !self.ready.is_empty() {
+                    return;
+                }
+                let host = &mut self.hosts[h.split.host];
+                let paused = host.paused_until.is_some_and(|t| t > now);
+                if h.ended || paused || host.in_flight >= self.cfg.per_host {
+                    continue;
+                }
+                if !h.split.room(h.dispatched) {
+                    continue;
+                }
+                if self.work.send(Work::Segment(Arc::clone(&h.split))).is_err() {
+                    return;
+                }
+                host.in_flight += 1;
+                h.dispatched += 1;
+                self.in_flight += 1;
+                sent = true;
+            }
+        }
+    }
+
+    /// A helper task came back.
+    fn on_helped(&mut self, split: &Arc<Split>) {
+        self.in_flight -= 1;
+        self.hosts[split.host].in_flight -= 1;
+        self.unpark(split.host, 1);
+        if let Some(h) = self
+            .splits
+            .iter_mut()
+            .find(|h| Arc::ptr_eq(&h.split, split))
+        {
+            h.dispatched -= 1;
+        }
+        self.splits.retain(|h| !(h.ended && h.dispatched == 0));
+    }
+
+    fn dispatch_jobs(&mut self) {
         let now = Instant::now();
         while self.stopping.is_none() && self.in_flight < self.cfg.workers {
             if self.cfg.serial && (self.in_flight > 0 || self.retry_waiting > 0) {
@@ -522,9 +602,12 @@ impl Scheduler {
             });
             self.in_flight += 1;
             self.running.push(pending.id);
-            if let Err(err) = self.work.send(Task { pending, deadline }) {
+            if let Err(err) = self.work.send(Work::Attempt(Task { pending, deadline })) {
                 // Workers are gone only if they panicked; end the job rather than lose it.
-                let pending = *err.into_inner().pending;
+                let Work::Attempt(task) = err.into_inner() else {
+                    unreachable!("an attempt was sent")
+                };
+                let pending = *task.pending;
                 self.in_flight -= 1;
                 self.stopped_running(pending.id);
                 self.hosts[host_idx].in_flight -= 1;
@@ -561,6 +644,12 @@ impl Scheduler {
         self.stopped_running(pending.id);
         self.hosts[pending.host].in_flight -= 1;
         self.unpark(pending.host, 1);
+        if !self.splits.is_empty() {
+            for h in &mut self.splits {
+                h.ended |= h.split.id() == pending.id;
+            }
+            self.splits.retain(|h| !(h.ended && h.dispatched == 0));
+        }
         // Cancelled by id while in flight: unless it made it to the end, it ends here.
         let cancelled_by_id = self.job_cancels.take(pending.id);
         match result {
@@ -852,12 +941,12 @@ mod tests {
     /// A scheduler driven by hand: no threads, no network; the test plays the workers.
     struct Harness {
         s: Scheduler,
-        work: Receiver<Task>,
+        work: Receiver<Work>,
         events: Receiver<Event>,
         running: HashMap<String, Box<Pending>>,
         next_id: u64,
         held: Arc<AtomicU64>,
-        _senders: (Sender<Batch>, Sender<Ctl>, Sender<Done>),
+        _senders: (Sender<Batch>, Sender<Ctl>, Sender<Back>),
     }
 
     fn harness(cfg: Config) -> Harness {
@@ -908,7 +997,10 @@ mod tests {
             self.s.fire_timers();
             self.s.dispatch();
             let mut started = Vec::new();
-            for task in self.work.try_iter() {
+            for work in self.work.try_iter() {
+                let Work::Attempt(task) = work else {
+                    panic!("no file is split here")
+                };
                 let url = task.pending.job.url.clone();
                 let path = url.trim_start_matches("http://").to_string();
                 started.push(path.clone());
@@ -934,6 +1026,7 @@ mod tests {
                 skipped: false,
                 headers: Vec::new(),
                 placed_at: None,
+                connections: 1,
             };
             self.answer(path, Ok(ok));
         }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::fetch;
 use crate::net::ratelimit::RateLimiter;
-use crate::pool::messages::{Done, Task};
+use crate::pool::messages::{Back, Done, Work};
 
 /// What a worker needs, shared by all of them.
 pub(crate) struct Context {
@@ -34,9 +34,12 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<fetch::Shared>,
 }
 
-pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
+pub(crate) fn run(ctx: Context, tasks: Receiver<Work>, done: Sender<Back>) {
     let emit = |event: Event| {
         let _ = ctx.events.send(event);
+    };
+    let offer = |split| {
+        let _ = done.send(Back::Split(split));
     };
     let env = fetch::Env {
         config: &ctx.config,
@@ -49,23 +52,31 @@ pub(crate) fn run(ctx: Context, tasks: Receiver<Task>, done: Sender<Done>) {
         limiter: ctx.limiter.as_deref(),
         shared: &ctx.shared,
         emit: &emit,
+        offer: &offer,
     };
     let mut scratch = fetch::Scratch::new();
-    for task in tasks {
-        let input = fetch::Input {
-            id: task.pending.id,
-            job: &task.pending.job,
-            attempt: task.pending.attempts,
-            deadline: task.deadline,
+    for work in tasks {
+        let back = match work {
+            Work::Attempt(task) => {
+                let input = fetch::Input {
+                    id: task.pending.id,
+                    job: &task.pending.job,
+                    attempt: task.pending.attempts,
+                    host: task.pending.host,
+                    deadline: task.deadline,
+                };
+                let result = fetch::attempt(&env, &input, &mut scratch);
+                Back::Done(Done {
+                    pending: task.pending,
+                    result,
+                })
+            }
+            Work::Segment(split) => {
+                fetch::segment::help(&env, &split, &mut scratch);
+                Back::Helped(split)
+            }
         };
-        let result = fetch::attempt(&env, &input, &mut scratch);
-        if done
-            .send(Done {
-                pending: task.pending,
-                result,
-            })
-            .is_err()
-        {
+        if done.send(back).is_err() {
             break;
         }
     }

@@ -1,0 +1,769 @@
+//! Segmented downloads: one large file fetched over several connections at once.
+//!
+//! **When.** A file is split only when its first answer shows the server can serve
+//! ranges of it: a `200` with `Accept-Ranges: bytes`, a `Content-Length` longer than two
+//! segments and a strong validator (a strong `ETag`, else `Last-Modified` when there is
+//! no `ETag`, the same rule as a resume), or the `206` that continues a split file's
+//! sidecar. The first request is the plain request of a single stream, so a file that is
+//! not split costs no extra request, and the first connection keeps reading its body:
+//! it streams on from segment to segment for as long as the next one is still unclaimed.
+//!
+//! **Who.** The attempt that found the file splittable (the *primary*) offers the
+//! [`Split`] to the scheduler, which hands helper tasks to idle workers; each helper
+//! claims one segment, fetches it with `Range: bytes=A-B` and `If-Range: VALIDATOR`, and
+//! goes back to the scheduler, which decides again. So segments count against the
+//! workers and the per-host limit like any request, a file takes at most
+//! [`Config::split`](crate::Config::split) connections, and between two segments a
+//! helper may as well serve another job. The primary fetches segments too, then waits
+//! for the last ones and finishes the file: hash, verify, rename.
+//!
+//! **Integrity.** Every segment must come back as a `206` whose `Content-Range` is the
+//! one asked, with the first answer's validator and no `Content-Encoding`: a `200`, a
+//! `416`, another range or another validator means the file changed (or the server
+//! stopped serving ranges), and the split ends; the part is dropped and the attempt
+//! starts over from zero, so two versions are never spliced. Segments are written in
+//! place into `PATH.part` (preallocated to the whole length); a
+//! [`Cursor`](crate::output::cursor::Cursor) hashes the completed prefix in file order
+//! as it grows, so the digest is ready soon after the last byte.
+//!
+//! **Resume.** The sidecar lists the completed segments and is rewritten after each one,
+//! so a `kill -9`, Ctrl-C or a failed attempt keeps them; the next attempt asks only for
+//! the missing ones. A segment that breaks goes back to the pool of missing segments,
+//! to be continued from the bytes it had (within the attempt) by whichever connection
+//! claims it next; after more than `retries` breaks of one segment the attempt fails and
+//! the job is retried as any other.
+//!
+//! The design follows aria2's segment manager (a bitfield of done and in-use segments,
+//! the first connection streaming on into free neighbours, a control file for resume)
+//! and hf_transfer's chunking (closed `bytes=A-B` ranges of a fixed size, each retried
+//! on its own, written with positioned writes).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::Body;
+use ureq::http::{self, Response};
+
+use super::body::slow_check;
+use super::classify::{deadline_error, from_io, header};
+use super::input::{Env, Failure, Input, Scratch, Success, emit};
+use crate::error::Error;
+use crate::event::Event;
+use crate::job::{Destination, JobId};
+use crate::net::http_date::parse_retry_after;
+use crate::output::cursor::Cursor;
+use crate::output::part::SplitPart;
+use crate::output::sidecar::{self, ContentRange, Segmented, parse_content_range};
+use crate::output::validators::{self, encoded, same_version};
+
+/// Progress events per participant: at most one per interval.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often a waiting primary looks at the cancel flag and the deadline.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+
+/// Where a segment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seg {
+    Missing,
+    Taken,
+    Done,
+}
+
+/// Why a split ended before its file was complete.
+#[derive(Debug)]
+enum End {
+    /// The file changed (or ranges stopped working): drop the part, start over.
+    Restart(String),
+    /// An error no retry within the attempt fixes: the attempt fails with it.
+    Failed(Error),
+}
+
+struct State {
+    segs: Vec<Seg>,
+    /// Bytes of each segment already in the part, from its start.
+    filled: Vec<u64>,
+    /// Times each segment broke in this attempt.
+    breaks: Vec<u32>,
+    /// Helpers fetching a segment now.
+    helpers: usize,
+    /// The most connections fetching at once, the primary's included.
+    peak: usize,
+    end: Option<End>,
+}
+
+/// One split file, shared by the attempt that split it and the helpers the scheduler
+/// sends it.
+pub(crate) struct Split {
+    id: JobId,
+    /// The pool's index of the job's host, for the scheduler's per-host count.
+    pub(crate) host: usize,
+    /// The URL after redirects: every segment asks it directly.
+    url: String,
+    /// The request headers (the job's and the run's, credentials dropped by redirects).
+    headers: Vec<(String, String)>,
+    validator: String,
+    resource: String,
+    total: u64,
+    size: u64,
+    /// Most connections at once, the primary's included.
+    cap: usize,
+    retries: u32,
+    deadline: Option<Instant>,
+    part: SplitPart,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Set when the split ends early: every participant stops at its next read.
+    stop: AtomicBool,
+    /// Bytes in the part, for progress events.
+    received: AtomicU64,
+    cursor: Mutex<Cursor>,
+}
+
+impl Split {
+    /// The job whose file this is.
+    pub(crate) fn id(&self) -> JobId {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The byte range `[start, end)` of segment `k`.
+    fn bounds(&self, k: usize) -> (u64, u64) {
+        let start = k as u64 * self.size;
+        (start, (start + self.size).min(self.total))
+    }
+
+    /// Whether one more helper, beside the `dispatched` ones the scheduler has sent and
+    /// not yet heard back from, would find a segment to fetch within the connection cap.
+    pub(crate) fn room(&self, dispatched: usize) -> bool {
+        let s = self.lock();
+        let missing = s.segs.iter().filter(|x| **x == Seg::Missing).count();
+        s.end.is_none()
+            && dispatched + 1 < self.cap
+            && dispatched.saturating_sub(s.helpers) < missing
+    }
+
+    /// Takes the first missing segment for a helper, within the connection cap.
+    fn claim_for_helper(&self) -> Option<usize> {
+        let mut s = self.lock();
+        if s.end.is_some() || s.helpers + 1 >= self.cap {
+            return None;
+        }
+        let k = s.segs.iter().position(|x| *x == Seg::Missing)?;
+        s.segs[k] = Seg::Taken;
+        s.helpers += 1;
+        s.peak = s.peak.max(s.helpers + 1);
+        Some(k)
+    }
+
+    /// Takes the first missing segment for the primary.
+    fn claim_for_primary(&self) -> Option<usize> {
+        let mut s = self.lock();
+        if s.end.is_some() {
+            return None;
+        }
+        let k = s.segs.iter().position(|x| *x == Seg::Missing)?;
+        s.segs[k] = Seg::Taken;
+        Some(k)
+    }
+
+    /// Takes segment `k` if it is still missing (the primary's stream moving on).
+    fn claim_exact(&self, k: usize) -> bool {
+        let mut s = self.lock();
+        let free = s.end.is_none() && s.segs.get(k) == Some(&Seg::Missing);
+        if free {
+            s.segs[k] = Seg::Taken;
+        }
+        free
+    }
+
+    /// Segment `k` holds all its bytes: recorded in the sidecar, and hashed when it
+    /// extends the completed prefix.
+    fn complete(&self, k: usize) {
+        {
+            let mut s = self.lock();
+            s.segs[k] = Seg::Done;
+            s.filled[k] = self.bounds(k).1 - self.bounds(k).0;
+            let flags: Vec<bool> = s.segs.iter().map(|x| *x == Seg::Done).collect();
+            // Written under the lock, so that sidecars land in the order they were made.
+            if let Err(e) = self.sidecar(&flags).write(self.part.path()) {
+                log::warn!(
+                    "{}: cannot write the resume sidecar: {e}",
+                    self.part.path().display()
+                );
+            }
+            self.changed.notify_all();
+        }
+        // Whoever holds the cursor hashes on; the primary catches up at the end.
+        if let Ok(mut c) = self.cursor.try_lock() {
+            let upto = self.prefix();
+            let _ = c.advance(&self.part, upto);
+        }
+    }
+
+    /// Segment `k` broke after `filled` of its bytes: it is missing again, to be
+    /// continued from there; a segment broken too often, or an error no retry fixes,
+    /// ends the split.
+    fn release(&self, k: usize, filled: u64, error: Error) {
+        let mut s = self.lock();
+        s.segs[k] = Seg::Missing;
+        s.filled[k] = filled;
+        s.breaks[k] += 1;
+        let last = !error.is_transient() || s.breaks[k] > self.retries;
+        if last && s.end.is_none() {
+            s.end = Some(End::Failed(error));
+            self.stop.store(true, Ordering::SeqCst);
+        } else if !last {
+            log::debug!(
+                "{}: segment {k} broke ({error}); it is fetched again from byte {}",
+                crate::redact::url(&self.url),
+                self.bounds(k).0 + filled
+            );
+        }
+        self.changed.notify_all();
+    }
+
+    /// Ends the split early (unless it has ended already).
+    fn end(&self, end: End) {
+        let mut s = self.lock();
+        if s.end.is_none() {
+            s.end = Some(end);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// A helper is done with its segment.
+    fn leave(&self) {
+        let mut s = self.lock();
+        s.helpers -= 1;
+        self.changed.notify_all();
+    }
+
+    /// The end of the completed prefix, in bytes.
+    fn prefix(&self) -> u64 {
+        let s = self.lock();
+        let n = s.segs.iter().take_while(|x| **x == Seg::Done).count();
+        (n as u64 * self.size).min(self.total)
+    }
+
+    fn done_bytes(&self, s: &State) -> u64 {
+        (0..s.segs.len())
+            .filter(|k| s.segs[*k] == Seg::Done)
+            .map(|k| self.bounds(k).1 - self.bounds(k).0)
+            .sum()
+    }
+
+    fn sidecar(&self, flags: &[bool]) -> Segmented {
+        Segmented {
+            resource: self.resource.clone(),
+            validator: self.validator.clone(),
+            total: self.total,
+            segment_size: self.size,
+            done: Segmented::flags_text(flags),
+        }
+    }
+}
+
+/// Whether a first answer lets the file be split: see the module's rules.
+pub(crate) fn splittable(ctx: &Env, task: &Input, status: u16, head: &http::HeaderMap) -> bool {
+    let cfg = &ctx.config;
+    let job = task.job;
+    let ranges = head
+        .get("accept-ranges")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")));
+    let length = head
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    cfg.split > 1
+        && status == 200
+        && matches!(job.dest, Destination::File(_))
+        && job.method.eq_ignore_ascii_case("GET")
+        && job.body.is_none()
+        && ranges
+        && !encoded(head)
+        && validators::range_validator(head).is_some()
+        && length.is_some_and(|n| n > 2 * cfg.segment_size && job.size.is_none_or(|s| s == n))
+}
+
+/// How a split starts.
+pub(crate) enum Start<'r> {
+    /// A fresh file: the first answer's `200` body, read on as the first segments.
+    Fresh(&'r mut Response<Body>),
+    /// A split file's part continued: the `206` answering its first missing segment.
+    Resumed(&'r mut Response<Body>, Segmented),
+    /// A split file whose segments are all in the part: finished without a request.
+    Whole(Segmented),
+}
+
+/// How a split ended.
+pub(crate) enum Outcome {
+    Done(Success),
+    Failed(Failure),
+    /// The file changed under the split: its part is gone; start over from zero.
+    Restart,
+}
+
+/// Whether a `206` answers a split file's first missing segment under its validator.
+pub(crate) fn continues(seg: &Segmented, status: u16, head: &http::HeaderMap) -> bool {
+    let first = seg.done.bytes().position(|b| b == b'0').unwrap_or(0) as u64;
+    let start = first * seg.segment_size;
+    let end = (start + seg.segment_size).min(seg.total);
+    status == 206 && range_fits(head, start, end, seg.total) && fits_version(&seg.validator, head)
+}
+
+fn range_fits(head: &http::HeaderMap, start: u64, end: u64, total: u64) -> bool {
+    let cr = head
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range);
+    matches!(cr, Some(ContentRange::Bytes { start: a, end: b, total: t })
+        if a == start && b.checked_add(1) == Some(end) && t.is_none_or(|t| t == total))
+}
+
+fn fits_version(validator: &str, head: &http::HeaderMap) -> bool {
+    same_version(validator, head) && !encoded(head)
+}
+
+/// Runs a split file to its end as the job's attempt: offers it to the scheduler for
+/// helpers, fetches segments itself, waits for the last ones, then verifies and renames
+/// the file.
+pub(crate) fn run(
+    ctx: &Env,
+    task: &Input,
+    scratch: &mut Scratch,
+    url: &str,
+    headers: &[(String, String)],
+    start: Start<'_>,
+) -> Outcome {
+    let job = task.job;
+    let cfg = &ctx.config;
+    let Destination::File(rel) = &job.dest else {
+        unreachable!("only file jobs are split")
+    };
+    let path = cfg.output_dir.join(rel);
+    let (seg, status, keep) = match &start {
+        Start::Fresh(r) => {
+            let head = r.headers();
+            let total = head
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let count = total.div_ceil(cfg.segment_size) as usize;
+            let seg = Segmented {
+                resource: crate::url::resource_key(&job.url),
+                validator: validators::range_validator(head).unwrap_or_default(),
+                total,
+                segment_size: cfg.segment_size,
+                done: Segmented::flags_text(&vec![false; count]),
+            };
+            (seg, Some(200), false)
+        }
+        Start::Resumed(_, s) => (s.clone(), Some(206), true),
+        Start::Whole(s) => (s.clone(), None, true),
+    };
+    let part = match SplitPart::open(&path, seg.total, keep, &mut scratch.made) {
+        Ok(p) => p,
+        Err(e) => {
+            sidecar::discard(&path);
+            return Outcome::Failed(Failure::new(e));
+        }
+    };
+    let flags = seg.done_flags();
+    let count = flags.len();
+    let segs: Vec<Seg> = flags
+        .iter()
+        .map(|d| if *d { Seg::Done } else { Seg::Missing })
+        .collect();
+    let split = Arc::new(Split {
+        id: task.id,
+        host: task.host,
+        url: url.to_string(),
+        headers: headers.to_vec(),
+        validator: seg.validator.clone(),
+        resource: seg.resource.clone(),
+        total: seg.total,
+        size: seg.segment_size,
+        cap: cfg.split,
+        retries: cfg.retries,
+        deadline: task.deadline,
+        part,
+        state: Mutex::new(State {
+            segs,
+            filled: vec![0; count],
+            breaks: vec![0; count],
+            helpers: 0,
+            peak: 1,
+            end: None,
+        }),
+        changed: Condvar::new(),
+        stop: AtomicBool::new(false),
+        received: AtomicU64::new(0),
+        cursor: Mutex::new(Cursor::default()),
+    });
+    let kept_before = split.done_bytes(&split.lock());
+    split.received.store(kept_before, Ordering::Relaxed);
+    if !keep {
+        // The sidecar goes down before the first byte, as for any large body.
+        if let Err(e) = split.sidecar(&flags).write(&path) {
+            log::warn!("{}: cannot write the resume sidecar: {e}", path.display());
+        }
+    }
+    let head = match &start {
+        Start::Fresh(r) | Start::Resumed(r, _) => r.headers().clone(),
+        Start::Whole(s) => validators::validator_headers(&s.validator),
+    };
+    // The first answer's body: segments from its first on, as long as they are free.
+    let first = match start {
+        Start::Fresh(r) => Some((r, true)),
+        Start::Resumed(r, _) => Some((r, false)),
+        Start::Whole(_) => None,
+    };
+    if let Some((r, on)) = first
+        && let Some(k) = split.claim_for_primary()
+    {
+        (ctx.offer)(Arc::clone(&split));
+        let reader = &mut r.body_mut().as_reader();
+        stream(ctx, &split, k, on, reader, scratch);
+    }
+    // Then whatever is left, with the helpers.
+    loop {
+        if let Some(k) = split.claim_for_primary() {
+            fetch(ctx, &split, k, None, scratch);
+            continue;
+        }
+        let mut s = split.lock();
+        loop {
+            let all_done = s.segs.iter().all(|x| *x == Seg::Done);
+            let missing = s.segs.contains(&Seg::Missing);
+            if all_done || missing || s.end.is_some() {
+                break;
+            }
+            if ctx.cancelled.load(Ordering::Relaxed) {
+                drop(s);
+                split.end(End::Failed(Error::Cancelled {
+                    reason: "interrupted".into(),
+                }));
+                s = split.lock();
+                break;
+            }
+            if task.deadline.is_some_and(|d| Instant::now() >= d) {
+                drop(s);
+                split.end(End::Failed(deadline_error(ctx)));
+                s = split.lock();
+                break;
+            }
+            s = split
+                .changed
+                .wait_timeout(s, WAIT_STEP)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if s.end.is_some() || s.segs.iter().all(|x| *x == Seg::Done) {
+            break;
+        }
+    }
+    // No helper may touch the part once the attempt has decided its fate.
+    let mut s = split.lock();
+    while s.helpers > 0 {
+        s = split
+            .changed
+            .wait_timeout(s, WAIT_STEP)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    let connections = s.peak as u32;
+    let end = s.end.take();
+    let done = split.done_bytes(&s);
+    drop(s);
+    split.stop.store(true, Ordering::SeqCst);
+    match end {
+        Some(End::Restart(why)) => {
+            log::info!(
+                "{}: {why}; the split file starts over from zero",
+                crate::redact::url(url)
+            );
+            sidecar::discard(&path);
+            return Outcome::Restart;
+        }
+        Some(End::Failed(error)) => {
+            let keep = !matches!(
+                error,
+                Error::Io { .. } | Error::Checksum { .. } | Error::Config { .. }
+            ) && done > 0;
+            if !keep {
+                sidecar::discard(&path);
+            }
+            return Outcome::Failed(Failure {
+                partial: keep.then_some(done),
+                grew: keep && done > kept_before,
+                ..Failure::new(error)
+            });
+        }
+        None => {}
+    }
+    finish(ctx, task, &split, &head, status, kept_before, connections)
+}
+
+/// Hashes what the cursor has not yet, checks the file against the job, and renames it.
+fn finish(
+    ctx: &Env,
+    task: &Input,
+    split: &Split,
+    head: &http::HeaderMap,
+    status: Option<u16>,
+    kept_before: u64,
+    connections: u32,
+) -> Outcome {
+    let job = task.job;
+    let path = split.part.path().to_path_buf();
+    let fail = |error: Error| {
+        sidecar::discard(&path);
+        Outcome::Failed(Failure::new(error))
+    };
+    let mut cursor = split.cursor.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = cursor.advance(&split.part, split.total) {
+        return fail(e);
+    }
+    let digest = std::mem::take(&mut *cursor).finish();
+    drop(cursor);
+    if let Some(expected) = job.size
+        && expected != split.total
+    {
+        return fail(Error::Checksum {
+            expected: format!("{expected} bytes"),
+            actual: format!("{} bytes", split.total),
+        });
+    }
+    if let Some(expected) = &job.sha256
+        && *expected != digest
+    {
+        return fail(Error::Checksum {
+            expected: expected.clone(),
+            actual: digest,
+        });
+    }
+    if let Err(e) = split.part.commit() {
+        return Outcome::Failed(Failure::new(e));
+    }
+    let mut placed_at = None;
+    if let Destination::File(rel) = &job.dest {
+        placed_at = super::body::place(&ctx.config, job, rel, head);
+        // As for a single stream: a file placed under another name is not where the next
+        // run looks for it.
+        if job.sha256.is_none() && placed_at.is_none() {
+            validators::remember(&ctx.config.output_dir, rel, &job.url, head);
+        }
+    }
+    Outcome::Done(Success {
+        http_status: status,
+        bytes: split.total,
+        sha256: Some(digest),
+        resumed_from: (kept_before > 0 || status == Some(206)).then_some(kept_before),
+        redirects: Vec::new(),
+        body: None,
+        skipped: false,
+        headers: Vec::new(),
+        placed_at,
+        connections,
+    })
+}
+
+/// A helper task: fetches one segment of `split`, if one is left, and returns.
+pub(crate) fn help(ctx: &Env, split: &Split, scratch: &mut Scratch) {
+    if split.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Some(k) = split.claim_for_helper() {
+        fetch(ctx, split, k, None, scratch);
+        split.leave();
+    }
+}
+
+/// The primary's first body, read on from segment `k` into the following ones while
+/// they are free (`on`: a `200`; a `206` holds only its segment); dropped, its
+/// connection with it, at the first one that is not.
+fn stream(
+    ctx: &Env,
+    split: &Split,
+    mut k: usize,
+    on: bool,
+    reader: &mut dyn std::io::Read,
+    scratch: &mut Scratch,
+) {
+    let count = split.lock().segs.len();
+    loop {
+        if !fetch(ctx, split, k, Some(&mut *reader), scratch) || !on {
+            return;
+        }
+        k += 1;
+        if k >= count || !split.claim_exact(k) {
+            return;
+        }
+    }
+}
+
+/// Fetches segment `k` (taken by the caller) from where it stands: from `body` when the
+/// caller's stream is there, else with a ranged request of its own. Returns whether the
+/// segment is complete.
+fn fetch(
+    ctx: &Env,
+    split: &Split,
+    k: usize,
+    body: Option<&mut dyn std::io::Read>,
+    scratch: &mut Scratch,
+) -> bool {
+    let (seg_start, seg_end) = split.bounds(k);
+    let from = seg_start + split.lock().filled[k];
+    let mut pos = from;
+    let result = match body {
+        Some(reader) => read_into(ctx, split, reader, &mut pos, seg_end, scratch),
+        None => request(ctx, split, from, seg_end).and_then(|mut b| {
+            read_into(ctx, split, &mut b.as_reader(), &mut pos, seg_end, scratch)
+        }),
+    };
+    match result {
+        Ok(()) => {
+            split.complete(k);
+            true
+        }
+        Err(End::Restart(why)) => {
+            split.end(End::Restart(why));
+            split.lock().segs[k] = Seg::Missing;
+            false
+        }
+        Err(End::Failed(error)) => {
+            if split.stop.load(Ordering::SeqCst) {
+                // The split ended elsewhere; this segment's bytes stay unrecorded.
+                let mut s = split.lock();
+                s.segs[k] = Seg::Missing;
+                s.filled[k] = pos - seg_start;
+            } else {
+                split.release(k, pos - seg_start, error);
+            }
+            false
+        }
+    }
+}
+
+/// Asks for the bytes `[from, end)` under the split's validator; the body of a `206`
+/// that is exactly that range of that version.
+fn request(ctx: &Env, split: &Split, from: u64, end: u64) -> Result<Body, End> {
+    if split.deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(End::Failed(deadline_error(ctx)));
+    }
+    let mut headers = split.headers.clone();
+    headers.push(("Range".into(), format!("bytes={from}-{}", end - 1)));
+    headers.push(("If-Range".into(), split.validator.clone()));
+    let r = super::send(
+        ctx,
+        "GET",
+        &split.url,
+        [&headers[..], &[]],
+        None,
+        split.deadline,
+    )
+    .map_err(End::Failed)?;
+    judge(split, r, from, end).map(Response::into_body)
+}
+
+/// Keeps the body of a segment's answer; turns every other answer into the split's end
+/// (the file changed) or a segment failure.
+fn judge(split: &Split, r: Response<Body>, from: u64, end: u64) -> Result<Response<Body>, End> {
+    let status = r.status().as_u16();
+    let head = r.headers();
+    let version = fits_version(&split.validator, head);
+    if status == 206 && version && range_fits(head, from, end, split.total) {
+        return Ok(r);
+    }
+    let retry_after =
+        header(&r, "retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+    let _ = r
+        .into_body()
+        .into_with_config()
+        .limit(64 * 1024)
+        .read_to_vec();
+    let restart = |why: &str| Err(End::Restart(why.to_string()));
+    match status {
+        200 => restart(
+            "a segment was answered with the whole file (it changed, or ranges stopped working)",
+        ),
+        206 if !version => restart("a segment came with another validator: the file changed"),
+        206 | 416 => restart("a segment was answered with another range"),
+        _ => Err(End::Failed(Error::Status {
+            code: status,
+            retry_after,
+        })),
+    }
+}
+
+/// Reads `reader` into the part from `*pos` up to `end`, under the rate limit, the
+/// minimum rate and the cancel flag.
+fn read_into(
+    ctx: &Env,
+    split: &Split,
+    reader: &mut dyn std::io::Read,
+    pos: &mut u64,
+    end: u64,
+    scratch: &mut Scratch,
+) -> Result<(), End> {
+    let cfg = &ctx.config;
+    let mut window = (Instant::now(), *pos);
+    let mut last_progress = Instant::now();
+    let buf = &mut scratch.buf[..];
+    while *pos < end {
+        if ctx.cancelled.load(Ordering::Relaxed) {
+            return Err(End::Failed(Error::Cancelled {
+                reason: "interrupted".into(),
+            }));
+        }
+        if split.stop.load(Ordering::Relaxed) {
+            return Err(End::Failed(Error::Cancelled {
+                reason: "the split ended".into(),
+            }));
+        }
+        let want = ctx.read_size(buf.len()).min((end - *pos) as usize);
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(End::Failed(Error::Network {
+                    message: format!(
+                        "a segment's body ended at byte {} of the {end} it should reach",
+                        *pos
+                    ),
+                    source: None,
+                }));
+            }
+            Ok(n) => {
+                ctx.throttle(n);
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(End::Failed(from_io(ctx, e))),
+        };
+        split.part.write_at(&buf[..n], *pos).map_err(End::Failed)?;
+        *pos += n as u64;
+        let bytes = split.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if let Some(min) = cfg.min_rate {
+            slow_check(&mut window, *pos, min, cfg.min_rate_window).map_err(End::Failed)?;
+        }
+        if cfg.progress_events && last_progress.elapsed() >= PROGRESS_INTERVAL {
+            last_progress = Instant::now();
+            emit(
+                ctx,
+                Event::Progress {
+                    id: split.id,
+                    bytes,
+                    total: Some(split.total),
+                },
+            );
+        }
+    }
+    Ok(())
+}

@@ -171,7 +171,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 ended => return split_ended(ended, redirects),
             }
         }
-        let mut response = send(
+        let response = send(
             ctx,
             &method,
             &url,
@@ -242,9 +242,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
         }
         // A split file continued segment by segment, or a first answer worth splitting.
         let start = match prep.segments.take() {
-            Some(seg) if segment::continues(&seg, status, response.headers()) => {
-                Some(segment::Start::Resumed(&mut response, seg))
-            }
+            Some(seg) if segment::continues(&seg, status, response.headers()) => Some(Some(seg)),
             Some(_) if status != 200 => {
                 log::info!(
                     "{}: {status} does not continue the split partial file; starting over",
@@ -255,12 +253,14 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 prep.meta_exists = false;
                 continue;
             }
-            _ if segment::splittable(ctx, task, status, response.headers()) => {
-                Some(segment::Start::Fresh(&mut response))
-            }
+            _ if segment::splittable(ctx, task, status, response.headers()) => Some(None),
             _ => None,
         };
-        if let Some(start) = start {
+        if let Some(resumed) = start {
+            let start = match resumed {
+                Some(seg) => segment::Start::Resumed(response, seg),
+                None => segment::Start::Fresh(response),
+            };
             match segment::run(ctx, task, scratch, &url, &headers, start) {
                 segment::Outcome::Restart if !started_over => {
                     started_over = true;

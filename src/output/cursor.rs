@@ -42,6 +42,11 @@ impl Default for Cursor {
 }
 
 impl Cursor {
+    /// Bytes hashed so far: the file's first `at()` bytes.
+    pub(crate) fn at(&self) -> u64 {
+        self.at
+    }
+
     /// Hashes `part` from where the cursor stands up to `upto` (the end of the completed
     /// prefix).
     pub(crate) fn advance(&mut self, part: &SplitPart, upto: u64) -> Result<(), Error> {

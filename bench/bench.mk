@@ -11,7 +11,8 @@ BENCH_J             ?= 20
 BENCH_PORT          ?= 18080
 BENCH_NGINX_WORKERS ?= 2
 BENCH_TOOLS         ?= fetchpool curl-xargs curl-parallel aria2c wget2 curl-single
-BENCH_CORPORA       ?= files api big
+BENCH_CORPORA       ?= files api big big-capped files-capped https-files https-api
+BENCH_CAP           ?= 25m
 BENCH_TMPFS         ?= /dev/shm/fetchpool-bench
 FETCHPOOL           ?= target/release/fetchpool
 FETCHPOOL_BASE      ?= target/base/fetchpool
@@ -27,13 +28,14 @@ BENCH_SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 BENCH_ENV = BENCH_WORK='$(BENCH_WORK)' BENCH_OUT='$(BENCH_OUT)' BENCH_RUNS='$(BENCH_RUNS)' \
   BENCH_J='$(BENCH_J)' BENCH_PORT='$(BENCH_PORT)' BENCH_NGINX_WORKERS='$(BENCH_NGINX_WORKERS)' \
   BENCH_CORPORA='$(BENCH_CORPORA)' FETCHPOOL='$(FETCHPOOL)' FETCHPOOL_BASE='$(FETCHPOOL_BASE)' SCALE_MAX='$(SCALE_MAX)' \
-  SCALE_OUT='$(SCALE_OUT)' SCALE_TOOLS='$(SCALE_TOOLS)'
+  SCALE_OUT='$(SCALE_OUT)' SCALE_TOOLS='$(SCALE_TOOLS)' BENCH_CAP='$(BENCH_CAP)'
 
 # cargo build only when fetchpool is among the tools and FETCHPOOL is the default binary.
 bench_build_if = $(if $(and $(filter fetchpool,$(1)),$(filter target/release/fetchpool,$(FETCHPOOL))),bench-build)
 
 .PHONY: bench-deps bench-check bench-corpus bench-serve bench-stop bench-status bench-build \
-        bench-peers bench bench-tmpfs bench-scale bench-chart bench-clean
+        bench-peers bench bench-tmpfs bench-scale bench-chart bench-clean \
+        bench-big bench-files-capped bench-https
 
 bench-deps:
 	$(BENCH_SUDO) apt-get update -qq
@@ -53,8 +55,10 @@ bench-check:
 	if [ -n "$$missing" ]; then echo "*** bench-deps: MISSING:$$missing" >&2; exit 1; fi; \
 	echo "bench tools present: nginx curl aria2c wget2 gnuplot /usr/bin/time sha256sum xargs $(BENCH_PY)"
 
+# The corpora the chosen conditions need (api always: bench-scale uses it).
 bench-corpus:
-	$(BENCH_PY) bench/gen_corpus.py --work '$(BENCH_WORK)' --port $(BENCH_PORT) $(sort $(BENCH_CORPORA) api)
+	$(BENCH_PY) bench/gen_corpus.py --work '$(BENCH_WORK)' --port $(BENCH_PORT) \
+	  $$($(BENCH_ENV) $(BENCH_PY) bench/run.py corpora) api
 
 bench-serve: bench-corpus
 	@$(BENCH_ENV) bench/serve.sh start
@@ -76,6 +80,18 @@ bench-peers: bench-serve
 bench: $(call bench_build_if,$(BENCH_TOOLS)) bench-serve
 	$(BENCH_ENV) BENCH_TOOLS='$(BENCH_TOOLS)' $(BENCH_PY) bench/run.py bench
 	@echo "nginx left running for re-runs; 'make bench-stop' stops it. 'make bench-chart' draws the chart."
+
+# One condition at a time, each a few minutes (output on tmpfs, as the issue measured):
+# one large file from the per-connection-capped server; the mixed list from it; the files
+# and api corpora over TLS.
+bench-big:
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) bench BENCH_OUT='$(BENCH_TMPFS)' BENCH_CORPORA=big-capped
+
+bench-files-capped:
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) bench BENCH_OUT='$(BENCH_TMPFS)' BENCH_CORPORA=files-capped
+
+bench-https:
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) bench BENCH_OUT='$(BENCH_TMPFS)' BENCH_CORPORA='https-files https-api'
 
 # Same as bench with the output on tmpfs.
 bench-tmpfs:

@@ -5,6 +5,8 @@ Corpora (under WORK/corpus, served by nginx with that directory as root):
   files  1,700 files, ~290 MB, log-normal sizes 2 KiB .. 10 MiB in a few folders
   api    10,000 JSON-ish responses of ~1 KB
   big    one 1 GiB file
+  bigcap one 256 MiB file (the per-connection-capped condition: a single stream at 25 MiB/s
+         takes ~10 s, so a larger file would make the baseline alone take minutes)
 
 Content comes from seeded random.Random, so every machine gets the same bytes
 (and the same sha256). Content is generated once (stamp file WORK/corpus/.stamp-<name>);
@@ -52,6 +54,7 @@ FOLDER_WEIGHTS = [5, 4, 6, 3, 3, 1]
 
 API_COUNT = 10_000
 BIG_SIZE = GiB
+BIGCAP_SIZE = 256 * MiB
 
 
 def file_sizes(rng):
@@ -121,7 +124,13 @@ def gen_big(root):
     return [(rel, write_blob(os.path.join(root, rel), rng, BIG_SIZE), BIG_SIZE)]
 
 
-GENERATORS = {"files": gen_files, "api": gen_api, "big": gen_big}
+def gen_bigcap(root):
+    rng = random.Random(SEED + 3)
+    rel = "big/big-256MiB.bin"
+    return [(rel, write_blob(os.path.join(root, rel), rng, BIGCAP_SIZE), BIGCAP_SIZE)]
+
+
+GENERATORS = {"files": gen_files, "api": gen_api, "big": gen_big, "bigcap": gen_bigcap}
 
 
 def read_index(path):

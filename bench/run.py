@@ -5,6 +5,7 @@
                  (round-robin: run 1 of every tool, then run 2, ...), one table, raw JSON
   run.py scale   one tool (fetchpool by default) on 1k, 10k, 100k (, 1M) tiny jobs
   run.py chart   gnuplot bar chart of bench/results/latest.json -> bench/results/bench.png
+  run.py corpora the corpora the chosen conditions need
 
 Settings come from the environment (the Makefile passes them through):
   BENCH_WORK   work dir with corpus/ and manifests/           (bench/work)
@@ -13,7 +14,8 @@ Settings come from the environment (the Makefile passes them through):
   BENCH_J      concurrency for every tool                     (20)
   BENCH_PORT   nginx port                                     (18080)
   BENCH_TOOLS  tools, space separated                         (fetchpool curl-xargs curl-parallel aria2c wget2 curl-single)
-  BENCH_CORPORA corpora                                       (files api big)
+  BENCH_CORPORA conditions (corpus + server), see CONDITIONS    (files api big big-capped files-capped https-files https-api)
+  BENCH_CAP    the capped server's per-connection rate (nginx) (25m; set for serve.sh, shown in the table)
   FETCHPOOL    the fetchpool binary                           (target/release/fetchpool)
   FETCHPOOL_BASE another fetchpool build, tool fetchpool-base  (target/base/fetchpool): before/after A/B
   SCALE_MAX    largest bench-scale list                       (100000; 1000000 adds the 1M list)
@@ -58,9 +60,10 @@ OUT = os.path.abspath(env("BENCH_OUT", os.path.join(WORK, "out")))
 RUNS = int(env("BENCH_RUNS", "3"))
 J = int(env("BENCH_J", "20"))
 PORT = int(env("BENCH_PORT", "18080"))
-ALL_TOOLS = ["fetchpool", "fetchpool-base", "curl-xargs", "curl-parallel", "aria2c", "wget2", "curl-single"]
+ALL_TOOLS = ["fetchpool", "fetchpool-base", "fetchpool-split1", "curl-xargs", "curl-parallel", "aria2c", "wget2",
+             "curl-single"]
 TOOLS = env("BENCH_TOOLS", " ".join(ALL_TOOLS)).split()
-CORPORA = env("BENCH_CORPORA", "files api big").split()
+CORPORA = env("BENCH_CORPORA", "files api big big-capped files-capped https-files https-api").split()
 FETCHPOOL = os.path.abspath(env("FETCHPOOL", os.path.join(ROOT, "target/release/fetchpool")))
 # A second fetchpool binary (an older commit's build) for a before/after A/B in one run:
 # BENCH_TOOLS="fetchpool fetchpool-base ..." FETCHPOOL_BASE=path/to/old/fetchpool.
@@ -73,6 +76,36 @@ TIMEOUT = float(env("BENCH_TIMEOUT", "900"))
 RESULTS = os.path.join(HERE, "results")
 MDIR = os.path.join(WORK, "manifests")
 BASE = f"http://127.0.0.1:{PORT}"
+CAP = env("BENCH_CAP", "25m")
+# The servers bench/serve.sh starts: plain, capped per connection, TLS with a private CA.
+BASES = {"plain": BASE, "capped": f"http://127.0.0.1:{PORT + 1}", "tls": f"https://127.0.0.1:{PORT + 2}"}
+CA = os.path.join(WORK, "nginx", "tls", "ca.pem")
+
+# A condition is a corpus on one of the servers, with the tools that make sense there and
+# what they need (the connection count, splitting, the CA). Every tool of a condition runs
+# at the same connection count.
+CONDITIONS = {
+    "files": {"corpus": "files", "server": "plain"},
+    "api": {"corpus": "api", "server": "plain"},
+    "big": {"corpus": "big", "server": "plain"},
+    # One large file, each connection capped: fetchpool --split 16 against aria2c -x16 -s16
+    # -k1M and one curl stream (the line rate of a single connection). wget2 is left out:
+    # wget2 2.0's --chunk-size fetched this file over one connection and failed (exit 3)
+    # after a minute.
+    "big-capped": {"corpus": "bigcap", "server": "capped", "j": 16, "split": 16, "one_file": True,
+                   "tools": ["fetchpool", "fetchpool-base", "aria2c", "curl-single"]},
+    # The mixed list, each connection capped: splitting its large members (fetchpool) against
+    # not splitting (fetchpool-split1) and the peers as on `files`. The default 8 MiB segment
+    # splits none of this corpus (its largest file is 10 MiB), so fetchpool runs with 1 MiB
+    # segments here: files over 2 MiB are split.
+    "files-capped": {"corpus": "files", "server": "capped", "split": 4, "segment": "1M",
+                     "tools": ["fetchpool", "fetchpool-split1", "fetchpool-base", "curl-parallel",
+                               "aria2c", "wget2"]},
+    "https-files": {"corpus": "files", "server": "tls",
+                    "tools": ["fetchpool", "fetchpool-base", "curl-parallel", "aria2c", "wget2"]},
+    "https-api": {"corpus": "api", "server": "tls",
+                  "tools": ["fetchpool", "fetchpool-base", "curl-parallel", "aria2c", "wget2"]},
+}
 
 # Tools' environment: no proxy may sit between them and the local nginx.
 CHILD_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
@@ -86,28 +119,47 @@ def die(msg):
 
 # --------------------------------------------------------------------------- tools
 
-def tool_cmd(tool, m, out):
+def tool_cmd(tool, m, out, cond=None):
     """(argv, cwd, stdin path or None, verifies output?) for one run; m = manifest path prefix."""
-    if tool in ("fetchpool", "fetchpool-base"):
-        exe = FETCHPOOL if tool == "fetchpool" else FETCHPOOL_BASE
-        return ([exe, "-j", str(J), "--per-host", str(J), "-q", "-i", m + ".tsv", "-o", out],
-                out, None, True)
+    cond = cond or {}
+    j = cond.get("j", J)
+    tls = cond.get("server") == "tls"
+    if tool in ("fetchpool", "fetchpool-base", "fetchpool-split1"):
+        exe = FETCHPOOL_BASE if tool == "fetchpool-base" else FETCHPOOL
+        argv = [exe, "-j", str(j), "--per-host", str(j), "-q", "-i", m + ".tsv", "-o", out]
+        if tool == "fetchpool-split1":
+            argv += ["--split", "1"]
+        elif tool == "fetchpool" and "split" in cond:
+            argv += ["--split", str(cond["split"])]
+            if "segment" in cond:
+                argv += ["--segment-size", cond["segment"]]
+        if tls:
+            argv += ["--cacert", CA]
+        return (argv, out, None, True)
     if tool == "curl-xargs":  # the seed's "20 threads": one curl process per URL
-        return (["xargs", "-P", str(J), "-n", "3", "curl", "-sS", "-f", "--create-dirs"],
-                out, m + ".xargs", True)
+        return (["xargs", "-P", str(j), "-n", "3", "curl", "-sS", "-f", "--create-dirs"]
+                + (["--cacert", CA] if tls else []), out, m + ".xargs", True)
     if tool == "curl-parallel":
-        return (["curl", "--parallel", "--parallel-max", str(J), "-sS", "-f", "--create-dirs",
-                 "--output-dir", out, "-K", m + ".curlrc"], out, None, True)
+        return (["curl", "--parallel", "--parallel-max", str(j), "-sS", "-f", "--create-dirs",
+                 "--output-dir", out, "-K", m + ".curlrc"] + (["--cacert", CA] if tls else []),
+                out, None, True)
     if tool == "aria2c":
-        return (["aria2c", "--no-conf", "-i", m + ".aria2", "-d", out, "-j", str(J), "-x", "1", "-s", "1",
-                 "--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false",
+        if cond.get("one_file"):  # one file over j connections, 1 MiB pieces
+            conns = ["-j", "1", "-x", str(j), "-s", str(j), "-k", "1M"]
+        else:
+            conns = ["-j", str(j), "-x", "1", "-s", "1"]
+        tls_args = ["--ca-certificate=" + CA, "--check-certificate=true"] if tls else ["--check-certificate=false"]
+        return (["aria2c", "--no-conf", "-i", m + ".aria2", "-d", out] + conns +
+                ["--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false",
                  "--console-log-level=error", "--summary-interval=0", "--show-console-readout=false",
-                 "--download-result=hide", "--auto-save-interval=0", "--max-tries=1",
-                 "--check-certificate=false"], out, None, True)
+                 "--download-result=hide", "--auto-save-interval=0", "--max-tries=1"] + tls_args,
+                out, None, True)
     if tool == "wget2":
-        return (["wget2", "--no-config", "-q", "--max-threads", str(J), "-x", "-nH", "-P", out,
+        chunks = ["--chunk-size=16M"] if cond.get("one_file") else []
+        return (["wget2", "--no-config", "-q", "--max-threads", str(j), "-x", "-nH", "-P", out,
                  "--no-robots", "--no-hsts", "--no-hpkp", "--no-cookies", "--no-netrc", "--no-ocsp",
-                 "--progress=none", "--tries=1", "-i", m + ".urls"], out, None, True)
+                 "--progress=none", "--tries=1", "-i", m + ".urls"] + chunks
+                + (["--ca-certificate=" + CA] if tls else []), out, None, True)
     if tool == "curl-single":  # single-stream baseline: one curl, body to /dev/null, nothing verified
         urls = [line.split("\t")[0] for line in open(m + ".tsv") if not line.startswith("#")]
         return (["curl", "-sS", "-f", "-o", "/dev/null", urls[0]], out, None, False)
@@ -115,12 +167,24 @@ def tool_cmd(tool, m, out):
 
 
 def applies(tool, corpus):
-    # curl-single is the single-stream baseline for the one-file corpus only
-    return tool != "curl-single" or corpus == "big"
+    # curl-single is the single-stream baseline for the one-file corpora only
+    return tool != "curl-single" or corpus in ("big", "big-capped")
+
+
+def condition_tools(name):
+    """The selected tools that run in condition `name`, in BENCH_TOOLS order (fetchpool-split1
+    runs wherever a condition names it and fetchpool is selected)."""
+    cond = CONDITIONS[name]
+    allowed = cond.get("tools")
+    chosen = list(TOOLS)
+    if "fetchpool" in chosen and allowed and "fetchpool-split1" in allowed and "fetchpool-split1" not in chosen:
+        chosen.insert(chosen.index("fetchpool") + 1, "fetchpool-split1")
+    return [t for t in chosen if (allowed is None or t in allowed) and applies(t, name)]
 
 
 def check_tools(tools):
-    need = {"fetchpool": FETCHPOOL, "fetchpool-base": FETCHPOOL_BASE, "curl-xargs": "curl", "curl-parallel": "curl", "aria2c": "aria2c",
+    need = {"fetchpool": FETCHPOOL, "fetchpool-base": FETCHPOOL_BASE, "fetchpool-split1": FETCHPOOL,
+            "curl-xargs": "curl", "curl-parallel": "curl", "aria2c": "aria2c",
             "wget2": "wget2", "curl-single": "curl"}
     missing = []
     for t in tools:
@@ -165,6 +229,13 @@ def nginx_status():
     return {"accepts": int(nums.group(1)), "requests": int(nums.group(3)), "active": int(active.group(1))}
 
 
+def nginx_rate(text):
+    """nginx's limit_rate value in bytes per second (`25m`, `512k`, `1000`)."""
+    t = text.strip().lower()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(t[-1:], 1)
+    return int(float(t.rstrip("kmg")) * scale)
+
+
 def fresh_dir(path):
     if os.path.lexists(path):
         subprocess.run(["rm", "-rf", "--one-file-system", path], check=True)
@@ -188,13 +259,16 @@ def verify(m, out):
     return bad, total
 
 
-def run_once(tool, m, out, do_verify=True):
-    argv, cwd, stdin, verifies = tool_cmd(tool, m, out)
+def run_once(tool, m, out, do_verify=True, cond=None, small=None):
+    """One timed run. `small`: output paths whose last one's finish time (the latest mtime,
+    from the start) is recorded as small_done_s."""
+    argv, cwd, stdin, verifies = tool_cmd(tool, m, out, cond)
     fresh_dir(out)
     with tempfile.NamedTemporaryFile("r", prefix="bench-time-", delete=False) as tf:
         tpath = tf.name
     st0 = nginx_status()
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    epoch0 = time.time()
     t0 = time.monotonic()
     proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", tpath] + argv, cwd=cwd, stdin=fin,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV,
@@ -224,6 +298,11 @@ def run_once(tool, m, out, do_verify=True):
         res["bad"], res["checked"] = verify(m, out)
     else:
         res["bad"], res["checked"] = 0, 0
+    if small:
+        try:
+            res["small_done_s"] = max(os.stat(os.path.join(out, rel)).st_mtime for rel in small) - epoch0
+        except OSError:
+            res["small_done_s"] = None
     # Free the output now (not timed): leftovers would make the next tool's run allocate
     # never-touched memory (tmpfs / page cache), which on a VM is much slower than reusing
     # freed pages and made the first tool of a round look 2-4x slower on `big`.
@@ -263,7 +342,9 @@ def machine():
 def summarize(runs):
     walls = [r["wall_s"] for r in runs]
     rss = [r["rss_kib"] for r in runs if r["rss_kib"] is not None]
+    small = [r["small_done_s"] for r in runs if r.get("small_done_s") is not None]
     return {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls),
+            "small_done_s": statistics.median(small) if small else None,
             "rss_kib": max(rss) if rss else None,
             "conns": int(statistics.median(r["conns"] for r in runs)),
             "requests": int(statistics.median(r["requests"] for r in runs)),
@@ -280,13 +361,16 @@ def print_table(result):
     m = result["machine"]
     lines.append(f"fetchpool bench  {result['timestamp']}  on {m['cpu']}, {m['cores']} cores, "
                  f"{m['mem_mib']} MiB, {m['os']}, kernel {m['kernel']}")
-    lines.append(f"concurrency j={result['j']}, runs={result['runs']}, output {result['out']} "
-                 f"({result['out_fs']}), nginx {result['nginx_workers']} workers on 127.0.0.1:{PORT}")
+    lines.append(f"concurrency j={result['j']} (big-capped: 16), runs={result['runs']}, output {result['out']} "
+                 f"({result['out_fs']}), nginx {result['nginx_workers']} workers on 127.0.0.1:{PORT} "
+                 f"(capped: {result.get('cap', CAP)} per connection on :{PORT + 1}, TLS on :{PORT + 2})")
     any_bad = False
     for corpus, c in result["corpora"].items():
         lines.append("")
-        lines.append(f"[{corpus}]  {c['files']} files, {c['bytes'] / 1e6:.1f} MB")
-        hdr = (f"  {'tool':<14}{'median s':>9}  {'(min-max)':<15}{'MB/s':>8}{'files/s':>9}"
+        load = c.get("load")
+        load = f"  (load {load[0]:.2f} before, {load[1]:.2f} after)" if load else ""
+        lines.append(f"[{corpus}]  {c['files']} files, {c['bytes'] / 1e6:.1f} MB{load}")
+        hdr = (f"  {'tool':<16}{'median s':>9}  {'(min-max)':<15}{'MB/s':>8}{'files/s':>9}"
                f"{'peak RSS':>11}{'conns':>7}{'reqs':>7}  {'verify':<14}{'vs fetchpool':>12}")
         lines.append(hdr)
         lines.append("  " + "-" * (len(hdr) - 2))
@@ -303,11 +387,11 @@ def print_table(result):
                 ver = f"ok {s['checked']}"
             ratio = f"{med / fp['median_s']:.2f}x" if fp else "-"
             rss = fmt_rss(s["rss_kib"]) + ("*" if tool == "curl-xargs" else "")
-            lines.append(f"  {tool:<14}{med:>9.3f}  {'(' + format(s['min_s'], '.3f') + '-' + format(s['max_s'], '.3f') + ')':<15}"
+            lines.append(f"  {tool:<16}{med:>9.3f}  {'(' + format(s['min_s'], '.3f') + '-' + format(s['max_s'], '.3f') + ')':<15}"
                          f"{c['bytes'] / 1e6 / med:>8.1f}{c['files'] / med:>9.0f}{rss:>11}"
                          f"{s['conns']:>7}{s['requests']:>7}  {ver:<14}{ratio:>12}")
         peers = {k: v["summary"]["median_s"] for k, v in c["tools"].items()
-                 if k not in ("fetchpool", "fetchpool-base", "curl-single")}
+                 if not k.startswith("fetchpool") and k != "curl-single"}
         if peers:
             best = min(peers, key=peers.get)
             msg = f"  fastest peer: {best} {peers[best]:.3f} s"
@@ -319,6 +403,15 @@ def print_table(result):
         if fp and "curl-single" in c["tools"]:
             cs = c["tools"]["curl-single"]["summary"]["median_s"]
             lines.append(f"  fetchpool throughput = {cs / fp['median_s'] * 100:.0f}% of one curl -o /dev/null stream")
+        if fp and c.get("line_rate"):
+            ideal = c["bytes"] / c["line_rate"]
+            lines.append(f"  line rate (cap x {c['conns_allowed']} connections) {c['line_rate'] / 2**20:.0f} MiB/s:"
+                         f" ideal {ideal:.3f} s; fetchpool at {ideal / fp['median_s'] * 100:.0f}% of it")
+        smalls = {k: v["summary"]["small_done_s"] for k, v in c["tools"].items()
+                  if v["summary"].get("small_done_s") is not None}
+        if smalls:
+            lines.append("  small members (<= 2 MiB, not split) all done after: " +
+                         ", ".join(f"{k} {v:.3f} s" for k, v in smalls.items()) + " (median, from the files' mtimes)")
     lines.append("")
     lines.append("  vs fetchpool: tool's median / fetchpool's median (>1 = slower than fetchpool).")
     lines.append("  conns/reqs: nginx stub_status accepts/requests deltas per run (median).")
@@ -351,36 +444,49 @@ def cmd_bench():
     nginx_status()
     os.makedirs(OUT, exist_ok=True)
     ts = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    result = {"timestamp": ts, "machine": machine(), "versions": versions(TOOLS), "j": J, "runs": RUNS,
+    result = {"timestamp": ts, "machine": machine(), "versions": versions(TOOLS), "j": J, "runs": RUNS, "cap": CAP,
               "out": OUT, "out_fs": fs_type(OUT), "nginx_workers": env("BENCH_NGINX_WORKERS", "2"),
               "corpora": {}}
-    for corpus in CORPORA:
-        m = os.path.join(MDIR, corpus)
-        if not os.path.exists(m + ".tsv"):
-            die(f"no manifest {m}.tsv; run `make bench-corpus`")
-        idx = gen_corpus.read_index(os.path.join(WORK, "corpus", f"{corpus}.index"))
-        tools = [t for t in TOOLS if applies(t, corpus)]
-        c = {"files": len(idx), "bytes": sum(e[2] for e in idx), "tools": {}}
+    for name in CORPORA:
+        if name not in CONDITIONS:
+            die(f"unknown condition {name!r}; known: {' '.join(CONDITIONS)}")
+        cond = CONDITIONS[name]
+        corpus = cond["corpus"]
+        index = os.path.join(WORK, "corpus", f"{corpus}.index")
+        if not os.path.exists(index):
+            die(f"no corpus {corpus}; run `make bench-corpus`")
+        idx = gen_corpus.read_index(index)
+        m = os.path.join(MDIR, name)
+        gen_corpus.write_manifests(MDIR, name, idx, BASES[cond["server"]])
+        tools = condition_tools(name)
+        c = {"files": len(idx), "bytes": sum(e[2] for e in idx), "tools": {}, "corpus": corpus,
+             "server": cond["server"], "j": cond.get("j", J)}
+        if cond["server"] == "capped":
+            c["conns_allowed"] = cond.get("j", J) if len(idx) > 1 else cond.get("split", 1)
+            c["line_rate"] = nginx_rate(CAP) * c["conns_allowed"]
+        small = [rel for rel, _sha, size in idx if size <= 2 << 20] if "segment" in cond else None
         w = warm(corpus)
-        print(f"[{corpus}] {len(idx)} files, {c['bytes'] / 1e6:.1f} MB (page cache warmed in {w:.1f}s); "
-              f"tools: {' '.join(tools)}", flush=True)
+        load0 = os.getloadavg()[0]
+        print(f"[{name}] {len(idx)} files, {c['bytes'] / 1e6:.1f} MB from {BASES[cond['server']]} "
+              f"(page cache warmed in {w:.1f}s, load {load0:.2f}); tools: {' '.join(tools)}", flush=True)
         for t in tools:
-            c["tools"][t] = {"argv": tool_cmd(t, m, os.path.join(OUT, f"{corpus}-{t}"))[0][:30],
-                             "verifies": tool_cmd(t, m, OUT)[3], "runs": []}
+            c["tools"][t] = {"argv": tool_cmd(t, m, os.path.join(OUT, f"{name}-{t}"), cond)[0][:30],
+                             "verifies": tool_cmd(t, m, OUT, cond)[3], "runs": []}
         for r in range(RUNS):
             for t in tools:
-                out = os.path.join(OUT, f"{corpus}-{t}")
-                res = run_once(t, m, out)
+                out = os.path.join(OUT, f"{name}-{t}")
+                res = run_once(t, m, out, cond=cond, small=small if t.startswith("fetchpool") else None)
                 c["tools"][t]["runs"].append(res)
                 flag = ""
                 if res["exit"] != 0 or res["timed_out"] or res["bad"]:
                     flag = (f"  <-- FAILED: exit {res['exit']}{' TIMEOUT' if res['timed_out'] else ''}, "
                             f"{res['bad']}/{res['checked']} bad\n      {res['stderr_tail'][-400:]!r}")
-                print(f"  run {r + 1}/{RUNS} {t:<14} {res['wall_s']:8.3f} s  rss {fmt_rss(res['rss_kib']):>10}"
+                print(f"  run {r + 1}/{RUNS} {t:<16} {res['wall_s']:8.3f} s  rss {fmt_rss(res['rss_kib']):>10}"
                       f"  conns {res['conns']:>6}  reqs {res['requests']:>6}{flag}", flush=True)
         for t in tools:
             c["tools"][t]["summary"] = summarize(c["tools"][t]["runs"])
-        result["corpora"][corpus] = c
+        c["load"] = [load0, os.getloadavg()[0]]
+        result["corpora"][name] = c
     print()
     text, any_bad = print_table(result)
     result["table"] = text
@@ -504,10 +610,15 @@ def cmd_chart():
     print(f"chart: {os.path.relpath(png, ROOT)}")
 
 
+def cmd_corpora():
+    """Prints the corpora the conditions in BENCH_CORPORA need (for bench-corpus)."""
+    print(" ".join(sorted({CONDITIONS[n]["corpus"] for n in CORPORA if n in CONDITIONS})))
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else "bench"
-    {"bench": cmd_bench, "scale": cmd_scale, "chart": cmd_chart}.get(
-        cmd, lambda: die(f"usage: {sys.argv[0]} bench|scale|chart"))()
+    {"bench": cmd_bench, "scale": cmd_scale, "chart": cmd_chart, "corpora": cmd_corpora}.get(
+        cmd, lambda: die(f"usage: {sys.argv[0]} bench|scale|chart|corpora"))()
 
 
 if __name__ == "__main__":

@@ -615,12 +615,6 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * scale))
 }
 
-/// A size in bytes with curl's 1024-based suffixes (`8M`, `512K`).
-fn parse_size(s: &str) -> Result<u64, String> {
-    fetchpool::parse_rate(s)
-        .map_err(|_| format!("'{s}' is not a size; write bytes like 512K, 8M or 1G"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

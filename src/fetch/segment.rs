@@ -47,7 +47,7 @@ use ureq::Body;
 use ureq::http::{self, Response};
 
 use super::body::slow_check;
-use super::classify::{deadline_error, from_io, header};
+use super::classify::{Limits, deadline_error, from_io, header};
 use super::input::{Env, Failure, Input, Scratch, Success, emit};
 use crate::error::Error;
 use crate::event::Event;
@@ -112,6 +112,8 @@ pub(crate) struct Split {
     cap: usize,
     retries: u32,
     deadline: Option<Instant>,
+    /// The job's time limits, as its timeouts report them.
+    limits: Limits,
     part: SplitPart,
     state: Mutex<State>,
     changed: Condvar,
@@ -413,8 +415,9 @@ pub(crate) fn run(
         total: seg.total,
         size: seg.segment_size,
         cap: cfg.split,
-        retries: cfg.retries,
+        retries: job.retries.unwrap_or(cfg.retries),
         deadline: task.deadline,
+        limits: Limits::of(cfg, job),
         part,
         state: Mutex::new(State {
             segs,
@@ -535,7 +538,7 @@ fn download(
             }
             if task.deadline.is_some_and(|d| Instant::now() >= d) {
                 drop(s);
-                split.end(End::Failed(deadline_error(ctx)));
+                split.end(End::Failed(deadline_error(&split.limits)));
                 s = split.lock();
                 break;
             }
@@ -639,7 +642,7 @@ fn finish(
     }
     let mut placed_at = None;
     if let Destination::File(rel) = &job.dest {
-        placed_at = super::body::place(&ctx.config, job, rel, head);
+        placed_at = super::body::place(ctx.config, job, rel, head);
         // As for a single stream: a file placed under another name is not where the next
         // run looks for it.
         if job.sha256.is_none() && placed_at.is_none() {
@@ -746,7 +749,7 @@ fn fetch(
 /// that is exactly that range of that version.
 fn request(ctx: &Env, split: &Split, from: u64, end: u64) -> Result<Body, End> {
     if split.deadline.is_some_and(|d| Instant::now() >= d) {
-        return Err(End::Failed(deadline_error(ctx)));
+        return Err(End::Failed(deadline_error(&split.limits)));
     }
     let mut headers = split.headers.clone();
     headers.push(("Range".into(), format!("bytes={from}-{}", end - 1)));
@@ -758,6 +761,7 @@ fn request(ctx: &Env, split: &Split, from: u64, end: u64) -> Result<Body, End> {
         [&headers[..], &[]],
         None,
         split.deadline,
+        &split.limits,
     )
     .map_err(End::Failed)?;
     judge(split, r, from, end).map(Response::into_body)
@@ -834,7 +838,7 @@ fn read_into(
                 n
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(End::Failed(from_io(ctx, e))),
+            Err(e) => return Err(End::Failed(from_io(&split.limits, e))),
         };
         split.part.write_at(&buf[..n], *pos).map_err(End::Failed)?;
         *pos += n as u64;

@@ -9,7 +9,9 @@
 //! it streams on from segment to segment for as long as the next one is still unclaimed.
 //!
 //! **Who.** The attempt that found the file splittable (the *primary*) offers the
-//! [`Split`] to the scheduler, which hands helper tasks to idle workers; each helper
+//! [`Split`] to the scheduler once its first connection has shown that it is slow (under
+//! 128 MiB/s over its first 20 ms: a connection that fast is not capped, and more would
+//! only share the same cores), and the scheduler hands helper tasks to idle workers; each helper
 //! claims one segment, fetches it with `Range: bytes=A-B` and `If-Range: VALIDATOR`, and
 //! goes back to the scheduler, which decides again. So segments count against the
 //! workers and the per-host limit like any request, a file takes at most
@@ -508,9 +510,18 @@ fn download(
 ) -> (u32, Option<End>, u64) {
     if let Some((mut r, on)) = first {
         if let Some(k) = split.claim_for_primary() {
-            (ctx.offer)(Arc::clone(split));
+            let offer = || (ctx.offer)(Arc::clone(split));
+            // A resumed file asks for helpers at once; a fresh one once its first
+            // connection has shown that it is slow (see [`Probe`]).
+            let mut probe = Probe::new(&offer);
+            if !on {
+                probe.decide(true);
+            }
             let reader = &mut r.body_mut().as_reader();
-            stream(ctx, split, k, on, reader, scratch);
+            stream(ctx, split, k, on, reader, scratch, &mut probe);
+            // A stream that ended before the probe could tell (it broke, say): helpers
+            // are asked for, since the rest needs requests anyway.
+            probe.decide(true);
         }
         // Closed where its stream stopped: the rest of the body is other segments'.
         drop(r);
@@ -684,10 +695,11 @@ fn stream(
     on: bool,
     reader: &mut dyn std::io::Read,
     scratch: &mut Scratch,
+    probe: &mut Probe<'_>,
 ) {
     let count = split.lock().segs.len();
     loop {
-        if !fetch(ctx, split, k, Some(&mut *reader), scratch) || !on {
+        if !fetch(ctx, split, k, Some((&mut *reader, &mut *probe)), scratch) || !on {
             return;
         }
         k += 1;
@@ -704,17 +716,19 @@ fn fetch(
     ctx: &Env,
     split: &Split,
     k: usize,
-    body: Option<&mut dyn std::io::Read>,
+    body: Option<(&mut dyn std::io::Read, &mut Probe<'_>)>,
     scratch: &mut Scratch,
 ) -> bool {
     let (seg_start, seg_end) = split.bounds(k);
     let from = seg_start + split.lock().filled[k];
     let mut pos = from;
     let result = match body {
-        Some(reader) => read_into(ctx, split, reader, &mut pos, seg_end, scratch),
+        Some((reader, probe)) => {
+            read_into(ctx, split, reader, &mut pos, seg_end, scratch, Some(probe))
+        }
         None => request(ctx, split, from, seg_end).and_then(|mut b| {
             let mut reader = b.as_reader();
-            read_into(ctx, split, &mut reader, &mut pos, seg_end, scratch)?;
+            read_into(ctx, split, &mut reader, &mut pos, seg_end, scratch, None)?;
             // The body's end, seen: only then does the connection go back to the pool for
             // the next segment (else each segment would open a connection of its own).
             let _ = reader.read(&mut [0u8; 1]);
@@ -767,6 +781,58 @@ fn request(ctx: &Env, split: &Split, from: u64, end: u64) -> Result<Body, End> {
     judge(split, r, from, end).map(Response::into_body)
 }
 
+/// How long the first connection of a fresh split file is watched before helpers are
+/// asked for, from its first body byte.
+const PROBE_TIME: Duration = Duration::from_millis(20);
+
+/// A first connection at least this fast (bytes per second) gets no helpers: it is not
+/// capped, and more connections would only share the same cores (on loopback, one 1 GiB
+/// file took 2.1-3.1 s over 5 connections against 2.0-2.3 s over one, the extra in
+/// system time: positioned writes contending for the file, the read-back for the hash).
+const FAST: f64 = 128.0 * (1 << 20) as f64;
+
+/// Watches the first connection of a split file and asks for helpers, once, when it
+/// turns out slower than [`FAST`] over [`PROBE_TIME`].
+struct Probe<'a> {
+    offer: Option<&'a dyn Fn()>,
+    first: Option<Instant>,
+    bytes: u64,
+}
+
+impl<'a> Probe<'a> {
+    fn new(offer: &'a dyn Fn()) -> Probe<'a> {
+        Probe {
+            offer: Some(offer),
+            first: None,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `n` bytes just read; decides once the connection has been watched long
+    /// enough.
+    fn note(&mut self, n: usize) {
+        if self.offer.is_none() {
+            return;
+        }
+        let first = *self.first.get_or_insert_with(Instant::now);
+        self.bytes += n as u64;
+        let elapsed = first.elapsed();
+        if elapsed >= PROBE_TIME {
+            let slow = (self.bytes as f64) < FAST * elapsed.as_secs_f64();
+            self.decide(slow);
+        }
+    }
+
+    /// Asks for helpers if `wanted`; either way, nothing more is decided.
+    fn decide(&mut self, wanted: bool) {
+        if let Some(offer) = self.offer.take()
+            && wanted
+        {
+            offer();
+        }
+    }
+}
+
 /// Keeps the body of a segment's answer; turns every other answer into the split's end
 /// (the file changed) or a segment failure.
 fn judge(split: &Split, r: Response<Body>, from: u64, end: u64) -> Result<Response<Body>, End> {
@@ -806,6 +872,7 @@ fn read_into(
     pos: &mut u64,
     end: u64,
     scratch: &mut Scratch,
+    mut probe: Option<&mut Probe<'_>>,
 ) -> Result<(), End> {
     let cfg = &ctx.config;
     let mut window = (Instant::now(), *pos);
@@ -840,6 +907,9 @@ fn read_into(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(End::Failed(from_io(&split.limits, e))),
         };
+        if let Some(p) = probe.as_deref_mut() {
+            p.note(n);
+        }
         split.part.write_at(&buf[..n], *pos).map_err(End::Failed)?;
         *pos += n as u64;
         let bytes = split.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;

@@ -432,7 +432,10 @@ pub(crate) fn run(
         changed: Condvar::new(),
         stop: AtomicBool::new(false),
         received: AtomicU64::new(0),
-        cursor: Mutex::new(Cursor::default()),
+        cursor: Mutex::new(Cursor::new(super::digest::hasher_for(
+            job.checksum.as_ref(),
+            &[],
+        ))),
     });
     let kept_before = split.done_bytes(&split.lock());
     split.received.store(kept_before, Ordering::Relaxed);
@@ -630,7 +633,7 @@ fn finish(
     if let Err(e) = cursor.advance(&split.part, split.total) {
         return fail(e);
     }
-    let digest = std::mem::take(&mut *cursor).finish();
+    let digests = std::mem::take(&mut *cursor).finish();
     drop(cursor);
     if let Some(expected) = job.size
         && expected != split.total
@@ -640,14 +643,11 @@ fn finish(
             actual: format!("{} bytes", split.total),
         });
     }
-    if let Some(expected) = &job.sha256
-        && *expected != digest
-    {
-        return fail(Error::Checksum {
-            expected: expected.clone(),
-            actual: digest,
-        });
-    }
+    // A ranged answer carries no digest of the whole body: only the list's is checked.
+    let verified = match super::digest::judge(job.checksum.as_ref(), &[], &digests, &job.url) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
     if let Err(e) = split.part.commit() {
         return Outcome::Failed(Failure::new(e));
     }
@@ -656,14 +656,18 @@ fn finish(
         placed_at = super::body::place(ctx.config, job, rel, head);
         // As for a single stream: a file placed under another name is not where the next
         // run looks for it.
-        if job.sha256.is_none() && placed_at.is_none() {
-            validators::remember(&ctx.config.output_dir, rel, &job.url, head);
+        if job.checksum.is_none()
+            && placed_at.is_none()
+            && let Some(store) = &ctx.config.state_dir
+        {
+            validators::remember(store, &ctx.config.output_dir, rel, &job.url, head);
         }
     }
     Outcome::Done(Success {
         http_status: status,
         bytes: split.total,
-        sha256: Some(digest),
+        sha256: Some(digests.sha256()),
+        verified,
         resumed_from: (kept_before > 0 || status == Some(206)).then_some(kept_before),
         redirects: Vec::new(),
         body: None,
@@ -882,6 +886,11 @@ fn read_into(
         if ctx.cancelled.load(Ordering::Relaxed) {
             return Err(End::Failed(Error::Cancelled {
                 reason: "interrupted".into(),
+            }));
+        }
+        if ctx.job_cancels.contains(split.id) {
+            return Err(End::Failed(Error::Cancelled {
+                reason: super::CANCELLED_BY_ID.into(),
             }));
         }
         if split.stop.load(Ordering::Relaxed) {

@@ -4,44 +4,39 @@
 //! the bytes back (from the page cache: they were written moments ago), so the digest is
 //! ready shortly after the last segment arrives instead of after a second pass.
 //!
-//! The algorithm is named in one place, [`FileHasher`] and [`new_hasher`]: a change of
-//! digest is a change here.
+//! The digests are those of [`crate::checksum::Hasher`]: sha256 always, and the job's
+//! checksum's algorithm when it names another.
 
-use sha2::{Digest, Sha256};
-
-use super::names::hex;
 use super::part::SplitPart;
+use crate::checksum::{Digests, Hasher};
 use crate::error::Error;
-
-/// The digest a split file is verified with.
-pub(crate) type FileHasher = Sha256;
-
-/// A fresh [`FileHasher`].
-pub(crate) fn new_hasher() -> FileHasher {
-    Sha256::new()
-}
 
 /// How much is read back at a time, in bytes.
 const READ_BACK: usize = 1 << 20;
 
 /// The hash of a file's first `at` bytes, moved forward as segments complete.
 pub(crate) struct Cursor {
-    hasher: FileHasher,
+    hasher: Hasher,
     at: u64,
     buf: Vec<u8>,
 }
 
 impl Default for Cursor {
     fn default() -> Self {
-        Cursor {
-            hasher: new_hasher(),
-            at: 0,
-            buf: Vec::new(),
-        }
+        Cursor::new(Hasher::default())
     }
 }
 
 impl Cursor {
+    /// A cursor at the file's start, hashing with `hasher`.
+    pub(crate) fn new(hasher: Hasher) -> Cursor {
+        Cursor {
+            hasher,
+            at: 0,
+            buf: Vec::new(),
+        }
+    }
+
     /// Bytes hashed so far: the file's first `at()` bytes.
     pub(crate) fn at(&self) -> u64 {
         self.at
@@ -71,8 +66,8 @@ impl Cursor {
         Ok(())
     }
 
-    /// The digest of everything hashed, lowercase hex.
-    pub(crate) fn finish(self) -> String {
-        hex(&self.hasher.finalize())
+    /// The digests of everything hashed, lowercase hex.
+    pub(crate) fn finish(self) -> Digests {
+        self.hasher.finish()
     }
 }

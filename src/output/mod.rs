@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) mod check;
-pub(crate) mod extraneous;
 pub(crate) mod cursor;
+pub(crate) mod extraneous;
 pub(crate) mod names;
 pub(crate) mod nofollow;
 pub(crate) mod part;

@@ -31,7 +31,7 @@ use crate::net::ratelimit::RateLimiter;
 use crate::net::{agent, reuse};
 use crate::output::check::Precheck;
 use crate::plan::PlanChecker;
-use crate::pool::messages::{Back, Batch, Ctl, Done, Pending, Task, Work};
+use crate::pool::messages::{Back, Batch, Ctl, Pending, Work};
 use crate::report::{Outcome, Report, Status, Summary};
 use crate::shard::Shard;
 
@@ -176,6 +176,8 @@ impl Pool {
             limiter: limiter.as_ref(),
             shared: &self.attempts,
             emit: &|_| {},
+            // One request on the calling thread: a split file gets no helpers.
+            offer: &|_| {},
         };
         let mut scratch = fetch::Scratch::new();
         let mut rng = retry::Jitter::seeded();
@@ -188,6 +190,7 @@ impl Pool {
                 id,
                 job: &pending.job,
                 attempt: pending.attempts,
+                host: 0,
                 deadline: pending.deadline(cfg),
             };
             match fetch::attempt(&env, &input, &mut scratch) {

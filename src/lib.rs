@@ -73,6 +73,7 @@ pub mod redact;
 mod report;
 mod shard;
 mod sums;
+mod units;
 mod url;
 
 /// The channel crate whose [`Receiver`](crossbeam_channel::Receiver) [`Session::events`]
@@ -87,7 +88,6 @@ pub use job::{Destination, Job, JobId, Naming, Origin, check_header};
 pub use lock::OutputLock;
 pub use manifest::ManifestReader;
 pub use net::proxy;
-pub use net::ratelimit::parse_rate;
 pub use output::check::{Problem, Verification, count_verified, verify};
 pub use output::extraneous::Extraneous;
 pub use plan::{Namer, Names, Plan, PlanChecker};
@@ -95,6 +95,7 @@ pub use pool::{CancelHandle, Pool, Session, Submitter};
 pub use report::{Outcome, Report, Status, Summary};
 pub use shard::Shard;
 pub use sums::checksum_file_line;
+pub use units::{parse_rate, parse_size};
 pub use url::resource_key;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

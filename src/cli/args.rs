@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use fetchpool::parse_size;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -530,38 +531,6 @@ pub fn parse_shard(s: &str) -> Result<ShardArg, String> {
         .map_err(|e| format!("--shard {e}"))
 }
 
-/// Parses a size in bytes: digits with an optional K, M, G or T (1024-based, as curl).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
-    let (num, scale) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let scale: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => {
-                    return Err(format!(
-                        "unknown unit '{c}' in '{s}'; use K, M or G (1024-based, as curl)"
-                    ));
-                }
-            };
-            (&t[..i], scale)
-        }
-        _ => (t, 1),
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size; write bytes like 500K, 64M or 1G"))?;
-    let bytes = value * scale as f64;
-    if !bytes.is_finite() || bytes < 1.0 {
-        return Err(format!("'{s}' must be at least 1 byte"));
-    }
-    Ok(bytes as u64)
-}
-
 /// Parses a request rate: `50/s`, `3000/m`, `100/h`, or a bare number per second;
 /// returns requests per second.
 pub fn parse_request_rate(s: &str) -> Result<f64, String> {
@@ -623,15 +592,6 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes_are_1024_based_like_curl() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1k"), Ok(1024));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1X").is_err());
     }
 
     #[test]

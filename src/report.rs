@@ -85,9 +85,10 @@ pub struct Outcome {
     pub status: Status,
     /// The status of the last response received, if any.
     pub http_status: Option<u16>,
-    /// Bytes in the final file or buffer; for a job that failed or was cancelled, the
-    /// bytes its attempts kept in `PATH.part` for a resume (0 when none were kept; a job
-    /// that never started reports 0 even if an earlier run left a part).
+    /// Bytes in the final file or buffer; for a file job that failed or was cancelled,
+    /// the bytes its attempts kept in `PATH.part` for a resume (0 when none were kept; a
+    /// job that never started reports 0 even if an earlier run left a part); for a memory
+    /// job that failed or was cancelled, the bytes its last attempt received.
     pub bytes: u64,
     /// The sha256 of the whole body, lowercase hex, when it was received.
     pub sha256: Option<String>,

@@ -1237,3 +1237,61 @@ fn the_per_host_cap_defaults_to_the_worker_count_as_on_the_command_line() {
     let pool = Pool::builder().workers(12).per_host(2).build().unwrap();
     assert_eq!(pool.config().per_host, 2);
 }
+
+/// A memory job keeps nothing for a resume, yet its outcome says how much of the body
+/// came before it failed or was cancelled: bytes received, not 0. The cancelled one is
+/// asked to end while its read waits on a stalled server: it ends cancelled when that
+/// read gives up (at the stall limit), not failed with the read's timeout.
+#[test]
+fn a_failed_or_cancelled_memory_jobs_outcome_reports_the_bytes_it_received() {
+    let server = TestServer::start();
+    let body = random_bytes(21, 3 << 20);
+    let cut = body.clone();
+    server.route("/cut", move |_| support::Reply::ok(&cut).cut_after(150_000));
+    // Progress is reported after each MiB, so the event for 1 MiB comes while the last
+    // 10 bytes before the stall are read: the cancel finds the read waiting.
+    let stall_at = (1 << 20) + 10;
+    let stalled = body.clone();
+    server.route("/stall", move |_| {
+        support::Reply::ok(&stalled).stall_after(stall_at)
+    });
+    let pool = Pool::builder()
+        .workers(2)
+        .retries(0)
+        .idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut session = pool.start();
+    let cut_id = session
+        .submit(Job::new(server.url("/cut")).to_memory())
+        .unwrap();
+    let stall_id = session
+        .submit(Job::new(server.url("/stall")).to_memory())
+        .unwrap();
+    let handle = session.cancel_handle();
+    session.close();
+    let mut outcomes = Vec::new();
+    let mut cancelled = false;
+    while let Some(event) = session.next_event() {
+        match event {
+            Event::Progress { id, bytes, .. }
+                if id == stall_id && bytes >= 1 << 20 && !cancelled =>
+            {
+                handle.cancel_job(stall_id);
+                cancelled = true;
+            }
+            Event::Finished(outcome) => outcomes.push(outcome),
+            _ => {}
+        }
+    }
+    assert!(cancelled, "no progress event for the stalled job");
+    let cut = outcomes.iter().find(|o| o.id == cut_id).unwrap();
+    assert_eq!(cut.status, Status::Failed);
+    assert_eq!(cut.bytes, 150_000, "{cut:?}");
+    let stall = outcomes.iter().find(|o| o.id == stall_id).unwrap();
+    assert_eq!(stall.status, Status::Cancelled, "{stall:?}");
+    assert!(
+        (1 << 20..=stall_at as u64).contains(&stall.bytes),
+        "{stall:?}"
+    );
+}

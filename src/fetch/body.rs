@@ -144,16 +144,24 @@ fn receive_in<'s>(
     let mut last_progress_bytes = bytes;
     let local = &mut scratch.buf[..];
     let result: Result<(), Error> = (|| {
-        loop {
+        // A cancel asked for while a read waited (a stalled server keeps it waiting until
+        // the stall limit) ends the job cancelled, not with the read's error.
+        let cancel_asked = || {
             if ctx.cancelled.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled {
+                Some(Error::Cancelled {
                     reason: "interrupted".into(),
-                });
-            }
-            if ctx.job_cancels.contains(task.id) {
-                return Err(Error::Cancelled {
+                })
+            } else if ctx.job_cancels.contains(task.id) {
+                Some(Error::Cancelled {
                     reason: super::CANCELLED_BY_ID.into(),
-                });
+                })
+            } else {
+                None
+            }
+        };
+        loop {
+            if let Some(cancelled) = cancel_asked() {
+                return Err(cancelled);
             }
             let chunk_buf = hasher.buffer(local);
             let want = ctx.read_size(chunk_buf.len());
@@ -164,7 +172,9 @@ fn receive_in<'s>(
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(from_io(&Limits::of(cfg, job), e)),
+                Err(e) => {
+                    return Err(cancel_asked().unwrap_or_else(|| from_io(&Limits::of(cfg, job), e)));
+                }
             };
             // Without a Content-Length (close-delimited, chunked) only the count can tell
             // that the body is longer than listed: stop at once, not at its end.
@@ -207,10 +217,17 @@ fn receive_in<'s>(
             | Error::Config { .. } => false,
             _ => bytes > 0,
         };
-        let partial = sink.abandon(keep).then_some(bytes);
+        // A memory body is not kept for a resume, but its bytes were received: the
+        // outcome reports them.
+        let memory = matches!(sink, Sink::Memory(_));
+        let partial = if memory {
+            (bytes > 0).then_some(bytes)
+        } else {
+            sink.abandon(keep).then_some(bytes)
+        };
         return Err(Failure {
             partial,
-            grew: partial.is_some() && bytes > offset,
+            grew: !memory && partial.is_some() && bytes > offset,
             ..Failure::new(error)
         });
     }

@@ -173,7 +173,8 @@ pub(crate) struct Failure {
     pub(crate) error: Error,
     pub(crate) http_status: Option<u16>,
     pub(crate) redirects: Vec<String>,
-    /// Bytes left in `PATH.part` that a later attempt may continue from.
+    /// Bytes left in `PATH.part` that a later attempt may continue from; for a memory
+    /// job, the bytes this attempt received before it failed.
     pub(crate) partial: Option<u64>,
     /// Whether this attempt added bytes to the kept part: progress, which the retry
     /// policy rewards with patience.

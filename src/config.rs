@@ -553,3 +553,14 @@ fn check_output_dir(dir: &PathBuf) -> Result<(), Error> {
     let _ = fs::remove_file(&probe);
     Ok(())
 }
+
+impl Config {
+    /// What this run asks of its finished files.
+    pub(crate) fn placing(&self) -> crate::output::place::Placing<'_> {
+        crate::output::place::Placing {
+            output_dir: &self.output_dir,
+            remote_time: self.remote_time,
+            content_disposition: self.content_disposition,
+        }
+    }
+}

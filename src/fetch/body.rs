@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use ureq::http;
 
-use super::classify::{Limits, from_io};
+use super::classify::{Limits, from_io, slow_check};
 use super::digest;
 use super::input::{BUF_SIZE, Env, Failure, Input, Pipeline, Scratch, Success, emit};
 use crate::checksum::Hasher;
-use crate::error::{Error, TimeoutPhase};
+use crate::error::Error;
 use crate::event::Event;
 use crate::job::Destination;
 use crate::output::part::{PartStart, Sink};
+use crate::output::place;
 use crate::output::sidecar::{self, Prepared, Sidecar};
 use crate::output::validators;
 
@@ -279,7 +280,7 @@ fn receive_in<'s>(
     };
     let body = sink.commit().map_err(Failure::new)?;
     let placed_at = match &job.dest {
-        Destination::File(rel) => place(cfg, job, rel, head),
+        Destination::File(rel) => place::place(cfg.placing(), job, rel, head),
         Destination::Memory => None,
     };
     // A job listed with a checksum is judged by its hash on the next run, never by a
@@ -305,78 +306,6 @@ fn receive_in<'s>(
         placed_at,
         connections: 1,
     })
-}
-
-/// After a file is in place at `rel`: gives it the server's `Last-Modified` as its
-/// modification time when asked, and moves it to its `Content-Disposition` name when
-/// asked and the job's name came from its URL. The move never replaces a file: when the
-/// name is taken the file stays at `rel`. Returns the new path, if it moved. Best effort:
-/// the file is complete and verified either way.
-pub(super) fn place(
-    cfg: &crate::config::Config,
-    job: &crate::job::Job,
-    rel: &std::path::Path,
-    head: &ureq::http::HeaderMap,
-) -> Option<std::path::PathBuf> {
-    let path = cfg.output_dir.join(rel);
-    let header = |name: &str| head.get(name).and_then(|v| v.to_str().ok());
-    if cfg.remote_time
-        && let Some(at) = header("last-modified").and_then(crate::net::http_date::parse_http_date)
-    {
-        let set = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_modified(at));
-        if let Err(e) = set {
-            log::info!("{}: cannot set its modification time: {e}", path.display());
-        }
-    }
-    if !(cfg.content_disposition && job.named_from_url) {
-        return None;
-    }
-    let name = crate::job::content_disposition_name(header("content-disposition")?)?;
-    let new_rel = rel.with_file_name(&name);
-    if new_rel == rel {
-        return None;
-    }
-    // A link fails if anything (a file, a planted link) has the name: nothing is replaced.
-    let target = cfg.output_dir.join(&new_rel);
-    match std::fs::hard_link(&path, &target) {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&path);
-            Some(new_rel)
-        }
-        Err(e) => {
-            log::info!(
-                "{}: kept its name from the URL, the server's name '{}' is not free: {e}",
-                crate::redact::url(&job.url),
-                crate::redact::clip(&name, crate::redact::SHOWN_CHARS)
-            );
-            None
-        }
-    }
-}
-
-/// Ends the minimum-rate `window` (start, bytes then) once it is `length` old: an error
-/// when fewer than `min` bytes per second arrived in it, else a new window from now.
-pub(super) fn slow_check(
-    window: &mut (Instant, u64),
-    bytes: u64,
-    min: u64,
-    length: Duration,
-) -> Result<(), Error> {
-    let elapsed = window.0.elapsed();
-    if elapsed < length {
-        return Ok(());
-    }
-    if ((bytes - window.1) as f64) < min as f64 * elapsed.as_secs_f64() {
-        return Err(Error::Timeout {
-            phase: TimeoutPhase::MinRate,
-            limit: Some(length),
-        });
-    }
-    *window = (Instant::now(), bytes);
-    Ok(())
 }
 
 /// Bodies at least this long are hashed on a thread of their own while the worker reads

@@ -3,7 +3,7 @@
 //! apart from the origin's answer.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Body;
 use ureq::http::Response;
@@ -249,6 +249,28 @@ pub(super) fn header(response: &Response<Body>, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// Ends the minimum-rate `window` (start, bytes then) once it is `length` old: an error
+/// when fewer than `min` bytes per second arrived in it, else a new window from now.
+pub(super) fn slow_check(
+    window: &mut (Instant, u64),
+    bytes: u64,
+    min: u64,
+    length: Duration,
+) -> Result<(), Error> {
+    let elapsed = window.0.elapsed();
+    if elapsed < length {
+        return Ok(());
+    }
+    if ((bytes - window.1) as f64) < min as f64 * elapsed.as_secs_f64() {
+        return Err(Error::Timeout {
+            phase: TimeoutPhase::MinRate,
+            limit: Some(length),
+        });
+    }
+    *window = (Instant::now(), bytes);
+    Ok(())
 }
 
 #[cfg(test)]

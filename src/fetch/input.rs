@@ -19,7 +19,7 @@ use crate::net::reuse::Opened;
 use crate::output::check::Precheck;
 use crate::output::{Disk, RecentDirs};
 
-use super::segment::Split;
+use super::split::Split;
 
 /// What one attempt is about: the job, and where it stands among its attempts.
 pub(crate) struct Input<'a> {

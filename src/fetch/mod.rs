@@ -16,6 +16,7 @@ mod digest;
 mod input;
 pub(crate) mod redirect;
 pub(crate) mod segment;
+mod split;
 
 use std::fs;
 use std::io::{self, Read};
@@ -40,7 +41,7 @@ pub(crate) use input::{
     CANCELLED_BY_ID, Env, Failure, Input, JobCancels, Scratch, Shared, Success,
 };
 use redirect::{follow, host_of, is_credential};
-pub(crate) use segment::Split;
+pub(crate) use split::Split;
 
 /// Makes one attempt at `task`'s job: sends the request (ranged or conditional where the
 /// files on disk allow), follows redirects, and receives the body; a resumed body that

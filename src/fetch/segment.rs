@@ -42,18 +42,19 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::Body;
 use ureq::http::{self, Response};
 
-use super::body::slow_check;
+use super::classify::slow_check;
 use super::classify::{Limits, deadline_error, from_io, header};
 use super::input::{Env, Failure, Input, Scratch, Success, emit};
+use super::split::{End, Seg, Split, State};
 use crate::error::Error;
 use crate::event::Event;
-use crate::job::{Destination, JobId};
+use crate::job::Destination;
 use crate::net::http_date::parse_retry_after;
 use crate::output::cursor::Cursor;
 use crate::output::part::SplitPart;
@@ -65,214 +66,6 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How often a waiting primary looks at the cancel flag and the deadline.
 const WAIT_STEP: Duration = Duration::from_millis(100);
-
-/// Where a segment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seg {
-    Missing,
-    Taken,
-    Done,
-}
-
-/// Why a split ended before its file was complete.
-#[derive(Debug)]
-enum End {
-    /// The file changed (or ranges stopped working): drop the part, start over.
-    Restart(String),
-    /// An error no retry within the attempt fixes: the attempt fails with it.
-    Failed(Error),
-}
-
-struct State {
-    segs: Vec<Seg>,
-    /// Bytes of each segment already in the part, from its start.
-    filled: Vec<u64>,
-    /// Times each segment broke in this attempt.
-    breaks: Vec<u32>,
-    /// Helpers fetching a segment now.
-    helpers: usize,
-    /// The most connections fetching at once, the primary's included.
-    peak: usize,
-    end: Option<End>,
-}
-
-/// One split file, shared by the attempt that split it and the helpers the scheduler
-/// sends it.
-pub(crate) struct Split {
-    id: JobId,
-    /// The pool's index of the job's host, for the scheduler's per-host count.
-    pub(crate) host: usize,
-    /// The URL after redirects: every segment asks it directly.
-    url: String,
-    /// The request headers (the job's and the run's, credentials dropped by redirects).
-    headers: Vec<(String, String)>,
-    validator: String,
-    resource: String,
-    total: u64,
-    size: u64,
-    /// Most connections at once, the primary's included.
-    cap: usize,
-    retries: u32,
-    deadline: Option<Instant>,
-    /// The job's time limits, as its timeouts report them.
-    limits: Limits,
-    part: SplitPart,
-    state: Mutex<State>,
-    changed: Condvar,
-    /// Set when the split ends early: every participant stops at its next read.
-    stop: AtomicBool,
-    /// Bytes in the part, for progress events.
-    received: AtomicU64,
-    cursor: Mutex<Cursor>,
-}
-
-impl Split {
-    /// The job whose file this is.
-    pub(crate) fn id(&self) -> JobId {
-        self.id
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The byte range `[start, end)` of segment `k`.
-    fn bounds(&self, k: usize) -> (u64, u64) {
-        let start = k as u64 * self.size;
-        (start, (start + self.size).min(self.total))
-    }
-
-    /// Whether one more helper, beside the `dispatched` ones the scheduler has sent and
-    /// not yet heard back from, would find a segment to fetch within the connection cap.
-    pub(crate) fn room(&self, dispatched: usize) -> bool {
-        let s = self.lock();
-        let missing = s.segs.iter().filter(|x| **x == Seg::Missing).count();
-        s.end.is_none()
-            && dispatched + 1 < self.cap
-            && dispatched.saturating_sub(s.helpers) < missing
-    }
-
-    /// Takes the first missing segment for a helper, within the connection cap.
-    fn claim_for_helper(&self) -> Option<usize> {
-        let mut s = self.lock();
-        if s.end.is_some() || s.helpers + 1 >= self.cap {
-            return None;
-        }
-        let k = s.segs.iter().position(|x| *x == Seg::Missing)?;
-        s.segs[k] = Seg::Taken;
-        s.helpers += 1;
-        s.peak = s.peak.max(s.helpers + 1);
-        Some(k)
-    }
-
-    /// Takes the first missing segment for the primary.
-    fn claim_for_primary(&self) -> Option<usize> {
-        let mut s = self.lock();
-        if s.end.is_some() {
-            return None;
-        }
-        let k = s.segs.iter().position(|x| *x == Seg::Missing)?;
-        s.segs[k] = Seg::Taken;
-        Some(k)
-    }
-
-    /// Takes segment `k` if it is still missing (the primary's stream moving on).
-    fn claim_exact(&self, k: usize) -> bool {
-        let mut s = self.lock();
-        let free = s.end.is_none() && s.segs.get(k) == Some(&Seg::Missing);
-        if free {
-            s.segs[k] = Seg::Taken;
-        }
-        free
-    }
-
-    /// Segment `k` holds all its bytes: recorded in the sidecar, and hashed when it
-    /// extends the completed prefix.
-    fn complete(&self, k: usize) {
-        {
-            let mut s = self.lock();
-            s.segs[k] = Seg::Done;
-            s.filled[k] = self.bounds(k).1 - self.bounds(k).0;
-            let flags: Vec<bool> = s.segs.iter().map(|x| *x == Seg::Done).collect();
-            // Written under the lock, so that sidecars land in the order they were made.
-            if let Err(e) = self.sidecar(&flags).write(self.part.path()) {
-                log::warn!(
-                    "{}: cannot write the resume sidecar: {e}",
-                    self.part.path().display()
-                );
-            }
-            self.changed.notify_all();
-        }
-        // Whoever holds the cursor hashes on; the primary catches up at the end.
-        if let Ok(mut c) = self.cursor.try_lock() {
-            let upto = self.prefix();
-            let _ = c.advance(&self.part, upto);
-        }
-    }
-
-    /// Segment `k` broke after `filled` of its bytes: it is missing again, to be
-    /// continued from there; a segment broken too often, or an error no retry fixes,
-    /// ends the split.
-    fn release(&self, k: usize, filled: u64, error: Error) {
-        let mut s = self.lock();
-        s.segs[k] = Seg::Missing;
-        s.filled[k] = filled;
-        s.breaks[k] += 1;
-        let last = !error.is_transient() || s.breaks[k] > self.retries;
-        if last && s.end.is_none() {
-            s.end = Some(End::Failed(error));
-            self.stop.store(true, Ordering::SeqCst);
-        } else if !last {
-            log::debug!(
-                "{}: segment {k} broke ({error}); it is fetched again from byte {}",
-                crate::redact::url(&self.url),
-                self.bounds(k).0 + filled
-            );
-        }
-        self.changed.notify_all();
-    }
-
-    /// Ends the split early (unless it has ended already).
-    fn end(&self, end: End) {
-        let mut s = self.lock();
-        if s.end.is_none() {
-            s.end = Some(end);
-        }
-        self.stop.store(true, Ordering::SeqCst);
-        self.changed.notify_all();
-    }
-
-    /// A helper is done with its segment.
-    fn leave(&self) {
-        let mut s = self.lock();
-        s.helpers -= 1;
-        self.changed.notify_all();
-    }
-
-    /// The end of the completed prefix, in bytes.
-    fn prefix(&self) -> u64 {
-        let s = self.lock();
-        let n = s.segs.iter().take_while(|x| **x == Seg::Done).count();
-        (n as u64 * self.size).min(self.total)
-    }
-
-    fn done_bytes(&self, s: &State) -> u64 {
-        (0..s.segs.len())
-            .filter(|k| s.segs[*k] == Seg::Done)
-            .map(|k| self.bounds(k).1 - self.bounds(k).0)
-            .sum()
-    }
-
-    fn sidecar(&self, flags: &[bool]) -> Segmented {
-        Segmented {
-            resource: self.resource.clone(),
-            validator: self.validator.clone(),
-            total: self.total,
-            segment_size: self.size,
-            done: Segmented::flags_text(flags),
-        }
-    }
-}
 
 /// Rounds of segments each connection fetches at least: the segments of the last round
 /// finish together and are hashed after the last byte, so the shorter that round, the
@@ -653,7 +446,7 @@ fn finish(
     }
     let mut placed_at = None;
     if let Destination::File(rel) = &job.dest {
-        placed_at = super::body::place(ctx.config, job, rel, head);
+        placed_at = crate::output::place::place(ctx.config.placing(), job, rel, head);
         // As for a single stream: a file placed under another name is not where the next
         // run looks for it.
         if job.checksum.is_none()

@@ -16,6 +16,7 @@ pub(crate) mod extraneous;
 pub(crate) mod names;
 pub(crate) mod nofollow;
 pub(crate) mod part;
+pub(crate) mod place;
 pub(crate) mod sidecar;
 pub(crate) mod unnamed;
 pub(crate) mod validators;

@@ -224,7 +224,7 @@ impl Pool {
     /// assert!(e.to_string().contains("write the same file"), "{e}");
     /// # Ok::<(), fetchpool::Error>(())
     /// ```
-    pub fn check(&self, jobs: &[Job]) -> Result<crate::Plan, Error> {
+    pub fn check(&self, jobs: &[Job]) -> Result<crate::plan::Plan, Error> {
         match unique_names(jobs) {
             Some(renamed) => PlanChecker::check_all(&renamed, &self.config.output_dir),
             None => PlanChecker::check_all(jobs, &self.config.output_dir),

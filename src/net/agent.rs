@@ -81,7 +81,27 @@ pub(crate) fn tls_config(settings: &Settings<'_>) -> Result<TlsConfig, Error> {
     if let Some((cert, key)) = settings.client_cert {
         tls = tls.client_cert(Some(read_client_cert(cert, key)?));
     }
-    Ok(tls.build())
+    Ok(tls
+        .unversioned_rustls_crypto_provider(Arc::new(crypto_provider()))
+        .build())
+}
+
+/// ring's provider with the AES-128-GCM suites offered first: servers that follow the
+/// client's order (nginx and OpenSSL's default) then pick them over AES-256-GCM, which
+/// costs 14 AES rounds a block instead of 10, on both ends of every byte of body. The
+/// set of suites is ring's default one, only its order changes.
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::CipherSuite;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    provider
 }
 
 /// Mozilla's roots as whole certificates (the same list as ureq's built-in one).
@@ -318,4 +338,29 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, Err
         }
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::CipherSuite;
+
+    #[test]
+    fn crypto_provider_offers_aes_128_gcm_first_and_ring_s_suites_only() {
+        let ours: Vec<CipherSuite> = crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(ours[0], CipherSuite::TLS13_AES_128_GCM_SHA256);
+        let mut ours_sorted: Vec<u16> = ours.iter().map(|s| u16::from(*s)).collect();
+        let mut ring: Vec<u16> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| u16::from(s.suite()))
+            .collect();
+        ours_sorted.sort_unstable();
+        ring.sort_unstable();
+        assert_eq!(ours_sorted, ring);
+    }
 }

@@ -473,7 +473,10 @@ def cmd_bench():
             c["tools"][t] = {"argv": tool_cmd(t, m, os.path.join(OUT, f"{name}-{t}"), cond)[0][:30],
                              "verifies": tool_cmd(t, m, OUT, cond)[3], "runs": []}
         for r in range(RUNS):
-            for t in tools:
+            # The first slot of a round runs slower whichever tool takes it (caches, CPU
+            # frequency after the warm-up): each round starts with the next tool.
+            k = r % len(tools)
+            for t in tools[k:] + tools[:k]:
                 out = os.path.join(OUT, f"{name}-{t}")
                 res = run_once(t, m, out, cond=cond, small=small if t.startswith("fetchpool") else None)
                 c["tools"][t]["runs"].append(res)

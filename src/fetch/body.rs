@@ -3,7 +3,6 @@
 //! body while a core is free), written to its [`Sink`], then checked and committed.
 
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ureq::http;
@@ -145,23 +144,8 @@ fn receive_in<'s>(
     let mut last_progress_bytes = bytes;
     let local = &mut scratch.buf[..];
     let result: Result<(), Error> = (|| {
-        // A cancel asked for while a read waited (a stalled server keeps it waiting until
-        // the stall limit) ends the job cancelled, not with the read's error.
-        let cancel_asked = || {
-            if ctx.cancelled.load(Ordering::Relaxed) {
-                Some(Error::Cancelled {
-                    reason: "interrupted".into(),
-                })
-            } else if ctx.job_cancels.contains(task.id) {
-                Some(Error::Cancelled {
-                    reason: super::CANCELLED_BY_ID.into(),
-                })
-            } else {
-                None
-            }
-        };
         loop {
-            if let Some(cancelled) = cancel_asked() {
+            if let Some(cancelled) = ctx.cancel_asked(task.id) {
                 return Err(cancelled);
             }
             let chunk_buf = hasher.buffer(local);
@@ -173,8 +157,13 @@ fn receive_in<'s>(
                     n
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A cancel asked for while the read waited (a stalled server keeps it
+                // waiting until the stall limit) ends the job cancelled, not with the
+                // read's error.
                 Err(e) => {
-                    return Err(cancel_asked().unwrap_or_else(|| from_io(&Limits::of(cfg, job), e)));
+                    return Err(ctx
+                        .cancel_asked(task.id)
+                        .unwrap_or_else(|| from_io(&Limits::of(cfg, job), e)));
                 }
             };
             // Without a Content-Length (close-delimited, chunked) only the count can tell

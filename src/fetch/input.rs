@@ -64,6 +64,22 @@ impl Env<'_> {
         self.limiter.map_or(buf, |l| l.chunk(buf))
     }
 
+    /// The error job `id` ends with when its session was cancelled or it was cancelled by
+    /// id, checked before each read of a body; `None` while it may go on.
+    pub(super) fn cancel_asked(&self, id: JobId) -> Option<Error> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Some(Error::Cancelled {
+                reason: "interrupted".into(),
+            })
+        } else if self.job_cancels.contains(id) {
+            Some(Error::Cancelled {
+                reason: CANCELLED_BY_ID.into(),
+            })
+        } else {
+            None
+        }
+    }
+
     /// Accounts for `n` bytes just read; under a rate limit, sleeps until they fit it.
     pub(super) fn throttle(&self, n: usize) {
         if let Some(l) = self.limiter {

@@ -676,15 +676,8 @@ fn read_into(
     let mut last_progress = Instant::now();
     let buf = &mut scratch.buf[..];
     while *pos < end {
-        if ctx.cancelled.load(Ordering::Relaxed) {
-            return Err(End::Failed(Error::Cancelled {
-                reason: "interrupted".into(),
-            }));
-        }
-        if ctx.job_cancels.contains(split.id) {
-            return Err(End::Failed(Error::Cancelled {
-                reason: super::CANCELLED_BY_ID.into(),
-            }));
+        if let Some(cancelled) = ctx.cancel_asked(split.id) {
+            return Err(End::Failed(cancelled));
         }
         if split.stop.load(Ordering::Relaxed) {
             return Err(End::Failed(Error::Cancelled {

@@ -28,12 +28,16 @@ pub(crate) struct Disk {
     /// Whether unnamed files (`O_TMPFILE` and a link by descriptor) work here: true until
     /// the first sign that they do not.
     unnamed: AtomicBool,
+    /// Whether an unnamed file can be linked by its descriptor alone (`AT_EMPTY_PATH`):
+    /// true until the kernel refuses it, then the link goes through `/proc/self/fd`.
+    by_descriptor: AtomicBool,
 }
 
 impl Default for Disk {
     fn default() -> Self {
         Disk {
             unnamed: AtomicBool::new(cfg!(target_os = "linux")),
+            by_descriptor: AtomicBool::new(cfg!(target_os = "linux")),
         }
     }
 }
@@ -49,11 +53,22 @@ impl Disk {
         self.unnamed.store(false, Ordering::Relaxed);
     }
 
+    /// Whether linking by descriptor may still be tried.
+    pub(crate) fn by_descriptor(&self) -> bool {
+        self.by_descriptor.load(Ordering::Relaxed)
+    }
+
+    /// Links go through `/proc/self/fd` for the rest of this pool's run.
+    pub(crate) fn not_by_descriptor(&self) {
+        self.by_descriptor.store(false, Ordering::Relaxed);
+    }
+
     /// A disk on which unnamed files are never tried: every body takes the `.part` path.
     #[cfg(test)]
     pub(crate) fn without_unnamed() -> Disk {
         Disk {
             unnamed: AtomicBool::new(false),
+            by_descriptor: AtomicBool::new(false),
         }
     }
 }

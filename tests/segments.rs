@@ -495,3 +495,50 @@ fn a_split_file_takes_only_workers_no_queued_job_can_use() {
             >= 2
     );
 }
+
+#[test]
+fn ctrl_c_while_every_segment_waits_on_a_silent_server_ends_the_file_cancelled() {
+    let server = TestServer::start();
+    let res = Resource::new(random_bytes(13, 32 * SEG));
+    {
+        let res = res.clone();
+        server.route("/big", move |req| {
+            let reply = Reply::file(req, &res);
+            if req.header("range").is_some() {
+                // Each segment sends a little and then nothing: its read waits.
+                reply.stall_after(4 << 10)
+            } else {
+                reply.drip(16 << 10, Duration::from_millis(50))
+            }
+        });
+    }
+    let tmp = TempDir::new();
+    let list = list(&tmp, &server.url("/big"), Some(&res.body));
+    let child = spawn(tmp.path(), &split_args(&list, "4"));
+    let ranged = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| range_of(r).is_some())
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(30), || ranged() >= 3));
+    // Let the segments' reads block on the silence.
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = wait(child, tmp.path());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the cancel waited for the stall limit"
+    );
+    assert_eq!(run.code, 130, "stderr: {}", run.stderr);
+    let line = run.line(&server.url("/big"));
+    assert_eq!(line["status"], "cancelled", "{line}");
+    assert_eq!(line["error"]["kind"], "cancelled", "{line}");
+    assert!(!tmp.join("out/big.bin").exists());
+}

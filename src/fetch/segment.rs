@@ -686,21 +686,31 @@ fn read_into(
         }
         let want = ctx.read_size(buf.len()).min((end - *pos) as usize);
         let n = match reader.read(&mut buf[..want]) {
+            // A cancel's shutdown may wake the read with an end rather than an error.
             Ok(0) => {
-                return Err(End::Failed(Error::Network {
-                    message: format!(
-                        "a segment's body ended at byte {} of the {end} it should reach",
-                        *pos
-                    ),
-                    source: None,
-                }));
+                return Err(End::Failed(ctx.cancel_asked(split.id).unwrap_or_else(
+                    || Error::Network {
+                        message: format!(
+                            "a segment's body ended at byte {} of the {end} it should reach",
+                            *pos
+                        ),
+                        source: None,
+                    },
+                )));
             }
             Ok(n) => {
                 ctx.throttle(n);
                 n
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(End::Failed(from_io(&split.limits, e))),
+            // As in a single stream: a cancel asked for while the read waited is why it
+            // failed (the cancel shuts the connections), not the read's error.
+            Err(e) => {
+                return Err(End::Failed(
+                    ctx.cancel_asked(split.id)
+                        .unwrap_or_else(|| from_io(&split.limits, e)),
+                ));
+            }
         };
         if let Some(p) = probe.as_deref_mut() {
             p.note(n);

@@ -80,6 +80,9 @@ CAP = env("BENCH_CAP", "25m")
 # The servers bench/serve.sh starts: plain, capped per connection, TLS with a private CA.
 BASES = {"plain": BASE, "capped": f"http://127.0.0.1:{PORT + 1}", "tls": f"https://127.0.0.1:{PORT + 2}"}
 CA = os.path.join(WORK, "nginx", "tls", "ca.pem")
+# Whether finished runs keep their emptied files until the bench ends (outputs on a disk:
+# see `spent_dir`); decided by `cmd_bench` from the output's filesystem.
+KEEP_INODES = False
 
 # A condition is a corpus on one of the servers, with the tools that make sense there and
 # what they need (the connection count, splitting, the CA). Every tool of a condition runs
@@ -244,6 +247,15 @@ def fresh_dir(path):
 
 
 def fs_type(path):
+    # findmnt names the mount's own type (ext4); stat -f only knows the magic number,
+    # which ext2, ext3 and ext4 share.
+    try:
+        p = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", path],
+                           capture_output=True, text=True)
+        if p.returncode == 0 and p.stdout.strip():
+            return p.stdout.split()[-1]  # stacked mounts: the last is the one on top
+    except FileNotFoundError:
+        pass
     p = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
     return p.stdout.strip() or "?"
 
@@ -306,9 +318,39 @@ def run_once(tool, m, out, do_verify=True, cond=None, small=None):
     # Free the output now (not timed): leftovers would make the next tool's run allocate
     # never-touched memory (tmpfs / page cache), which on a VM is much slower than reusing
     # freed pages and made the first tool of a round look 2-4x slower on `big`.
-    subprocess.run(["rm", "-rf", "--one-file-system", out])
+    spend(out)
     os.sync()
     return res
+
+
+def spend(out):
+    """Frees a finished run's output. On tmpfs: removed. On a disk: every file is emptied
+    and the tree set aside under OUT/.spent until the bench ends (see `spent_dir`)."""
+    if not KEEP_INODES:
+        subprocess.run(["rm", "-rf", "--one-file-system", out])
+        return
+    for root, _dirs, files in os.walk(out):
+        for f in files:
+            os.truncate(os.path.join(root, f), 0)
+    os.makedirs(spent_dir(), exist_ok=True)
+    os.rename(out, os.path.join(spent_dir(), f"{os.path.basename(out)}-{time.monotonic_ns()}"))
+
+
+def spent_dir():
+    # Why runs on a disk keep their (emptied) files until the end: ext4 without a journal
+    # (this VM's root, common on VM images) does not reuse an inode freed in the last 60 s
+    # (360 s while its table block is dirty), and finds that out by reading every free
+    # inode of the group: right after the previous run deleted its 10,000 files, each new
+    # file cost a scan of the whole group. A profile of fetchpool on `api` after such a
+    # delete: 62 % of all samples in find_inode_bit, recently_deleted and
+    # find_get_block_common, wall times swinging 0.6-2.6 s for the same run. Emptied files
+    # keep their inodes, so nothing is freed until the bench ends.
+    return os.path.join(OUT, ".spent")
+
+
+def drop_spent():
+    if os.path.lexists(spent_dir()):
+        subprocess.run(["rm", "-rf", "--one-file-system", spent_dir()], check=True)
 
 
 def warm(corpus):
@@ -440,9 +482,12 @@ def save(result, stem):
 # --------------------------------------------------------------------------- commands
 
 def cmd_bench():
+    global KEEP_INODES
     check_tools(TOOLS)
     nginx_status()
     os.makedirs(OUT, exist_ok=True)
+    KEEP_INODES = fs_type(OUT) != "tmpfs"
+    drop_spent()  # an interrupted bench's
     ts = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     result = {"timestamp": ts, "machine": machine(), "versions": versions(TOOLS), "j": J, "runs": RUNS, "cap": CAP,
               "out": OUT, "out_fs": fs_type(OUT), "nginx_workers": env("BENCH_NGINX_WORKERS", "2"),
@@ -490,6 +535,7 @@ def cmd_bench():
             c["tools"][t]["summary"] = summarize(c["tools"][t]["runs"])
         c["load"] = [load0, os.getloadavg()[0]]
         result["corpora"][name] = c
+    drop_spent()
     print()
     text, any_bad = print_table(result)
     result["table"] = text

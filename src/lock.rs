@@ -50,6 +50,22 @@ struct Held {
     _shard: Option<std::fs::File>,
 }
 
+/// Unlocks before the descriptors close: a process that forked meanwhile (any thread of
+/// the caller's program starting a child) holds copies of them until its `exec`, and the
+/// `flock` would live on in those copies; an explicit unlock ends it at once whoever
+/// else holds the file open. Seen as a spurious "in use" right after a run, while
+/// another thread of the same test program started a process.
+#[cfg(target_os = "linux")]
+impl Drop for Held {
+    fn drop(&mut self) {
+        use rustix::fs::FlockOperation::Unlock;
+        if let Some(own) = &self._shard {
+            let _ = rustix::fs::flock(own, Unlock);
+        }
+        let _ = rustix::fs::flock(&self._file, Unlock);
+    }
+}
+
 /// The lock a pool and its clones share: the one held now, if any.
 #[derive(Debug, Default)]
 pub(crate) struct Shared(Mutex<Weak<Held>>);

@@ -53,6 +53,15 @@ fn split_args<'a>(list: &'a str, split: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Sends `sig` (`-INT`, `-KILL`) to a running fetchpool.
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Serves `res` at `/big`, each answer dripped (64 KiB every 5 ms, about 12 MB/s per
 /// connection) so that several connections pay off and overlap.
 fn dripping(server: &TestServer, res: Resource) {
@@ -170,11 +179,7 @@ fn kill_9_keeps_the_finished_segments_and_the_rerun_asks_only_for_the_missing_on
             >= 4),
         "no segment finished"
     );
-    let status = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "-KILL");
     let run = wait(child, tmp.path());
     assert_eq!(run.code, -1, "killed by a signal");
     assert!(!tmp.join("out/big.bin").exists());
@@ -407,11 +412,7 @@ fn ctrl_c_keeps_the_finished_segments_and_the_rerun_continues_them() {
     };
     let child = spawn(tmp.path(), &split_args(&list, "4"));
     assert!(wait_until(Duration::from_secs(30), || done_count() >= 3));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "-INT");
     let run = wait(child, tmp.path());
     assert_eq!(run.code, 130, "stderr: {}", run.stderr);
     let line = run.line(&server.url("/big"));
@@ -526,11 +527,7 @@ fn ctrl_c_while_every_segment_waits_on_a_silent_server_ends_the_file_cancelled()
     // Let the segments' reads block on the silence.
     std::thread::sleep(Duration::from_millis(300));
     let asked = Instant::now();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, "-INT");
     let run = wait(child, tmp.path());
     assert!(
         asked.elapsed() < Duration::from_secs(10),

@@ -29,6 +29,36 @@ fn assert_no_secret(what: &str, text: &str) {
 }
 
 #[test]
+fn rust_log_trace_shows_no_request_bytes_signature_or_token() {
+    let s = TestServer::start();
+    s.route("/f", |_| Reply::ok("fine"));
+    let url = s.url("/f?X-Amz-Signature=TRACESIGSECRET");
+    let tmp = TempDir::new();
+    let args = [
+        url.as_str(),
+        "-o",
+        "out",
+        "-H",
+        "Authorization: Bearer TRACETOKENSECRET",
+        "-H",
+        "X-Api-Key: TRACEKEYSECRET",
+    ];
+    let run = fetchpool_env(tmp.path(), &args, None, &[("RUST_LOG", "trace")]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    // The request went out with its secrets: the log is what must not show them.
+    assert_eq!(
+        s.requests()[0].header("authorization"),
+        Some("Bearer TRACETOKENSECRET")
+    );
+    assert!(run.stderr.contains("DEBUG ureq"), "{}", run.stderr);
+    for secret in ["TRACESIGSECRET", "TRACETOKENSECRET", "TRACEKEYSECRET"] {
+        assert!(!run.stderr.contains(secret), "{secret}:\n{}", run.stderr);
+    }
+    // A hex dump splits a secret over lines: no trace line of the HTTP library at all.
+    assert!(!run.stderr.contains("TRACE ureq"), "{}", run.stderr);
+}
+
+#[test]
 fn passwords_and_url_signatures_never_reach_logs_summaries_json_or_reports() {
     let s = TestServer::start();
     let port = s.port();

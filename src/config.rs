@@ -561,6 +561,7 @@ impl Config {
             output_dir: &self.output_dir,
             remote_time: self.remote_time,
             content_disposition: self.content_disposition,
+            state_dir: self.state_dir.as_deref(),
         }
     }
 }

@@ -947,6 +947,94 @@ fn a_content_disposition_name_stays_inside_the_output_directory_and_replaces_not
 }
 
 #[test]
+fn a_rerun_finds_files_under_their_content_disposition_names_and_replaces_only_them() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = TestServer::start();
+    let version = Arc::new(AtomicUsize::new(1));
+    let v = Arc::clone(&version);
+    server.route("/dl/a", move |req| {
+        let etag = format!("\"v{}\"", v.load(Ordering::SeqCst));
+        if req.header("if-none-match") == Some(etag.as_str()) {
+            return Reply::status(304).header("ETag", &etag);
+        }
+        Reply::ok(format!("version {}", v.load(Ordering::SeqCst)))
+            .header("ETag", &etag)
+            .header("Content-Disposition", "attachment; filename=\"real.txt\"")
+    });
+    server.route("/dl/b", |_| {
+        Reply::ok("listed").header("Content-Disposition", "attachment; filename=\"b.txt\"")
+    });
+    let tmp = TempDir::new();
+    let (a, b) = (server.url("/dl/a"), server.url("/dl/b"));
+    let list = write_list(
+        tmp.path(),
+        "list.jsonl",
+        &format!(
+            "{{\"url\": \"{a}\"}}\n{{\"url\": \"{b}\", \"sha256\": \"{}\"}}\n",
+            sha256_hex(b"listed")
+        ),
+    );
+    let args = [
+        "-i",
+        list.as_str(),
+        "-o",
+        "out",
+        "--content-disposition",
+        "--delete-extraneous",
+    ];
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        files(&tmp.join("out")).len(),
+        2,
+        "{:?}",
+        files(&tmp.join("out"))
+    );
+
+    // The next run looks for them where they went: a conditional request for the one
+    // without a checksum (304), none for the one whose checksum the list gives, no
+    // second copy under the URL's name, and neither is extraneous.
+    let before = server.requests().len();
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = server.requests();
+    let again: Vec<_> = requests[before..].iter().collect();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].header("if-none-match"), Some("\"v1\""));
+    assert_eq!(run.line(&a)["http_status"], 304);
+    assert_eq!(run.line(&a)["path"], "real.txt");
+    assert_eq!(run.line(&b)["path"], "b.txt");
+    assert_eq!(
+        fs::read_to_string(tmp.join("out/real.txt")).unwrap(),
+        "version 1"
+    );
+    assert_eq!(fs::read_to_string(tmp.join("out/b.txt")).unwrap(), "listed");
+    assert_eq!(
+        files(&tmp.join("out")).len(),
+        2,
+        "{:?}",
+        files(&tmp.join("out"))
+    );
+
+    // A new version replaces the run's own file under that name, and only it.
+    version.store(2, Ordering::SeqCst);
+    let run = fetchpool(tmp.path(), &args, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.line(&a)["path"], "real.txt");
+    assert_eq!(
+        fs::read_to_string(tmp.join("out/real.txt")).unwrap(),
+        "version 2"
+    );
+    assert_eq!(
+        files(&tmp.join("out")).len(),
+        2,
+        "{:?}",
+        files(&tmp.join("out"))
+    );
+}
+
+#[test]
 fn remote_time_sets_the_modification_time_from_last_modified() {
     use std::time::{Duration, SystemTime};
     let server = TestServer::start();

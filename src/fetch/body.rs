@@ -273,14 +273,20 @@ fn receive_in<'s>(
         Destination::Memory => None,
     };
     // A job listed with a checksum is judged by its hash on the next run, never by a
-    // validator: storing one would cost a file per job for nothing. A file placed under
-    // its Content-Disposition name is not where the next run looks for it.
+    // validator: storing one would cost a file per job for nothing, unless the file went
+    // to its Content-Disposition name, where the next run must be told to look.
     if let Destination::File(rel) = &job.dest
-        && job.checksum.is_none()
-        && placed_at.is_none()
+        && (job.checksum.is_none() || placed_at.is_some())
         && let Some(store) = &cfg.state_dir
     {
-        validators::remember(store, &cfg.output_dir, rel, &job.url, head);
+        validators::remember(
+            store,
+            &cfg.output_dir,
+            rel,
+            &job.url,
+            head,
+            placed_at.as_deref(),
+        );
     }
     Ok(Success {
         http_status: status,

@@ -88,7 +88,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             body: None,
             skipped: true,
             headers: Vec::new(),
-            placed_at: None,
+            placed_at: up.placed,
             connections: 0,
         });
     }
@@ -216,14 +216,22 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
             continue;
         }
         let kept_headers = keep_headers(cfg, job, response.headers());
-        if status == 304 && prep.stored.is_some() {
+        if status == 304
+            && let Some(stored) = &prep.stored
+        {
             drain(response);
             if let Some(path) = &out_path
                 && prep.meta_exists
             {
                 sidecar::discard(path);
             }
-            let bytes = out_path
+            // The file may be where the last run moved it (its Content-Disposition name).
+            let placed_at = stored.placed.clone();
+            let at = match &placed_at {
+                Some(placed) => Some(cfg.output_dir.join(placed)),
+                None => out_path.clone(),
+            };
+            let bytes = at
                 .as_ref()
                 .and_then(|p| fs::metadata(p).ok())
                 .map_or(0, |m| m.len());
@@ -237,7 +245,7 @@ pub(crate) fn attempt(ctx: &Env, task: &Input, scratch: &mut Scratch) -> Result<
                 body: None,
                 skipped: true,
                 headers: kept_headers,
-                placed_at: None,
+                placed_at,
                 connections: 0,
             });
         }

@@ -447,13 +447,12 @@ fn finish(
     let mut placed_at = None;
     if let Destination::File(rel) = &job.dest {
         placed_at = crate::output::place::place(ctx.config.placing(), job, rel, head);
-        // As for a single stream: a file placed under another name is not where the next
-        // run looks for it.
-        if job.checksum.is_none()
-            && placed_at.is_none()
+        // As for a single stream.
+        if (job.checksum.is_none() || placed_at.is_some())
             && let Some(store) = &ctx.config.state_dir
         {
-            validators::remember(store, &ctx.config.output_dir, rel, &job.url, head);
+            let placed = placed_at.as_deref();
+            validators::remember(store, &ctx.config.output_dir, rel, &job.url, head, placed);
         }
     }
     Outcome::Done(Success {

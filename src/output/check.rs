@@ -250,15 +250,25 @@ pub(crate) struct UpToDate {
     pub(crate) sha256: Option<String>,
     /// What it was checked against: the job's checksum.
     pub(crate) verified: Option<Verified>,
+    /// Where it is when an earlier run moved it to its `Content-Disposition` name.
+    pub(crate) placed: Option<PathBuf>,
 }
 
-/// Hashes `PATH` when the job names a checksum and the file exists: `None` when there
+/// Hashes `PATH` when the job names a checksum and the file exists (at `PATH`, or where
+/// an earlier run moved it, which the validator store in `store` says): `None` when there
 /// is nothing to hash, else whether the file is right (by [`verify`]'s rule).
-fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
+fn check_file(output_dir: &Path, store: Option<&Path>, job: &Job) -> Option<Option<UpToDate>> {
     let (Destination::File(rel), Some(want)) = (&job.dest, &job.checksum) else {
         return None;
     };
-    match check(output_dir, rel, job) {
+    let (verdict, placed) = match check(output_dir, rel, job) {
+        Verdict::Bad(_, Problem::Missing) if job.named_from_url => {
+            let placed = store.and_then(|s| super::validators::placed(s, rel, &job.url))?;
+            (check(output_dir, &placed, job), Some(placed))
+        }
+        verdict => (verdict, None),
+    };
+    match verdict {
         Verdict::Bad(_, Problem::Missing) => None,
         Verdict::Ok(len, sha256) => Some(Some(UpToDate {
             len,
@@ -267,6 +277,7 @@ fn check_file(output_dir: &Path, job: &Job) -> Option<Option<UpToDate>> {
                 algorithm: want.algorithm,
                 source: DigestSource::List,
             }),
+            placed,
         })),
         _ => Some(None),
     }
@@ -281,17 +292,21 @@ pub(crate) struct Precheck {
     /// The output directory was empty when the run started: no file can be up to date
     /// and no part can be resumed, so no job pays a lookup to find that out.
     fresh: bool,
+    /// The state directory, where the validator store says which files earlier runs
+    /// moved to their `Content-Disposition` names.
+    store: Option<PathBuf>,
 }
 
 impl Precheck {
     /// The pre-check for a run writing into `output_dir`.
-    pub(crate) fn for_output(output_dir: &Path) -> Precheck {
+    pub(crate) fn for_output(output_dir: &Path, state_dir: Option<&Path>) -> Precheck {
         // The state directory does not count: no job's file or part can be inside it.
         let fresh = fs::read_dir(output_dir)
             .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == STATE_DIR)));
         Precheck {
             verdicts: Mutex::default(),
             fresh,
+            store: state_dir.map(Path::to_path_buf),
         }
     }
 
@@ -317,7 +332,7 @@ impl Precheck {
             .remove(rel);
         match known {
             Some(verdict) => verdict,
-            None => check_file(output_dir, job).flatten(),
+            None => check_file(output_dir, self.store.as_deref(), job).flatten(),
         }
     }
 
@@ -344,7 +359,7 @@ impl Precheck {
                 let verdicts: Vec<(PathBuf, Option<UpToDate>)> = next
                     .par_iter()
                     .filter_map(|job| {
-                        let v = check_file(output_dir, job)?;
+                        let v = check_file(output_dir, self.store.as_deref(), job)?;
                         Some((job.path()?.to_path_buf(), v))
                     })
                     .collect();
@@ -370,9 +385,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fetchpool-fresh-{}", std::process::id()));
         fs::create_dir_all(dir.join(STATE_DIR)).unwrap();
         fs::write(dir.join(STATE_DIR).join("lock"), b"1\n").unwrap();
-        assert!(Precheck::for_output(&dir).is_fresh());
+        assert!(Precheck::for_output(&dir, None).is_fresh());
         fs::write(dir.join("a.bin.part"), b"x").unwrap();
-        assert!(!Precheck::for_output(&dir).is_fresh());
+        assert!(!Precheck::for_output(&dir, None).is_fresh());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,13 +8,16 @@ pub(crate) struct Placing<'a> {
     pub(crate) remote_time: bool,
     /// Move a file named after its URL to its `Content-Disposition` name.
     pub(crate) content_disposition: bool,
+    /// The state directory, whose validator store says where earlier runs moved files.
+    pub(crate) state_dir: Option<&'a std::path::Path>,
 }
 
 /// After a file is in place at `rel`: gives it the server's `Last-Modified` as its
 /// modification time when asked, and moves it to its `Content-Disposition` name when
-/// asked and the job's name came from its URL. The move never replaces a file: when the
-/// name is taken the file stays at `rel`. Returns the new path, if it moved. Best effort:
-/// the file is complete and verified either way.
+/// asked and the job's name came from its URL. The move replaces only the file an earlier
+/// run moved there for this job and nobody changed since (the validator store says so):
+/// when the name is taken otherwise the file stays at `rel`. Returns the new path, if it
+/// moved. Best effort: the file is complete and verified either way.
 pub(crate) fn place(
     cfg: Placing<'_>,
     job: &crate::job::Job,
@@ -42,8 +45,18 @@ pub(crate) fn place(
     if new_rel == rel {
         return None;
     }
-    // A link fails if anything (a file, a planted link) has the name: nothing is replaced.
     let target = cfg.output_dir.join(&new_rel);
+    let ours = cfg.state_dir.and_then(|store| {
+        super::validators::placed_unchanged(store, cfg.output_dir, rel, &job.url)
+    });
+    if ours.as_deref() == Some(new_rel.as_path()) {
+        // The last version of this very file: replaced in one step.
+        match std::fs::rename(&path, &target) {
+            Ok(()) => return Some(new_rel),
+            Err(e) => log::info!("{}: cannot replace its last version: {e}", target.display()),
+        }
+    }
+    // A link fails if anything (a file, a planted link) has the name: nothing is replaced.
     match std::fs::hard_link(&path, &target) {
         Ok(()) => {
             let _ = std::fs::remove_file(&path);

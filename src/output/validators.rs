@@ -2,7 +2,9 @@
 //! `Last-Modified`), one small file per output path under `OUTPUT/.fetchpool/validators/`
 //! read only when that job runs, so that the next request for it is conditional and a 304
 //! skips it. A stored entry counts only while the file keeps the size and mtime it had
-//! when the entry was written.
+//! when the entry was written. A file the run moved to its `Content-Disposition` name
+//! keeps its entry under the URL's name, with the name it went to (`placed`): the next
+//! run looks for it there, and may replace it there with a new version.
 
 use std::fs;
 use std::io;
@@ -27,6 +29,10 @@ pub(crate) struct Stored {
     /// changed locally since then is not vouched for.
     pub(crate) len: u64,
     pub(crate) mtime_ns: u64,
+    /// Where the file went when it was moved to its `Content-Disposition` name, relative
+    /// to the output directory; the size and mtime above are that file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) placed: Option<PathBuf>,
 }
 
 /// Where the entry of the file at `rel` lives in the state directory `store` (by
@@ -42,28 +48,57 @@ fn stamp(path: &Path) -> Option<(u64, u64)> {
     Some((m.len(), mtime.as_nanos() as u64))
 }
 
+/// The entry for the file at `rel` when it was written for `url`'s resource, whether or
+/// not the file is still as it was.
+fn load_entry(store: &Path, rel: &Path, url: &str) -> Option<Stored> {
+    let text = nofollow::read(&store_path(store, rel)).ok()?;
+    let stored: Stored = serde_json::from_slice(&text).ok()?;
+    if crate::url::resource_key(&stored.url) != crate::url::resource_key(url) {
+        log::info!(
+            "{}: stored validators are of another URL (host or path changed); not used",
+            rel.display()
+        );
+        return None;
+    }
+    Some(stored)
+}
+
+/// The entry for the file at `rel` (or where it was placed) while that file is as the
+/// entry found it.
 pub(crate) fn load_stored(
     store: &Path,
     output_dir: &Path,
     rel: &Path,
     url: &str,
 ) -> Option<Stored> {
-    let text = nofollow::read(&store_path(store, rel)).ok()?;
-    let stored: Stored = serde_json::from_slice(&text).ok()?;
-    let (len, mtime_ns) = stamp(&output_dir.join(rel))?;
-    let same = crate::url::resource_key(&stored.url) == crate::url::resource_key(url);
-    if !same {
-        log::info!(
-            "{}: stored validators are of another URL (host or path changed); not used",
-            rel.display()
-        );
-    }
-    (same && stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
+    let stored = load_entry(store, rel, url)?;
+    let at = stored.placed.as_deref().unwrap_or(rel);
+    let (len, mtime_ns) = stamp(&output_dir.join(at))?;
+    (stored.len == len && stored.mtime_ns == mtime_ns).then_some(stored)
+}
+
+/// Where an earlier run moved the file of `rel` (its `Content-Disposition` name), whether
+/// or not the file is still as it left it: a checksum will judge it.
+pub(crate) fn placed(store: &Path, rel: &Path, url: &str) -> Option<PathBuf> {
+    load_entry(store, rel, url)?.placed
+}
+
+/// Where an earlier run moved the file of `rel`, while that file is as the run left it:
+/// only such a file may be replaced by a new version.
+pub(crate) fn placed_unchanged(
+    store: &Path,
+    output_dir: &Path,
+    rel: &Path,
+    url: &str,
+) -> Option<PathBuf> {
+    load_stored(store, output_dir, rel, url)?.placed
 }
 
 /// Remembers the validators of a file just put in place, complete and verified (its caller
 /// runs only after the commit), so that a later 304 vouches only for a whole file of that
-/// version. Best effort: a store that cannot be written only costs a full download next
+/// version. `placed` is where the file went when it was moved to its
+/// `Content-Disposition` name: remembered even without validators, so that the next run
+/// finds it. Best effort: a store that cannot be written only costs a full download next
 /// time.
 pub(crate) fn remember(
     store: &Path,
@@ -71,6 +106,7 @@ pub(crate) fn remember(
     rel: &Path,
     url: &str,
     headers: &HeaderMap,
+    placed: Option<&Path>,
 ) {
     let get = |name: &str| {
         headers
@@ -79,10 +115,10 @@ pub(crate) fn remember(
             .map(str::to_string)
     };
     let (etag, last_modified) = (get("etag"), get("last-modified"));
-    if etag.is_none() && last_modified.is_none() {
+    if etag.is_none() && last_modified.is_none() && placed.is_none() {
         return;
     }
-    let Some((len, mtime_ns)) = stamp(&output_dir.join(rel)) else {
+    let Some((len, mtime_ns)) = stamp(&output_dir.join(placed.unwrap_or(rel))) else {
         return;
     };
     let entry = Stored {
@@ -91,6 +127,7 @@ pub(crate) fn remember(
         last_modified,
         len,
         mtime_ns,
+        placed: placed.map(Path::to_path_buf),
     };
     let file = store_path(store, rel);
     let dirs = file.parent().and_then(|d| d.strip_prefix(output_dir).ok());

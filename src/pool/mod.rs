@@ -164,7 +164,7 @@ impl Pool {
         }
         let cancelled = AtomicBool::new(false);
         let job_cancels = JobCancels::default();
-        let precheck = Precheck::for_output(&cfg.output_dir);
+        let precheck = Precheck::for_output(&cfg.output_dir, cfg.state_dir.as_deref());
         let output_lock = lock::Lazy::new(Arc::clone(&self.lock), cfg.output_dir.clone());
         let limiter = cfg.limit_rate.map(RateLimiter::new);
         let env = fetch::Env {
@@ -405,7 +405,10 @@ impl Pool {
         let cancelled = Arc::new(AtomicBool::new(false));
         let job_cancels = Arc::new(JobCancels::default());
         let counters = Arc::new(Counters::default());
-        let precheck = Arc::new(Precheck::for_output(&cfg.output_dir));
+        let precheck = Arc::new(Precheck::for_output(
+            &cfg.output_dir,
+            cfg.state_dir.as_deref(),
+        ));
         let output_lock = Arc::new(lock::Lazy::new(
             Arc::clone(&self.lock),
             cfg.output_dir.clone(),

@@ -52,7 +52,19 @@ fn stamp(path: &Path) -> Option<(u64, u64)> {
 /// not the file is still as it was.
 fn load_entry(store: &Path, rel: &Path, url: &str) -> Option<Stored> {
     let text = nofollow::read(&store_path(store, rel)).ok()?;
-    let stored: Stored = serde_json::from_slice(&text).ok()?;
+    let mut stored: Stored = serde_json::from_slice(&text).ok()?;
+    // A placed name is a sibling of `rel` (a Content-Disposition move keeps the folder):
+    // anything else in the store is not ours to follow.
+    if let Some(placed) = &stored.placed {
+        let sibling = placed.parent() == rel.parent()
+            && placed.file_name().is_some()
+            && placed
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !sibling {
+            stored.placed = None;
+        }
+    }
     if crate::url::resource_key(&stored.url) != crate::url::resource_key(url) {
         log::info!(
             "{}: stored validators are of another URL (host or path changed); not used",
@@ -257,5 +269,34 @@ mod tests {
         let mut h = headers(&[("last-modified", date)]);
         h.insert("etag", HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap());
         assert_eq!(range_validator(&h), None);
+    }
+
+    #[test]
+    fn a_placed_name_is_followed_only_to_a_sibling_and_only_while_unchanged() {
+        let dir = std::env::temp_dir().join(format!("fetchpool-placed-{}", std::process::id()));
+        let (out, store) = (dir.join("out"), dir.join("out/.fetchpool"));
+        fs::create_dir_all(out.join("d")).unwrap();
+        fs::write(out.join("d/real.txt"), b"body").unwrap();
+        let (rel, url) = (Path::new("d/a"), "http://h.example/d/a");
+        let to = Path::new("d/real.txt");
+        remember(&store, &out, rel, url, &HeaderMap::new(), Some(to));
+        assert_eq!(
+            placed_unchanged(&store, &out, rel, url).as_deref(),
+            Some(to)
+        );
+        assert_eq!(placed(&store, rel, "http://other.example/d/a"), None);
+        // A name outside the file's folder, written into the store by anyone, is not followed.
+        for bad in ["../x", "/etc/passwd", "e/real.txt", "d/../x"] {
+            let mut entry = load_entry(&store, rel, url).unwrap();
+            entry.placed = Some(PathBuf::from(bad));
+            fs::write(store_path(&store, rel), serde_json::to_vec(&entry).unwrap()).unwrap();
+            assert_eq!(placed(&store, rel, url), None, "{bad}");
+        }
+        // Changed since it was placed: still found for a checksum, no longer ours to replace.
+        remember(&store, &out, rel, url, &HeaderMap::new(), Some(to));
+        fs::write(out.join("d/real.txt"), b"edited by hand").unwrap();
+        assert_eq!(placed(&store, rel, url).as_deref(), Some(to));
+        assert_eq!(placed_unchanged(&store, &out, rel, url), None);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -164,7 +164,7 @@ impl Pool {
         }
         let cancelled = AtomicBool::new(false);
         let job_cancels = JobCancels::default();
-        let precheck = Precheck::for_output(&cfg.output_dir, cfg.state_dir.as_deref());
+        let precheck = Precheck::for_output(&cfg.output_dir, placed_store(cfg));
         let output_lock = lock::Lazy::new(Arc::clone(&self.lock), cfg.output_dir.clone());
         let limiter = cfg.limit_rate.map(RateLimiter::new);
         let env = fetch::Env {
@@ -405,10 +405,7 @@ impl Pool {
         let cancelled = Arc::new(AtomicBool::new(false));
         let job_cancels = Arc::new(JobCancels::default());
         let counters = Arc::new(Counters::default());
-        let precheck = Arc::new(Precheck::for_output(
-            &cfg.output_dir,
-            cfg.state_dir.as_deref(),
-        ));
+        let precheck = Arc::new(Precheck::for_output(&cfg.output_dir, placed_store(&cfg)));
         let output_lock = Arc::new(lock::Lazy::new(
             Arc::clone(&self.lock),
             cfg.output_dir.clone(),
@@ -509,3 +506,10 @@ fn unique_names(jobs: &[Job]) -> Option<Vec<Job>> {
 
 /// Jobs per message from the feeder thread to the scheduler.
 const FEED_BATCH: usize = 64;
+
+/// Where the pre-check learns which files earlier runs moved to their
+/// `Content-Disposition` names: only runs that move files look, so that a missing file
+/// costs no store lookup otherwise.
+fn placed_store(cfg: &Config) -> Option<&std::path::Path> {
+    cfg.state_dir.as_deref().filter(|_| cfg.content_disposition)
+}

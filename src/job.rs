@@ -859,7 +859,7 @@ fn sanitize(decoded: &str) -> String {
 pub(crate) fn disambiguated(path: &Path, url: &str) -> PathBuf {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(identity_of(url).as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::checksum::hex(&digest[..4]);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -961,10 +961,7 @@ fn shorten(name: &str) -> String {
     let extension = name[tail_start..]
         .find('.')
         .map_or("", |i| &name[tail_start + i..]);
-    let digest: String = Sha256::digest(name.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::checksum::hex(&Sha256::digest(name.as_bytes()));
     let mut keep = FILE_NAME_MAX - 1 - HASH_HEX - extension.len();
     while !name.is_char_boundary(keep) {
         keep -= 1;

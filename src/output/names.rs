@@ -1,5 +1,5 @@
 //! Where each file of a job lives on disk besides `PATH`: its `PATH.part`, the part's
-//! sidecar `PATH.part.meta`, and the lowercase hex that names a digest.
+//! sidecar `PATH.part.meta`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,17 +8,6 @@ pub(crate) fn part_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".part");
     PathBuf::from(s)
-}
-
-/// Lowercase hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// `PATH.part.meta`.

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use ureq::http::HeaderMap;
 
-use super::names::hex;
 use super::nofollow;
 
 /// Validators remembered from the last download of a file, for a conditional request.
@@ -38,7 +37,7 @@ pub(crate) struct Stored {
 /// Where the entry of the file at `rel` lives in the state directory `store` (by
 /// default the output directory's `.fetchpool`).
 fn store_path(store: &Path, rel: &Path) -> PathBuf {
-    let key = hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
+    let key = crate::checksum::hex(&Sha256::digest(rel.to_string_lossy().as_bytes()));
     store.join("validators").join(&key[..2]).join(&key[2..])
 }
 

@@ -2,7 +2,7 @@
 //! counted against the job's size, hashed (inline, or on a hashing thread for a large
 //! body while a core is free), written to its [`Sink`], then checked and committed.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use ureq::http;
@@ -149,23 +149,12 @@ fn receive_in<'s>(
                 return Err(cancelled);
             }
             let chunk_buf = hasher.buffer(local);
-            let want = ctx.read_size(chunk_buf.len());
-            let n = match reader.read(&mut chunk_buf[..want]) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    ctx.throttle(n);
-                    n
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // A cancel asked for while the read waited (a stalled server keeps it
-                // waiting until the stall limit) ends the job cancelled, not with the
-                // read's error.
-                Err(e) => {
-                    return Err(ctx
-                        .cancel_asked(task.id)
-                        .unwrap_or_else(|| from_io(&Limits::of(cfg, job), e)));
-                }
-            };
+            let n = ctx.read_chunk(task.id, reader, chunk_buf, |e| {
+                from_io(&Limits::of(cfg, job), e)
+            })?;
+            if n == 0 {
+                return Ok(());
+            }
             // Without a Content-Length (close-delimited, chunked) only the count can tell
             // that the body is longer than listed: stop at once, not at its end.
             if let Some(expected) = job.size

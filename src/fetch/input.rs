@@ -89,6 +89,33 @@ impl Env<'_> {
             }
         }
     }
+
+    /// One read of job `id`'s body into `buf`, as every body loop makes it: at most what
+    /// the rate limit allows at once, an interrupted read made again, the bytes counted
+    /// against the limit. A read that fails while a cancel is asked (the cancel shuts the
+    /// connections, and a stalled server keeps a read waiting until its stall limit) fails
+    /// with the cancel, not with the read's error (`on_error`'s). `Ok(0)` is the end.
+    pub(super) fn read_chunk(
+        &self,
+        id: JobId,
+        reader: &mut dyn std::io::Read,
+        buf: &mut [u8],
+        on_error: impl FnOnce(std::io::Error) -> Error,
+    ) -> Result<usize, Error> {
+        let want = self.read_size(buf.len());
+        loop {
+            match reader.read(&mut buf[..want]) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.throttle(n);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.cancel_asked(id).unwrap_or_else(|| on_error(e))),
+            }
+        }
+    }
 }
 
 /// The jobs of a session cancelled by id and not yet ended, shared by whoever may cancel

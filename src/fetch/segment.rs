@@ -683,34 +683,24 @@ fn read_into(
                 reason: "the split ended".into(),
             }));
         }
-        let want = ctx.read_size(buf.len()).min((end - *pos) as usize);
-        let n = match reader.read(&mut buf[..want]) {
+        let left = buf.len().min((end - *pos) as usize);
+        let n = ctx
+            .read_chunk(split.id, reader, &mut buf[..left], |e| {
+                from_io(&split.limits, e)
+            })
+            .map_err(End::Failed)?;
+        if n == 0 {
             // A cancel's shutdown may wake the read with an end rather than an error.
-            Ok(0) => {
-                return Err(End::Failed(ctx.cancel_asked(split.id).unwrap_or_else(
-                    || Error::Network {
-                        message: format!(
-                            "a segment's body ended at byte {} of the {end} it should reach",
-                            *pos
-                        ),
-                        source: None,
-                    },
-                )));
-            }
-            Ok(n) => {
-                ctx.throttle(n);
-                n
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // As in a single stream: a cancel asked for while the read waited is why it
-            // failed (the cancel shuts the connections), not the read's error.
-            Err(e) => {
-                return Err(End::Failed(
-                    ctx.cancel_asked(split.id)
-                        .unwrap_or_else(|| from_io(&split.limits, e)),
-                ));
-            }
-        };
+            return Err(End::Failed(ctx.cancel_asked(split.id).unwrap_or_else(
+                || Error::Network {
+                    message: format!(
+                        "a segment's body ended at byte {} of the {end} it should reach",
+                        *pos
+                    ),
+                    source: None,
+                },
+            )));
+        }
         if let Some(p) = probe.as_deref_mut() {
             p.note(n);
         }

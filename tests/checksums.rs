@@ -12,7 +12,7 @@ use base64::Engine as _;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
-use support::cli::{self, fetchpool, write_list};
+use support::cli::{fetchpool, verify, write_list};
 use support::{Reply, Resource, TempDir, TestServer, random_bytes, sha256_hex};
 
 fn hex(bytes: &[u8]) -> String {
@@ -49,19 +49,6 @@ fn assert_no_file(dir: &Path, path: &str) {
         !dir.join(format!("{path}.part")).exists(),
         "{path}.part exists"
     );
-}
-
-fn verify(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(cli::bin())
-        .current_dir(dir)
-        .arg("verify")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 /// Three files with md5, sha1 and sha512 checksums, and a fourth whose body has one

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::cli::{self, Run, fetchpool, spawn, wait, write_list};
+use support::cli::{Run, fetchpool, spawn, verify, wait, write_list};
 use support::{Reply, Resource, TempDir, TestServer, random_bytes, sha256_hex, wait_until};
 
 /// A large body, big enough that a slow server cannot finish it before the signal.
@@ -404,19 +404,6 @@ fn without_sha256_stored_etags_make_every_request_conditional_and_304_skips() {
             304
         );
     }
-}
-
-fn verify(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(cli::bin())
-        .current_dir(dir)
-        .arg("verify")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 #[test]

@@ -53,6 +53,29 @@ fn split_args<'a>(list: &'a str, split: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Serves `res` at `/big` dripped (16 KiB every 10 ms) until the returned flag is
+/// cleared, then at full speed: a first run that can be stopped mid-way, a fast re-run.
+fn slow_until_told(server: &TestServer, res: &Resource) -> Arc<AtomicBool> {
+    let slow = Arc::new(AtomicBool::new(true));
+    let (res, flag) = (res.clone(), Arc::clone(&slow));
+    server.route("/big", move |req| {
+        let reply = Reply::file(req, &res);
+        if flag.load(Ordering::SeqCst) {
+            reply.drip(16 << 10, Duration::from_millis(10))
+        } else {
+            reply
+        }
+    });
+    slow
+}
+
+/// The split sidecar's segment bitmap at `meta` (`1` = finished), empty while unreadable.
+fn done_bits(meta: &std::path::Path) -> String {
+    let text = fs::read_to_string(meta).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["done"].as_str().unwrap_or("").to_string()
+}
+
 /// Sends `sig` (`-INT`, `-KILL`) to a running fetchpool.
 fn signal(child: &std::process::Child, sig: &str) {
     let status = Command::new("kill")
@@ -152,26 +175,11 @@ fn a_reset_in_one_segment_is_continued_from_its_own_offset() {
 fn kill_9_keeps_the_finished_segments_and_the_rerun_asks_only_for_the_missing_ones() {
     let server = TestServer::start();
     let res = Resource::new(random_bytes(3, 48 * SEG));
-    let slow = Arc::new(AtomicBool::new(true));
-    {
-        let (res, slow) = (res.clone(), Arc::clone(&slow));
-        server.route("/big", move |req| {
-            let reply = Reply::file(req, &res);
-            if slow.load(Ordering::SeqCst) {
-                reply.drip(16 << 10, Duration::from_millis(10))
-            } else {
-                reply
-            }
-        });
-    }
+    let slow = slow_until_told(&server, &res);
     let tmp = TempDir::new();
     let list = list(&tmp, &server.url("/big"), Some(&res.body));
     let meta = tmp.join("out/big.bin.part.meta");
-    let done_text = || {
-        let text = fs::read_to_string(&meta).unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        v["done"].as_str().unwrap_or("").to_string()
-    };
+    let done_text = || done_bits(&meta);
 
     let child = spawn(tmp.path(), &split_args(&list, "4"));
     assert!(
@@ -390,26 +398,11 @@ fn the_rate_limit_holds_for_a_split_file() {
 fn ctrl_c_keeps_the_finished_segments_and_the_rerun_continues_them() {
     let server = TestServer::start();
     let res = Resource::new(random_bytes(11, 48 * SEG));
-    let slow = Arc::new(AtomicBool::new(true));
-    {
-        let (res, slow) = (res.clone(), Arc::clone(&slow));
-        server.route("/big", move |req| {
-            let reply = Reply::file(req, &res);
-            if slow.load(Ordering::SeqCst) {
-                reply.drip(16 << 10, Duration::from_millis(10))
-            } else {
-                reply
-            }
-        });
-    }
+    let slow = slow_until_told(&server, &res);
     let tmp = TempDir::new();
     let list = list(&tmp, &server.url("/big"), Some(&res.body));
     let meta = tmp.join("out/big.bin.part.meta");
-    let done_count = || {
-        let text = fs::read_to_string(&meta).unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        v["done"].as_str().unwrap_or("").matches('1').count()
-    };
+    let done_count = || done_bits(&meta).matches('1').count();
     let child = spawn(tmp.path(), &split_args(&list, "4"));
     assert!(wait_until(Duration::from_secs(30), || done_count() >= 3));
     signal(&child, "-INT");

@@ -146,6 +146,20 @@ fn finish(out: Output, report: &Path) -> Run {
     }
 }
 
+/// Runs `fetchpool verify ARGS` in `dir`: its exit code and standard output.
+pub fn verify(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin())
+        .current_dir(dir)
+        .arg("verify")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Writes `text` to `dir/name` and returns the name, for `-i`.
 pub fn write_list(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(dir.join(name), text).unwrap();
